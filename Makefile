@@ -1,0 +1,36 @@
+# hedgebot: every target installs what it needs into .venv by itself.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint demo bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install hedgebot with its dev tools
+
+test: $(STAMP) ## run the whole test suite
+	$(BIN)/pytest
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check bot strategies tests bench
+	$(BIN)/ruff format --check bot strategies tests bench
+	$(BIN)/mypy
+
+demo: $(STAMP) ## hedge a short-gamma book for a simulated day in paper mode, then summarise
+	$(BIN)/python -m bot.demo
+
+bench: $(STAMP) ## benchmarks: a table with ratios against the named baselines
+	$(BIN)/python -m bench
+
+clean: ## remove the venv and local databases
+	rm -rf $(VENV) *.db .pytest_cache .mypy_cache .ruff_cache

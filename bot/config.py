@@ -1,0 +1,292 @@
+"""Settings: typed, frozen, validated; a YAML file plus ``HEDGEBOT__SECTION__KEY`` overrides.
+
+Precedence, highest first: environment, YAML file, the defaults declared here. Every default is
+documented where it is declared and repeated in ``config.example.yaml``. API keys come only from
+the environment (``HEDGEBOT__VENUE__API_KEY``, ``HEDGEBOT__VENUE__API_SECRET``): a YAML file that
+carries them is refused, and they are ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from bot.domain import TargetMode
+
+SECRET_KEYS = ("api_key", "api_secret")
+
+
+class ConfigError(Exception):
+    """A settings file or environment that cannot be used; ``lines`` name each bad field."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CurrencyFacts(_Section):
+    """Venue facts of one currency (REFERENCE.md §2). Data, not code: a venue change is a setting."""
+
+    perpetual: str = Field(description="hedge perpetual's name, e.g. BTC-PERPETUAL")
+    perp_contract_usd: float = Field(gt=0, description="USD per perpetual contract")
+    perp_min_amount: float = Field(gt=0, description="smallest perpetual order, USD")
+    perp_amount_step: float = Field(gt=0, description="perpetual order step, USD")
+    perp_tick_size: float = Field(gt=0, description="perpetual price tick, USD")
+    option_min_amount: float = Field(gt=0, description="smallest option order, coin")
+    option_tick_size: float = Field(gt=0, default=0.0005, description="option price tick, coin")
+
+
+DEFAULT_FACTS: dict[str, CurrencyFacts] = {
+    "BTC": CurrencyFacts(
+        perpetual="BTC-PERPETUAL",
+        perp_contract_usd=10,
+        perp_min_amount=10,
+        perp_amount_step=10,
+        perp_tick_size=0.5,
+        option_min_amount=0.1,
+        option_tick_size=0.0005,
+    ),
+    "ETH": CurrencyFacts(
+        perpetual="ETH-PERPETUAL",
+        perp_contract_usd=1,
+        perp_min_amount=1,
+        perp_amount_step=1,
+        perp_tick_size=0.05,
+        option_min_amount=1,
+        option_tick_size=0.0005,
+    ),
+}
+
+
+class FeeSettings(_Section):
+    """Deribit's default fees, as fractions (REFERENCE.md §2)."""
+
+    perp_maker: float = Field(0.0, ge=-0.01, le=0.01, description="perpetual maker fee")
+    perp_taker: float = Field(0.0005, ge=0, le=0.01, description="perpetual taker fee")
+    option_rate: float = Field(0.0003, ge=0, le=0.01, description="option fee, of underlying")
+    option_cap: float = Field(0.125, ge=0, le=1, description="option fee cap, of option price")
+
+
+class VenueSettings(_Section):
+    kind: Literal["sim", "ccxt"] = Field(
+        "sim", description="sim: the embedded simulated market; ccxt: a Deribit API through ccxt"
+    )
+    currencies: tuple[str, ...] = Field(("BTC",), min_length=1, description="books to hedge")
+    network: Literal["testnet", "mainnet", "custom"] = Field(
+        "testnet", description="ccxt: which Deribit; mainnet must be chosen explicitly"
+    )
+    url: str | None = Field(None, description="ccxt with network=custom: REST base URL")
+    timeout_seconds: float = Field(10.0, gt=0, le=120, description="per request")
+    label_prefix: str = Field("hb", min_length=1, max_length=16, description="our order labels")
+    facts: dict[str, CurrencyFacts] = Field(default_factory=lambda: dict(DEFAULT_FACTS))
+    fees: FeeSettings = FeeSettings()
+    api_key: SecretStr | None = Field(None, description="from HEDGEBOT__VENUE__API_KEY only")
+    api_secret: SecretStr | None = Field(None, description="from HEDGEBOT__VENUE__API_SECRET only")
+
+    @model_validator(mode="after")
+    def _currencies_known(self) -> VenueSettings:
+        unknown = [c for c in self.currencies if c not in self.facts]
+        if unknown:
+            raise ValueError(f"no venue facts for currencies {unknown}; add them under venue.facts")
+        return self
+
+
+class BookLeg(_Section):
+    """One option leg of the simulated venue's starting book."""
+
+    option_type: Literal["call", "put"]
+    expiry_days: float = Field(gt=0, le=400, description="days from start to expiry")
+    moneyness: float = Field(1.0, gt=0.2, lt=5, description="strike / spot at start")
+    size: float = Field(description="signed, in coin; negative is short")
+
+
+class MarketSettings(_Section):
+    """The simulated market: seeded GBM with jumps, a perpetual around it, a smile."""
+
+    seed: int = Field(7, description="seed of every random draw of the market")
+    speed: float = Field(1.0, gt=0, le=100_000, description="simulated seconds per wall second")
+    step_seconds: float = Field(60.0, gt=0, le=3600, description="market path resolution")
+    spot: dict[str, float] = Field(
+        default_factory=lambda: {"BTC": 90_000.0, "ETH": 3_000.0}, description="start index"
+    )
+    volatility: float = Field(0.55, gt=0, lt=5, description="diffusion vol of the index, annual")
+    drift: float = Field(0.0, ge=-5, le=5, description="annual drift of the index")
+    jump_intensity: float = Field(12.0, ge=0, le=1000, description="jumps per year")
+    jump_mean: float = Field(-0.01, ge=-0.5, le=0.5, description="mean log jump")
+    jump_std: float = Field(0.03, ge=0, le=1, description="std of log jump")
+    smile_skew: float = Field(-0.08, ge=-2, le=2, description="IV slope per unit log-moneyness")
+    smile_curvature: float = Field(0.25, ge=0, le=5, description="IV convexity in log-moneyness")
+    perp_basis_bps: float = Field(2.0, ge=-500, le=500, description="perp premium to index")
+    spread_bps: float = Field(1.0, gt=0, le=500, description="perp bid/ask half-spread")
+    depth_usd: float = Field(250_000.0, gt=0, description="perp size at each of 10 levels")
+    equity: dict[str, float] = Field(
+        default_factory=lambda: {"BTC": 10.0, "ETH": 150.0}, description="starting equity, coin"
+    )
+    book: tuple[BookLeg, ...] = Field(
+        default=(
+            BookLeg(option_type="call", expiry_days=7, moneyness=1.0, size=-5),
+            BookLeg(option_type="put", expiry_days=7, moneyness=1.0, size=-5),
+            BookLeg(option_type="call", expiry_days=14, moneyness=1.1, size=-3),
+            BookLeg(option_type="put", expiry_days=14, moneyness=0.9, size=-3),
+        ),
+        description="short straddle and strangle per currency, sized in BTC-equivalents",
+    )
+
+
+class HedgeSettings(_Section):
+    target_mode: TargetMode = Field(
+        TargetMode.COIN, description="coin: flatten coin P&L (delta_total); usd: equity+delta"
+    )
+    target_delta: float = Field(0.0, ge=-1e6, le=1e6, description="coin delta to hold")
+
+
+class TimeBandSettings(_Section):
+    interval_seconds: float = Field(3600.0, ge=1, le=7 * 86400, description="rebalance period")
+
+
+class DeltaBandSettings(_Section):
+    band: float = Field(0.1, gt=0, description="coin delta tolerated either side of target")
+    rebalance_to: Literal["target", "edge"] = Field("target", description="where a trade goes")
+
+
+class GammaScaledSettings(_Section):
+    risk_aversion: float = Field(1.0, gt=0, description="Whalley-Wilmott gamma_ra")
+    cost: float = Field(0.0005, ge=0, lt=0.1, description="proportional cost lambda (fraction)")
+    min_band: float = Field(0.01, ge=0, description="coin; floor of the band")
+
+
+class PolicySettings(_Section):
+    kind: Literal["time_band", "delta_band", "gamma_scaled"] = "delta_band"
+    check_seconds: float = Field(
+        60.0, ge=0.05, le=86400, description="how often band policies look at the book"
+    )
+    time_band: TimeBandSettings = TimeBandSettings()
+    delta_band: DeltaBandSettings = DeltaBandSettings()
+    gamma_scaled: GammaScaledSettings = GammaScaledSettings()
+
+
+class RiskSettings(_Section):
+    max_order_usd: float = Field(2_000_000.0, gt=0, description="largest single hedge order")
+    max_position_usd: float = Field(20_000_000.0, gt=0, description="largest hedge position")
+    max_orders_per_minute: int = Field(30, ge=1, le=10_000, description="order rate cap")
+    max_data_age_seconds: float = Field(30.0, gt=0, description="older inputs skip the cycle")
+    delta_disagreement: float = Field(
+        0.05, gt=0, description="coin; local vs venue delta_total beyond this skips the cycle"
+    )
+
+
+class ExecutionSettings(_Section):
+    slippage_cap_bps: float = Field(10.0, ge=0, le=1000, description="IOC limit beyond touch")
+    order_timeout_seconds: float = Field(10.0, gt=0, description="wait for an order's outcome")
+
+
+class DatabaseSettings(_Section):
+    url: str = Field("sqlite:///hedgebot.db", description="live ledger; any SQLAlchemy URL")
+    paper_url: str = Field("sqlite:///hedgebot-paper.db", description="paper-mode ledger")
+
+
+class DaemonSettings(_Section):
+    heartbeat_seconds: float = Field(30.0, gt=0, description="wall seconds between heartbeats")
+    stop_grace_seconds: float = Field(8.0, gt=0, le=60, description="abandon a cycle after this")
+    lock_dir: str = Field(".", description="where the single-flight lock file lives")
+
+
+class LoggingSettings(_Section):
+    format: Literal["auto", "console", "json"] = Field("auto", description="auto: tty->console")
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Settings(BaseSettings):
+    """All of hedgebot's settings. Build with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix="HEDGEBOT__",
+        env_nested_delimiter="__",
+        case_sensitive=False,
+    )
+
+    venue: VenueSettings = VenueSettings()
+    market: MarketSettings = MarketSettings()
+    hedge: HedgeSettings = HedgeSettings()
+    policy: PolicySettings = PolicySettings()
+    risk: RiskSettings = RiskSettings()
+    execution: ExecutionSettings = ExecutionSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    daemon: DaemonSettings = DaemonSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _SecretFreeYamlSource(settings_cls))
+
+
+class _SecretFreeYamlSource(YamlConfigSettingsSource):
+    """The YAML file named by the class's ``yaml_file``; refuses files that carry secrets."""
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        venue = data.get("venue")
+        if isinstance(venue, dict):
+            found = [k for k in SECRET_KEYS if k in venue]
+            if found:
+                raise ConfigError(
+                    [f"venue.{k}: secrets come only from the environment (HEDGEBOT__VENUE__"
+                     f"{k.upper()}), remove it from the file" for k in found]
+                )
+        return data
+
+
+def load_settings(path: str | Path | None = "config.yaml", **overrides: Any) -> Settings:
+    """Read settings from ``path`` (skipped when it does not exist) and the environment.
+
+    Raises :class:`ConfigError` with one line per bad field.
+    """
+    yaml_file = Path(path) if path is not None else None
+    if yaml_file is not None and yaml_file.exists():
+        try:
+            parsed = yaml.safe_load(yaml_file.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError([f"{yaml_file}: not valid YAML: {exc}"]) from exc
+        if parsed is not None and not isinstance(parsed, dict):
+            raise ConfigError([f"{yaml_file}: the top level must be a mapping of sections"])
+    else:
+        yaml_file = None
+    bound = type(
+        "Settings",
+        (Settings,),
+        {"model_config": SettingsConfigDict(**{**Settings.model_config, "yaml_file": yaml_file})},
+    )
+    try:
+        return bound(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_lines(exc)) from None
+
+
+def _lines(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        lines.append(f"{where}: {err['msg']} (got {err.get('input')!r})"[:300])
+    return lines

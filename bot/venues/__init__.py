@@ -1,0 +1,1 @@
+"""Exchange ports and adapters. Only this package imports ccxt."""
