@@ -1,0 +1,77 @@
+"""What a paper venue persists so that a restart continues where it stopped.
+
+The paper venue owns its own account (balances, positions, orders, trades) apart from the
+ledger's record of what hedgebot did: restart recovery then reconciles the two exactly as it
+would with a real exchange. The SQL implementation lives in ``bot/store/paper.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.domain import Fill, OrderState
+
+
+@dataclass(frozen=True)
+class PaperPosition:
+    instrument_name: str
+    size: float  # Deribit units: coin for options, USD for inverse perps/futures
+    average_price: float
+
+
+@dataclass
+class PaperSnapshot:
+    """The whole paper account; empty on first start."""
+
+    balances: dict[str, float] = field(default_factory=dict)  # currency -> coin balance
+    positions: dict[str, PaperPosition] = field(default_factory=dict)
+    orders: dict[str, OrderState] = field(default_factory=dict)  # venue_order_id -> state
+    trades: list[Fill] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.balances or self.positions or self.orders or self.trades)
+
+
+@dataclass(frozen=True)
+class PaperChange:
+    """One atomic change: upsert balances, positions and orders, append trades."""
+
+    balances: dict[str, float] = field(default_factory=dict)
+    positions: tuple[PaperPosition, ...] = ()
+    orders: tuple[OrderState, ...] = ()
+    trades: tuple[Fill, ...] = ()
+
+
+class PaperStateStore(Protocol):
+    def load(self) -> PaperSnapshot:
+        ...
+
+    def save(self, change: PaperChange) -> None:
+        """Apply ``change`` in one transaction."""
+        ...
+
+
+class MemoryPaperStore:
+    """A paper store that lives as long as the process: tests and throwaway runs."""
+
+    def __init__(self) -> None:
+        self._snap = PaperSnapshot()
+
+    def load(self) -> PaperSnapshot:
+        return PaperSnapshot(
+            balances=dict(self._snap.balances),
+            positions=dict(self._snap.positions),
+            orders=dict(self._snap.orders),
+            trades=list(self._snap.trades),
+        )
+
+    def save(self, change: PaperChange) -> None:
+        self._snap.balances.update(change.balances)
+        for pos in change.positions:
+            self._snap.positions[pos.instrument_name] = pos
+        for order in change.orders:
+            self._snap.orders[order.venue_order_id] = order
+        known = {t.trade_id for t in self._snap.trades}
+        self._snap.trades.extend(t for t in change.trades if t.trade_id not in known)
