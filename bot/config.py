@@ -38,7 +38,7 @@ class _Section(BaseModel):
 
 
 class CurrencyFacts(_Section):
-    """Venue facts of one currency (REFERENCE.md §2). Data, not code: a venue change is a setting."""
+    """Venue facts of one currency (REFERENCE.md §2): data, so a venue change is a setting."""
 
     perpetual: str = Field(description="hedge perpetual's name, e.g. BTC-PERPETUAL")
     perp_contract_usd: float = Field(gt=0, description="USD per perpetual contract")
@@ -252,8 +252,11 @@ class _SecretFreeYamlSource(YamlConfigSettingsSource):
             found = [k for k in SECRET_KEYS if k in venue]
             if found:
                 raise ConfigError(
-                    [f"venue.{k}: secrets come only from the environment (HEDGEBOT__VENUE__"
-                     f"{k.upper()}), remove it from the file" for k in found]
+                    [
+                        f"venue.{k}: secrets come only from the environment (HEDGEBOT__VENUE__"
+                        f"{k.upper()}), remove it from the file"
+                        for k in found
+                    ]
                 )
         return data
 

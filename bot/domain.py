@@ -202,7 +202,8 @@ class Book:
 
     def hedge_position(self) -> float:
         """Current size of the hedge instrument, in its amount unit."""
-        return sum(p.size for p in self.positions if p.instrument.name == self.hedge_instrument.name)
+        name = self.hedge_instrument.name
+        return sum(p.size for p in self.positions if p.instrument.name == name)
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,7 @@ class PaperChange:
 
 
 class PaperStateStore(Protocol):
-    def load(self) -> PaperSnapshot:
-        ...
+    def load(self) -> PaperSnapshot: ...
 
     def save(self, change: PaperChange) -> None:
         """Apply ``change`` in one transaction."""
