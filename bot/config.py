@@ -282,7 +282,8 @@ def load_settings(path: str | Path | None = "config.yaml", **overrides: Any) -> 
         {"model_config": SettingsConfigDict(**{**Settings.model_config, "yaml_file": yaml_file})},
     )
     try:
-        return bound(**overrides)
+        settings: Settings = bound(**overrides)
+        return settings
     except ValidationError as exc:
         raise ConfigError(_lines(exc)) from None
 
