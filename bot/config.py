@@ -91,8 +91,10 @@ class VenueSettings(_Section):
     url: str | None = Field(None, description="ccxt with network=custom: REST base URL")
     timeout_seconds: float = Field(10.0, gt=0, le=120, description="per request")
     label_prefix: str = Field("hb", min_length=1, max_length=16, description="our order labels")
-    facts: dict[str, CurrencyFacts] = Field(default_factory=lambda: dict(DEFAULT_FACTS))
-    fees: FeeSettings = FeeSettings()
+    facts: dict[str, CurrencyFacts] = Field(
+        default_factory=lambda: dict(DEFAULT_FACTS), description="contract specs per currency"
+    )
+    fees: FeeSettings = Field(FeeSettings(), description="Deribit fee schedule")
     api_key: SecretStr | None = Field(None, description="from HEDGEBOT__VENUE__API_KEY only")
     api_secret: SecretStr | None = Field(None, description="from HEDGEBOT__VENUE__API_SECRET only")
 
@@ -169,7 +171,9 @@ class GammaScaledSettings(_Section):
 
 
 class PolicySettings(_Section):
-    kind: Literal["time_band", "delta_band", "gamma_scaled"] = "delta_band"
+    kind: Literal["time_band", "delta_band", "gamma_scaled"] = Field(
+        "delta_band", description="which policy of strategies/ decides"
+    )
     check_seconds: float = Field(
         60.0, ge=0.05, le=86400, description="how often band policies look at the book"
     )
@@ -206,7 +210,7 @@ class DaemonSettings(_Section):
 
 class LoggingSettings(_Section):
     format: Literal["auto", "console", "json"] = Field("auto", description="auto: tty->console")
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="minimum")
 
 
 class Settings(BaseSettings):

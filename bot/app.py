@@ -1,0 +1,102 @@
+"""Wiring: settings → venue, ledger, tracker, risk gate, executor, cycle context.
+
+Paper mode is a different venue and a different database, never a flag inside live code: the
+paper venue fills locally against the configured market's data and keeps its own account in
+the paper database, so restart recovery runs in paper mode exactly as it does live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.clock import AcceleratedClock, Clock, SystemClock
+from bot.config import Settings
+from bot.cycle import CycleContext
+from bot.execution import Executor
+from bot.lock import BookLock, lock_path_for
+from bot.positions import PositionTracker
+from bot.risk import RiskGate, TradingState
+from bot.sim.market import SimMarket
+from bot.store.db import make_engine, open_ledger
+from bot.store.ledger import Ledger
+from bot.store.paper import SqlPaperStore
+from bot.venues.base import Venue
+from bot.venues.paper import PaperVenue
+
+
+@dataclass
+class App:
+    settings: Settings
+    clock: Clock
+    venue: Venue
+    ledger: Ledger
+    ctx: CycleContext
+    database_url: str
+    paper: bool
+
+    def lock(self) -> BookLock:
+        return BookLock(lock_path_for(self.settings.daemon.lock_dir, self.database_url))
+
+    async def close(self) -> None:
+        await self.venue.close()
+
+
+def make_clock(settings: Settings) -> Clock:
+    """Wall time, or for the simulated venue run faster than the wall (``market.speed``)."""
+    if settings.venue.kind == "sim" and settings.market.speed != 1.0:
+        return AcceleratedClock(datetime.now(UTC), settings.market.speed)
+    return SystemClock()
+
+
+def database_url(settings: Settings, paper: bool) -> str:
+    return settings.database.paper_url if paper else settings.database.url
+
+
+def market_start(clock: Clock) -> datetime:
+    """The simulated market's path starts at midnight UTC of the clock's day, so a restart on
+    the same day continues the same path."""
+    now = clock.now().astimezone(UTC)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def build_venue(settings: Settings, clock: Clock, url: str, paper: bool) -> Venue:
+    market = SimMarket(
+        settings.market, settings.venue.currencies, clock, settings.venue.facts,
+        start=market_start(clock),
+    )
+    return PaperVenue(
+        market,
+        SqlPaperStore(make_engine(url)),
+        clock,
+        settings.venue.facts,
+        settings.venue.fees,
+        name="paper" if paper else "sim",
+        equity=settings.market.equity,
+    )
+
+
+def build_app(
+    settings: Settings,
+    *,
+    paper: bool,
+    clock: Clock | None = None,
+    mode: str = "daemon",
+    venue: Venue | None = None,
+) -> App:
+    """Everything one process needs. Refuses a ledger whose schema is behind the code."""
+    clock = clock or make_clock(settings)
+    url = database_url(settings, paper)
+    ledger = open_ledger(url)
+    venue = venue or build_venue(settings, clock, url, paper)
+    tracker = PositionTracker(
+        venue, settings.venue.facts, clock, settings.risk.max_data_age_seconds
+    )
+
+    def trading_state() -> TradingState:
+        return TradingState(ledger.get_trading_state().state)
+
+    risk = RiskGate(settings.risk, clock, trading_state)
+    executor = Executor(venue, ledger, clock, settings.execution, settings.venue.label_prefix)
+    ctx = CycleContext(settings, tracker, ledger, risk, executor, clock, mode=mode)
+    return App(settings, clock, venue, ledger, ctx, url, paper)

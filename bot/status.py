@@ -1,0 +1,97 @@
+"""``hedgebot status``: the book as the venue sees it, its greeks, and the ledger's last word."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bot.domain import DataError
+from bot.greeks import portfolio_greeks
+from bot.venues.errors import VenueError
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+
+async def status_data(app: App, last: int = 10) -> dict[str, Any]:
+    """Everything ``status`` shows, as plain data (also the ``--json`` output)."""
+    books: dict[str, Any] = {}
+    for currency in app.settings.venue.currencies:
+        try:
+            book = await app.ctx.tracker.read(currency)
+            g = portfolio_greeks(book, app.clock.now())
+        except (DataError, VenueError) as exc:
+            books[currency] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        books[currency] = {
+            "as_of": book.as_of.isoformat(),
+            "index_price": book.index_price,
+            "hedge": {
+                "instrument": book.hedge_instrument.name,
+                "position": book.hedge_position(),
+                "bid": book.hedge_quote.bid,
+                "ask": book.hedge_quote.ask,
+            },
+            "equity": book.account.equity,
+            "positions": [
+                {"instrument": p.instrument.name, "size": p.size} for p in book.positions
+            ],
+            "greeks": {
+                "delta_coin": g.delta_coin,
+                "delta_usd_target": g.delta_usd_target,
+                "delta_usd": g.delta_usd,
+                "gamma": g.gamma,
+                "dollar_gamma": g.dollar_gamma,
+                "vega": g.vega,
+                "theta": g.theta,
+            },
+            "target_mode": app.settings.hedge.target_mode.value,
+        }
+    state = app.ledger.get_trading_state()
+    return {
+        "venue": app.venue.name,
+        "database": app.database_url,
+        "trading_state": {"state": state.state, "reason": state.reason},
+        "books": books,
+        "last_rebalances": [
+            {
+                "ts": r.ts.isoformat(),
+                "currency": r.currency,
+                "status": r.status,
+                "reason": r.reason,
+                "delta_before": r.delta_before,
+                "trade_amount": r.trade_amount,
+            }
+            for r in app.ledger.last_rebalances(last)
+        ],
+    }
+
+
+def render_status(data: dict[str, Any]) -> str:
+    lines = [
+        f"venue {data['venue']}   ledger {data['database']}   "
+        f"trading {data['trading_state']['state']}",
+    ]
+    for currency, book in data["books"].items():
+        if "error" in book:
+            lines.append(f"\n{currency}: cannot read the book: {book['error']}")
+            continue
+        g, h = book["greeks"], book["hedge"]
+        lines += [
+            f"\n{currency} at {book['as_of']}  index {book['index_price']:,.2f}  "
+            f"equity {book['equity']:.6f} {currency}",
+            f"  delta (coin, delta_total) {g['delta_coin']:+.5f}   "
+            f"delta (usd target) {g['delta_usd_target']:+.5f}   [{book['target_mode']} target]",
+            f"  gamma {g['gamma']:+.3e}/$  dollar gamma {g['dollar_gamma']:+,.0f}  "
+            f"vega {g['vega']:+,.1f}  theta {g['theta']:+,.1f}",
+            f"  hedge {h['instrument']} {h['position']:+,.0f}  (bid {h['bid']:,.2f} / "
+            f"ask {h['ask']:,.2f})",
+        ]
+        lines += [f"    {p['instrument']:<28} {p['size']:+,.4f}" for p in book["positions"]]
+    lines.append("\nlast rebalances:")
+    for r in data["last_rebalances"]:
+        amount = r["trade_amount"]
+        lines.append(
+            f"  {r['ts'][:19]}  {r['currency']}  {r['status']:<9} "
+            f"{'' if amount is None else f'{amount:+,.0f}':>10}  {r['reason']}"
+        )
+    return "\n".join(lines)
