@@ -1,0 +1,546 @@
+"""The ledger: every decision, order, order state change and fill hedgebot made, in SQL.
+
+Writes are small transactions, each complete on return, so a crash between two of them leaves
+the record true up to the last one. Two guarantees the executor leans on:
+
+- an order is recorded (PENDING) under our label *before* it is sent, and a terminal order
+  (filled, cancelled, rejected) is never moved back to a non-terminal status;
+- a fill is keyed by the venue's trade id: ingesting it again is a no-op, not a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, case, func, select, type_coerce, union_all
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import ColumnElement
+
+from bot.domain import (
+    DataError,
+    Fill,
+    OrderRequest,
+    OrderState,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    require_positive,
+)
+from bot.store.db import transaction
+from bot.store.models import (
+    LABEL_LENGTH,
+    FillModel,
+    GreeksSnapshotModel,
+    Number,
+    OrderEventModel,
+    OrderModel,
+    RebalanceModel,
+    TradingStateModel,
+    fill_columns,
+    fill_of,
+)
+from bot.store.records import (
+    OPEN_STATUSES,
+    GreeksSnapshot,
+    LedgerSummary,
+    OrderEventRow,
+    OrderRow,
+    RebalanceRecord,
+    RebalanceRow,
+    RebalanceStatus,
+    TradingState,
+    TradingStateRow,
+    greeks_from_json,
+    greeks_to_json,
+    to_json,
+)
+
+GLOBAL_SCOPE = "global"
+
+_REBALANCE_FIGURES = (
+    "index_price",
+    "hedge_bid",
+    "hedge_ask",
+    "hedge_mid",
+    "delta_before",
+    "target",
+    "band_low",
+    "band_high",
+    "gamma",
+    "vega",
+    "theta",
+    "equity",
+    "trade_amount",
+    "trade_delta",
+    "expected_delta_after",
+    "est_cost_usd",
+)
+_SNAPSHOT_FIGURES = (
+    "index_price",
+    "delta_coin",
+    "delta_usd_target",
+    "gamma",
+    "dollar_gamma",
+    "vega",
+    "theta",
+    "equity",
+    "hedge_position",
+)
+
+
+class LedgerError(Exception):
+    """A write the ledger refuses because it would make the record untrue."""
+
+
+class DuplicateRecord(LedgerError):
+    """A label or cycle id that is already recorded."""
+
+
+class UnknownOrder(LedgerError, LookupError):
+    """An update for a label the ledger never recorded."""
+
+
+class TerminalOrder(LedgerError):
+    """An attempt to move a filled, cancelled or rejected order back to a live status."""
+
+
+class Ledger:
+    """Reads and writes of hedgebot's record on one engine (see ``bot.store.db.open_ledger``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        """Release pooled connections (the engine reconnects if used again)."""
+        self.engine.dispose()
+
+    # -- rebalances and greeks ---------------------------------------------------------------
+
+    def record_rebalance(self, rec: RebalanceRecord) -> int:
+        """Store one rebalance; returns its id, which orders sent for it refer to."""
+        row = RebalanceModel(
+            cycle_id=rec.cycle_id,
+            ts=rec.ts,
+            currency=rec.currency,
+            mode=rec.mode,
+            policy=rec.policy,
+            params=to_json("params", dict(rec.params)),
+            target_mode=str(rec.target_mode),
+            status=RebalanceStatus(rec.status).value,
+            reason=rec.reason,
+            greeks=None if rec.greeks is None else greeks_to_json(rec.greeks),
+            instrument=rec.instrument,
+            **{name: getattr(rec, name) for name in _REBALANCE_FIGURES},
+        )
+        try:
+            with transaction(self._sessions) as session:
+                session.add(row)
+                session.flush()
+                return row.id
+        except sa_exc.IntegrityError as exc:
+            raise DuplicateRecord(f"rebalance {rec.cycle_id!r} is already recorded") from exc
+
+    def rebalances(self, since: datetime | None = None) -> list[RebalanceRow]:
+        """Rebalances oldest first, from ``since`` (inclusive) when given."""
+        query = select(RebalanceModel).order_by(RebalanceModel.ts, RebalanceModel.id)
+        if since is not None:
+            query = query.where(RebalanceModel.ts >= since)
+        with self._sessions() as session:
+            return [_rebalance_row(r) for r in session.scalars(query)]
+
+    def last_rebalances(self, n: int) -> list[RebalanceRow]:
+        """The ``n`` most recent rebalances, newest first."""
+        query = (
+            select(RebalanceModel)
+            .order_by(RebalanceModel.ts.desc(), RebalanceModel.id.desc())
+            .limit(max(0, n))
+        )
+        with self._sessions() as session:
+            return [_rebalance_row(r) for r in session.scalars(query)]
+
+    def record_greeks(self, snapshot: GreeksSnapshot) -> int:
+        row = GreeksSnapshotModel(
+            cycle_id=snapshot.cycle_id,
+            ts=snapshot.ts,
+            currency=snapshot.currency,
+            **{name: getattr(snapshot, name) for name in _SNAPSHOT_FIGURES},
+        )
+        with transaction(self._sessions) as session:
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def greeks_snapshots(self, since: datetime | None = None) -> list[GreeksSnapshot]:
+        query = select(GreeksSnapshotModel).order_by(GreeksSnapshotModel.ts, GreeksSnapshotModel.id)
+        if since is not None:
+            query = query.where(GreeksSnapshotModel.ts >= since)
+        with self._sessions() as session:
+            return [
+                GreeksSnapshot(
+                    cycle_id=r.cycle_id,
+                    ts=r.ts,
+                    currency=r.currency,
+                    **{name: getattr(r, name) for name in _SNAPSHOT_FIGURES},
+                )
+                for r in session.scalars(query)
+            ]
+
+    # -- orders --------------------------------------------------------------------------------
+
+    def record_order(
+        self,
+        req: OrderRequest,
+        *,
+        cycle_id: str,
+        rebalance_id: int | None,
+        decision_mid: float | None,
+        ts: datetime,
+    ) -> OrderRow:
+        """Record ``req`` as PENDING, before it is sent; its label must be new."""
+        if not req.label or len(req.label) > LABEL_LENGTH:
+            raise DataError(f"order label must be 1..{LABEL_LENGTH} characters: {req.label!r}")
+        require_positive("order amount", req.amount)
+        if req.price is not None:
+            require_positive("order price", req.price)
+        if decision_mid is not None:
+            require_positive("decision mid", decision_mid)
+        with transaction(self._sessions) as session:
+            if session.get(OrderModel, req.label) is not None:
+                raise DuplicateRecord(f"order label {req.label!r} is already recorded")
+            if rebalance_id is not None and session.get(RebalanceModel, rebalance_id) is None:
+                raise LedgerError(f"order {req.label!r} refers to unknown rebalance {rebalance_id}")
+            row = OrderModel(
+                label=req.label,
+                cycle_id=cycle_id,
+                rebalance_id=rebalance_id,
+                venue_order_id=None,
+                instrument=req.instrument_name,
+                side=Side(req.side).value,
+                amount=req.amount,
+                price=req.price,
+                order_type=OrderType(req.order_type).value,
+                post_only=req.post_only,
+                reduce_only=req.reduce_only,
+                time_in_force=TimeInForce(req.time_in_force).value,
+                status=OrderStatus.PENDING.value,
+                filled_amount=0.0,
+                average_price=None,
+                decision_mid=decision_mid,
+                created_at=ts,
+                updated_at=ts,
+            )
+            session.add(row)
+            session.flush()
+            _append_event(session, row, ts, "recorded")
+            return _order_row(row)
+
+    def update_order(
+        self, label: str, state: OrderState | OrderStatus, ts: datetime, detail: str = ""
+    ) -> OrderRow:
+        """Apply the venue's word (an ``OrderState``) or our own status (UNKNOWN after a
+        timeout) to the order ``label`` and append the change to its events.
+
+        Raises :class:`TerminalOrder` for a move from a terminal to a non-terminal status:
+        only a bug or a stale read could ask for one, and obeying would resend a filled hedge.
+        """
+        status = OrderStatus(state.status if isinstance(state, OrderState) else state)
+        with transaction(self._sessions) as session:
+            row = session.get(OrderModel, label, with_for_update=True)
+            if row is None:
+                raise UnknownOrder(f"no order labelled {label!r} in the ledger")
+            current = OrderStatus(row.status)
+            if current.terminal and not status.terminal:
+                raise TerminalOrder(
+                    f"order {label!r} is {current.value}; refusing to move it to {status.value}"
+                )
+            if isinstance(state, OrderState):
+                if state.label and state.label != label:
+                    raise LedgerError(f"state of order {state.label!r} applied to {label!r}")
+                row.venue_order_id = state.venue_order_id or row.venue_order_id
+                row.filled_amount = state.filled_amount
+                row.average_price = state.average_price
+            row.status = status.value
+            row.updated_at = ts
+            _append_event(session, row, ts, detail)
+            return _order_row(row)
+
+    def set_venue_order_id(self, label: str, venue_order_id: str, ts: datetime) -> None:
+        """Note the venue's id for ``label`` as soon as it is known (before any state)."""
+        with transaction(self._sessions) as session:
+            row = session.get(OrderModel, label)
+            if row is None:
+                raise UnknownOrder(f"no order labelled {label!r} in the ledger")
+            row.venue_order_id = venue_order_id
+            row.updated_at = ts
+
+    def order(self, label: str) -> OrderRow | None:
+        with self._sessions() as session:
+            row = session.get(OrderModel, label)
+            return None if row is None else _order_row(row)
+
+    def order_by_venue_id(self, venue_order_id: str) -> OrderRow | None:
+        query = select(OrderModel).where(OrderModel.venue_order_id == venue_order_id)
+        with self._sessions() as session:
+            row = session.scalars(query).first()
+            return None if row is None else _order_row(row)
+
+    def orders(self, statuses: Collection[OrderStatus] | None = None) -> list[OrderRow]:
+        """Orders oldest first; only those whose status is in ``statuses`` when given."""
+        query = select(OrderModel).order_by(OrderModel.created_at, OrderModel.label)
+        if statuses is not None:
+            query = query.where(OrderModel.status.in_([OrderStatus(s).value for s in statuses]))
+        with self._sessions() as session:
+            return [_order_row(r) for r in session.scalars(query)]
+
+    def open_orders(self) -> list[OrderRow]:
+        """Orders not known to be finished (PENDING, UNKNOWN, OPEN): what recovery looks up."""
+        return self.orders(OPEN_STATUSES)
+
+    def order_events(self, label: str) -> list[OrderEventRow]:
+        query = (
+            select(OrderEventModel)
+            .where(OrderEventModel.label == label)
+            .order_by(OrderEventModel.id)
+        )
+        with self._sessions() as session:
+            return [
+                OrderEventRow(
+                    id=e.id,
+                    label=e.label,
+                    ts=e.ts,
+                    status=OrderStatus(e.status),
+                    filled_amount=e.filled_amount,
+                    detail=e.detail,
+                )
+                for e in session.scalars(query)
+            ]
+
+    # -- fills ---------------------------------------------------------------------------------
+
+    def record_fill(self, fill: Fill) -> bool:
+        """Store ``fill``; False (and nothing written) when its trade id is already stored."""
+        if not fill.trade_id:
+            raise DataError("fill has no trade id")
+        require_positive(f"fill {fill.trade_id} amount", fill.amount)
+        require_positive(f"fill {fill.trade_id} price", fill.price)
+        if fill.index_price is not None:
+            require_positive(f"fill {fill.trade_id} index price", fill.index_price)
+        try:
+            with transaction(self._sessions) as session:
+                if session.get(FillModel, fill.trade_id) is not None:
+                    return False
+                session.add(FillModel(**fill_columns(fill)))
+            return True
+        except sa_exc.IntegrityError:
+            # Another writer stored the same trade between our read and our insert.
+            if self._has_fill(fill.trade_id):
+                return False
+            raise
+
+    def _has_fill(self, trade_id: str) -> bool:
+        with self._sessions() as session:
+            return session.get(FillModel, trade_id) is not None
+
+    def fills(self, since: datetime | None = None, *, instrument: str | None = None) -> list[Fill]:
+        """Fills oldest first, from ``since`` (inclusive) when given."""
+        query = select(FillModel).order_by(FillModel.ts, FillModel.trade_id)
+        if since is not None:
+            query = query.where(FillModel.ts >= since)
+        if instrument is not None:
+            query = query.where(FillModel.instrument == instrument)
+        with self._sessions() as session:
+            return [fill_of(r) for r in session.scalars(query)]
+
+    def last_fill_time(self, instrument: str | None = None) -> datetime | None:
+        query = select(func.max(FillModel.ts))
+        if instrument is not None:
+            query = query.where(FillModel.instrument == instrument)
+        with self._sessions() as session:
+            return session.scalar(query)
+
+    def hedge_position_from_fills(self, instrument: str) -> float:
+        """Signed sum of our fills in ``instrument`` (buys positive), in its amount unit."""
+        signed = case((FillModel.side == Side.BUY.value, FillModel.amount), else_=-FillModel.amount)
+        query = select(func.coalesce(func.sum(signed), 0)).where(FillModel.instrument == instrument)
+        with self._sessions() as session:
+            return float(session.scalar(query) or 0.0)
+
+    # -- trading state -------------------------------------------------------------------------
+
+    def get_trading_state(self, scope: str = GLOBAL_SCOPE) -> TradingStateRow:
+        """The persisted state of ``scope``; ACTIVE (``updated_at`` None) when never set."""
+        with self._sessions() as session:
+            row = session.get(TradingStateModel, scope)
+            if row is None:
+                return TradingStateRow(
+                    scope=scope, state=TradingState.ACTIVE, reason="never set", updated_at=None
+                )
+            return TradingStateRow(
+                scope=row.scope,
+                state=TradingState(row.state),
+                reason=row.reason,
+                updated_at=row.updated_at,
+            )
+
+    def set_trading_state(
+        self, state: TradingState | str, reason: str, ts: datetime, scope: str = GLOBAL_SCOPE
+    ) -> None:
+        try:
+            value = TradingState(state).value
+        except ValueError:
+            allowed = ", ".join(s.value for s in TradingState)
+            raise DataError(f"trading state {state!r} is not one of {allowed}") from None
+        with transaction(self._sessions) as session:
+            row = session.get(TradingStateModel, scope)
+            if row is None:
+                session.add(
+                    TradingStateModel(scope=scope, state=value, reason=reason, updated_at=ts)
+                )
+            else:
+                row.state, row.reason, row.updated_at = value, reason, ts
+
+    # -- summary -------------------------------------------------------------------------------
+
+    def summary(self) -> LedgerSummary:
+        """Headline figures, aggregated in SQL (see :class:`LedgerSummary` for their units)."""
+        with self._sessions() as session:
+            return _summary(session)
+
+
+def _summary(session: Session) -> LedgerSummary:
+    reb, fill, order = RebalanceModel, FillModel, OrderModel
+
+    def counts(column: Any) -> dict[str, int]:
+        rows = session.execute(select(column, func.count()).group_by(column).order_by(column))
+        return {str(key): int(n) for key, n in rows}
+
+    def totals(key: Any, value: Any) -> dict[str, float]:
+        rows = session.execute(select(key, func.sum(value)).group_by(key).order_by(key))
+        return {str(k): float(v) for k, v in rows}
+
+    delta = session.execute(
+        select(
+            func.min(reb.delta_before),
+            func.max(reb.delta_before),
+            func.min(reb.expected_delta_after),
+            func.max(reb.expected_delta_after),
+            func.coalesce(func.sum(reb.est_cost_usd), 0),
+        )
+    ).one()
+
+    sign = case((fill.side == Side.BUY.value, 1), else_=-1)
+    weighted = _as_number(sign * (fill.price - order.decision_mid) / order.decision_mid)
+    slip = session.execute(
+        select(func.sum(_as_number(weighted * fill.amount)), func.sum(fill.amount))
+        .select_from(fill)
+        .join(order, order.label == fill.label)
+        .where(order.decision_mid.is_not(None))
+    ).one()
+    slippage = None if not slip[1] else float(slip[0]) / float(slip[1]) * 1e4
+
+    stamps = union_all(select(reb.ts.label("ts")), select(fill.ts.label("ts"))).subquery()
+    first, last = session.execute(select(func.min(stamps.c.ts), func.max(stamps.c.ts))).one()
+
+    return LedgerSummary(
+        rebalances_by_status=counts(reb.status),
+        orders_by_status=counts(order.status),
+        fills=int(session.scalar(select(func.count()).select_from(fill)) or 0),
+        fees=totals(fill.fee_currency, fill.fee),
+        traded_notional=totals(fill.instrument, fill.amount),
+        est_cost_usd=_opt(delta[4]) or 0.0,
+        delta_before_min=_opt(delta[0]),
+        delta_before_max=_opt(delta[1]),
+        expected_delta_after_min=_opt(delta[2]),
+        expected_delta_after_max=_opt(delta[3]),
+        slippage_bps=slippage,
+        first_ts=first,
+        last_ts=last,
+    )
+
+
+def _as_number(expr: ColumnElement[Any]) -> ColumnElement[float]:
+    """Read an arithmetic expression over NUMERIC columns back as float on every backend."""
+    return type_coerce(expr, Number())
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _append_event(session: Session, row: OrderModel, ts: datetime, detail: str) -> None:
+    session.add(
+        OrderEventModel(
+            label=row.label,
+            ts=ts,
+            status=row.status,
+            filled_amount=row.filled_amount,
+            detail=detail,
+        )
+    )
+
+
+def _rebalance_row(r: RebalanceModel) -> RebalanceRow:
+    return RebalanceRow(
+        id=r.id,
+        cycle_id=r.cycle_id,
+        ts=r.ts,
+        currency=r.currency,
+        mode=r.mode,
+        policy=r.policy,
+        params=json.loads(r.params),
+        target_mode=r.target_mode,
+        status=RebalanceStatus(r.status),
+        reason=r.reason,
+        instrument=r.instrument,
+        greeks=None if r.greeks is None else greeks_from_json(r.greeks),
+        **{name: getattr(r, name) for name in _REBALANCE_FIGURES},
+    )
+
+
+def _order_row(r: OrderModel) -> OrderRow:
+    return OrderRow(
+        label=r.label,
+        cycle_id=r.cycle_id,
+        rebalance_id=r.rebalance_id,
+        venue_order_id=r.venue_order_id,
+        instrument=r.instrument,
+        side=Side(r.side),
+        amount=r.amount,
+        price=r.price,
+        order_type=OrderType(r.order_type),
+        post_only=r.post_only,
+        reduce_only=r.reduce_only,
+        time_in_force=TimeInForce(r.time_in_force),
+        status=OrderStatus(r.status),
+        filled_amount=r.filled_amount,
+        average_price=r.average_price,
+        decision_mid=r.decision_mid,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+__all__ = [
+    "GLOBAL_SCOPE",
+    "OPEN_STATUSES",
+    "DuplicateRecord",
+    "GreeksSnapshot",
+    "Ledger",
+    "LedgerError",
+    "LedgerSummary",
+    "OrderEventRow",
+    "OrderRow",
+    "RebalanceRecord",
+    "RebalanceRow",
+    "RebalanceStatus",
+    "TerminalOrder",
+    "TradingState",
+    "TradingStateRow",
+    "UnknownOrder",
+]
