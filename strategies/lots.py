@@ -1,0 +1,91 @@
+"""Turning a wanted change of coin delta into an order the venue will accept.
+
+Inverse instruments (BTC-PERPETUAL) trade in USD in steps of ``lot.step`` (10 USD), so
+``amount = round(delta_change · price / step) · step`` and the delta the order really adds is
+``amount / price`` coin. Linear ones trade in coin: ``amount = round(delta_change / step) · step``.
+
+Two roundings, both deterministic:
+
+* nearest (the default) rounds half away from zero, for trades aimed at the target;
+* ``outward=True`` rounds the size up to whole lots, for trades aimed at a band edge: the book
+  then lands on the edge or just inside it, never a fraction of a lot outside, where the next
+  cycle would trade again.
+
+An amount below the instrument's minimum becomes zero and is flagged, never sent.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from strategies.common import Array, LotSpec
+
+# Differences below a millionth of a lot are float noise, not delta: rounding and band tests
+# ignore them so a book that landed exactly on a band edge or a half lot does not trade again.
+TOLERANCE_LOTS = 1e-6
+
+
+@dataclass(frozen=True)
+class Rounded:
+    """A wanted change rounded to lots, per book.
+
+    ``amount`` is signed in the instrument's unit; ``delta_change`` is the coin delta that
+    amount adds; ``below_min`` marks books that wanted a trade whose rounded size is below the
+    instrument's minimum (their amount is zero).
+    """
+
+    amount: Array
+    delta_change: Array
+    below_min: npt.NDArray[np.bool_]
+
+
+def round_half_away(x: Array) -> Array:
+    """Round to the nearest integer, halves away from zero (2.5 → 3, −2.5 → −3).
+
+    ``x − trunc(x)`` is exact in floating point, so values just below a half (0.49999999999999994)
+    are not pushed over it the way ``floor(x + 0.5)`` would.
+    """
+    whole = np.trunc(x)
+    return whole + np.where(np.abs(x - whole) >= 0.5, np.sign(x), 0.0)
+
+
+@functools.cache
+def step_decimals(step: float) -> int:
+    """Decimal places of ``step`` (10 → 0, 0.0001 → 4), to strip float noise off amounts."""
+    text = np.format_float_positional(step, trim="-")
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def amount_units(delta_change: Array, price: Array, lot: LotSpec) -> Array:
+    """``delta_change`` (coin) in lot steps, unrounded."""
+    amount = delta_change * price if lot.inverse else delta_change
+    return np.asarray(amount / lot.step, dtype=np.float64)
+
+
+def round_to_lots(
+    delta_change: Array, price: Array, lot: LotSpec, *, outward: bool = False
+) -> Rounded:
+    """Round a wanted coin-delta change per book to the instrument's lots.
+
+    ``outward=False`` rounds to the nearest lot (halves away from zero); ``outward=True``
+    rounds the size up to whole lots, ignoring excesses below :data:`TOLERANCE_LOTS`.
+    A zero wanted change is no trade and not flagged.
+    """
+    units = amount_units(delta_change, price, lot)
+    if outward:
+        steps = np.sign(units) * np.ceil(np.maximum(np.abs(units) - TOLERANCE_LOTS, 0.0))
+    else:
+        steps = round_half_away(units)
+    amount = np.round(steps * lot.step, step_decimals(lot.step))
+    too_small = np.abs(amount) < lot.min_amount
+    amount = np.where(too_small, 0.0, amount) + 0.0  # + 0.0 turns -0.0 into 0.0
+    change = amount / price if lot.inverse else amount
+    return Rounded(
+        amount=amount,
+        delta_change=np.asarray(change, dtype=np.float64),
+        below_min=too_small & (delta_change != 0),
+    )
