@@ -20,6 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
@@ -104,6 +105,13 @@ def head_revision(*, migrations: Path | None = None) -> str:
     return head
 
 
+def _known(revision: str, migrations: Path | None) -> bool:
+    try:
+        return _script(migrations).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is stamped at; None for a database without a schema."""
     with engine.connect() as conn:
@@ -124,7 +132,7 @@ def _check(engine: Engine, migrations: Path | None) -> tuple[str | None, str]:
                 f"database has tables ({', '.join(tables[:5])}…) but no hedgebot revision: it was "
                 "not made by `hedgebot db upgrade`; point database.url at a new file"
             )
-    elif current != head and _script(migrations).get_revision(current) is None:
+    elif current != head and not _known(current, migrations):
         raise SchemaOutOfDate(
             f"database at revision {current}, which this hedgebot does not know (it needs "
             f"{head}): was it written by a newer hedgebot?"

@@ -73,4 +73,7 @@ class MemoryPaperStore:
         for order in change.orders:
             self._snap.orders[order.venue_order_id] = order
         known = {t.trade_id for t in self._snap.trades}
-        self._snap.trades.extend(t for t in change.trades if t.trade_id not in known)
+        for trade in change.trades:  # idempotent on trade_id, within one change too
+            if trade.trade_id not in known:
+                known.add(trade.trade_id)
+                self._snap.trades.append(trade)

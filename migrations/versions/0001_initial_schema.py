@@ -1,5 +1,7 @@
-"""Initial schema: the ledger (rebalances, orders, order events, fills, greeks snapshots, trading
-state) and the paper venue's own account (balances, positions, orders, trades).
+"""Initial schema: ledger and paper venue tables.
+
+The ledger: rebalances, orders, order events, fills, greeks snapshots, trading state. The paper
+venue's own account: balances, positions, orders, trades.
 
 Types are written out here rather than imported from bot.store.models, so this revision stays
 what it was when later revisions change the models: NUMERIC(36, 18) for money, prices,
