@@ -125,6 +125,9 @@ class FakeMarket:
             raise DataError("not expired")
         return self.settlement
 
+    def starting_equity(self, currency: str) -> float:
+        return 7.0
+
     def starting_book(self, currency: str) -> list[tuple[Instrument, float]]:
         return self.book
 
@@ -445,6 +448,13 @@ async def test_rate_limits_and_transient_reads_are_injected_from_the_seeded_plan
         await venue.positions("BTC")
     assert store.load().orders == {}
     assert store.load().trades == []
+
+
+async def test_without_explicit_equity_the_account_starts_with_the_markets_equity(
+    clock: FakeClock, market: FakeMarket
+) -> None:
+    venue = venue_on(market, MemoryPaperStore(), clock, equity=None)
+    assert (await venue.account("BTC")).equity == 7.0
 
 
 def test_a_fault_plan_without_a_seeded_rng_is_refused(clock: FakeClock, market: FakeMarket) -> None:

@@ -74,6 +74,10 @@ class MarketSource(Protocol):
         """The delivery price of an expiry that has passed; DataError before it."""
         ...
 
+    def starting_equity(self, currency: str) -> float:
+        """Coin a fresh paper account starts with."""
+        ...
+
     def starting_book(self, currency: str) -> list[tuple[Instrument, float]]:
         """Option legs (signed sizes) a fresh paper account starts with; may be empty."""
         ...
@@ -358,6 +362,11 @@ class SimMarket:
         hi = np.minimum(end, (steps + 1) * self._step_us)
         levels = self._path(currency).levels(first, last - first + 1)
         return float(np.sum(levels * (hi - lo)) / np.sum(hi - lo))
+
+    def starting_equity(self, currency: str) -> float:
+        """``MarketSettings.equity`` of ``currency`` (0 when the settings name none)."""
+        self._path(currency)
+        return float(self._settings.equity.get(currency, 0.0))
 
     def starting_book(self, currency: str) -> list[tuple[Instrument, float]]:
         """The settings' option legs mapped to the nearest option listed now.

@@ -123,9 +123,9 @@ def _number(pattern: re.Pattern[str], text: str) -> int:
 class PaperVenue:
     """A paper account on ``market``, persisted in ``store``; see the module docstring.
 
-    ``facts`` names the currencies it keeps accounts for; ``equity`` is the coin each starts with
-    on an empty store; ``faults`` (with a seeded ``rng``) injects lost replies, rate limits and
-    failed reads.
+    ``facts`` names the currencies it keeps accounts for; ``equity`` is the coin each starts
+    with on an empty store (default: ``market.starting_equity``); ``faults`` (with a seeded
+    ``rng``) injects lost replies, rate limits and failed reads.
     """
 
     def __init__(
@@ -142,7 +142,7 @@ class PaperVenue:
         equity: Mapping[str, float] | None = None,
     ) -> None:
         self.name = name
-        self._equity = dict(equity or {})
+        self._equity = dict(equity) if equity is not None else None
         self._market = market
         self._store = store
         self._clock = clock
@@ -183,7 +183,11 @@ class PaperVenue:
         draft = _Draft(self)
         for currency in self._currencies:
             marks = {m.instrument_name: m.mark_price for m in self._market.marks(currency)}
-            balance = self._equity.get(currency, 0.0)
+            balance = (
+                self._market.starting_equity(currency)
+                if self._equity is None
+                else self._equity.get(currency, 0.0)
+            )
             for instrument, size in self._market.starting_book(currency):
                 if instrument.name not in marks:
                     raise DataError(f"no mark for starting leg {instrument.name}")
