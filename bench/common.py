@@ -1,0 +1,91 @@
+"""What every benchmark module shares: the result row and a careful timer.
+
+A benchmark module is ``bench/bench_<topic>.py`` with ``run() -> list[Row]``; the runner
+(``python -m bench``) finds it by name, so adding one needs no registration.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured number against one named baseline.
+
+    ``ratio`` is how many times better than the baseline the measurement is (> 1 is better),
+    whichever way "better" points for the unit.
+    """
+
+    name: str
+    value: float
+    unit: str
+    baseline: str
+    baseline_value: float
+    higher_is_better: bool = True
+
+    def __post_init__(self) -> None:
+        if not (self.value > 0 and self.baseline_value > 0):
+            raise ValueError(f"{self.name}: value and baseline must be positive")
+
+    @property
+    def ratio(self) -> float:
+        if self.higher_is_better:
+            return self.value / self.baseline_value
+        return self.baseline_value / self.value
+
+
+def seconds_per_call(
+    fn: Callable[[], object], *, min_time: float = 0.1, repeat: int = 5, max_calls: int = 10_000
+) -> float:
+    """Best-of-``repeat`` wall time of one call of ``fn`` (see :func:`interleaved_seconds`)."""
+    return interleaved_seconds([fn], min_time=min_time, repeat=repeat, max_calls=max_calls)[0]
+
+
+def interleaved_seconds(
+    fns: Sequence[Callable[[], object]],
+    *,
+    min_time: float = 0.1,
+    repeat: int = 5,
+    max_calls: int = 10_000,
+) -> list[float]:
+    """Best-of-``repeat`` wall time of one call of each function, their repeats interleaved.
+
+    Each repeat loops a function for at least ``min_time``. The minimum over repeats is the
+    least disturbed by other processes on a shared machine, and interleaving exposes a
+    measurement and its baseline to the same load, so their ratio is fair. One untimed warm-up
+    call first pays for imports, caches and the allocator's first page faults.
+    """
+    calls = []
+    for fn in fns:
+        fn()
+        start = time.perf_counter()
+        fn()
+        once = max(time.perf_counter() - start, 1e-9)
+        calls.append(max(1, min(max_calls, math.ceil(min_time / once))))
+    best = [math.inf] * len(fns)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeat):
+            for i, (fn, n) in enumerate(zip(fns, calls, strict=True)):
+                start = time.perf_counter()
+                for _ in range(n):
+                    fn()
+                best[i] = min(best[i], (time.perf_counter() - start) / n)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return best
+
+
+def si(value: float) -> str:
+    """``12_300_000 -> '12.3 M'``: short numbers for the table."""
+    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}"
+    return f"{value:.3g} "
