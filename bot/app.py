@@ -16,7 +16,8 @@ from bot.cycle import CycleContext
 from bot.execution import Executor
 from bot.lock import BookLock, lock_path_for
 from bot.positions import PositionTracker
-from bot.risk import RiskGate, TradingState
+from bot.risk import RiskGate
+from bot.store.records import TradingState
 from bot.sim.market import SimMarket
 from bot.store.db import make_engine, open_ledger
 from bot.store.ledger import Ledger
@@ -62,7 +63,10 @@ def market_start(clock: Clock) -> datetime:
 
 def build_venue(settings: Settings, clock: Clock, url: str, paper: bool) -> Venue:
     market = SimMarket(
-        settings.market, settings.venue.currencies, clock, settings.venue.facts,
+        settings.market,
+        settings.venue.currencies,
+        clock,
+        settings.venue.facts,
         start=market_start(clock),
     )
     return PaperVenue(

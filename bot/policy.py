@@ -16,10 +16,11 @@ import numpy as np
 from bot.config import PolicySettings
 from bot.domain import Book, HedgeDecision, Instrument, PortfolioGreeks, TargetMode
 from bot.greeks import year_fraction
-from strategies.common import HedgeState, LotSpec, Reason
+from strategies.common import HedgeState, LotSpec
 from strategies.delta_band import DeltaBandParams
 from strategies.gamma_scaled import GammaScaledParams
 from strategies.registry import decide as decide_arrays
+from strategies.registry import decision_of
 from strategies.time_band import TimeBandParams
 
 DEFAULT_SIGMA = 0.6  # used only when the book holds no option with an IV
@@ -96,15 +97,7 @@ def decide(
         sigma=np.array([sigma]),
         tau=np.array([tau]),
     )
-    out = decide_arrays(settings.kind, state, policy_params(settings), lot_for(book.hedge_instrument))
-    return HedgeDecision(
-        trade_amount=float(out.amount[0]),
-        trade_delta=float(out.delta_change[0]),
-        delta_before=delta,
-        target=target,
-        band_low=float(out.band_low[0]),
-        band_high=float(out.band_high[0]),
-        reason=Reason(int(out.reason[0])).text,
-        policy=settings.kind,
-        warnings=out.warnings,
+    out = decide_arrays(
+        settings.kind, state, policy_params(settings), lot_for(book.hedge_instrument)
     )
+    return decision_of(settings.kind, state, out)

@@ -7,6 +7,7 @@ records as a skip, instead of a Book that would make the policy trade.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import datetime
 
@@ -41,11 +42,16 @@ class PositionTracker:
         facts = self._facts.get(currency)
         if facts is None:
             raise DataError(f"no venue facts for currency {currency!r}")
-        positions = await self.venue.positions(currency)
+        # Read together: the venue's delta_total is then as close as it can be in time to the
+        # positions and marks it is checked against.
+        positions, mark_list, account, quote = await asyncio.gather(
+            self.venue.positions(currency),
+            self.venue.marks(currency),
+            self.venue.account(currency),
+            self.venue.quote(facts.perpetual),
+        )
         self._check_not_suddenly_empty(currency, len(positions))
-        marks = {m.instrument_name: m for m in await self.venue.marks(currency)}
-        account = await self.venue.account(currency)
-        quote = await self.venue.quote(facts.perpetual)
+        marks = {m.instrument_name: m for m in mark_list}
         hedge = await self._hedge_instrument(currency, facts.perpetual, positions)
         now = self._clock.now()
         _check_quote(quote, now, self._max_age)
@@ -97,7 +103,9 @@ def _check_quote(quote: Quote, now: datetime, max_age: float) -> None:
     require_positive(f"{quote.instrument_name} ask", quote.ask)
     require_positive(f"{quote.instrument_name} index", quote.index_price)
     if quote.ask < quote.bid:
-        raise DataError(f"{quote.instrument_name} book is crossed: bid {quote.bid} > ask {quote.ask}")
+        raise DataError(
+            f"{quote.instrument_name} book is crossed: bid {quote.bid} > ask {quote.ask}"
+        )
     _check_age(quote.instrument_name, quote.timestamp, now, max_age)
 
 

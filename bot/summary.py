@@ -5,6 +5,7 @@ Shared by the demo and ``hedgebot report``'s first table; reads the ledger only.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 
 import numpy as np
@@ -19,10 +20,16 @@ def render_summary(ledger: Ledger, settings: Settings, since: datetime | None = 
     lines = ["ledger summary"]
     if s.first_ts and s.last_ts:
         hours = (s.last_ts - s.first_ts).total_seconds() / 3600
-        lines.append(f"  period          {s.first_ts:%Y-%m-%d %H:%M} → {s.last_ts:%Y-%m-%d %H:%M}"
-                     f" UTC ({hours:.1f} h simulated)")
+        lines.append(
+            f"  period          {s.first_ts:%Y-%m-%d %H:%M} → {s.last_ts:%Y-%m-%d %H:%M}"
+            f" UTC ({hours:.1f} h simulated)"
+        )
     by = ", ".join(f"{k} {v}" for k, v in sorted(s.rebalances_by_status.items()))
     lines.append(f"  rebalances      {s.rebalances} ({by})")
+    skipped = Counter(r.reason.split(":")[0] for r in rebalances if r.status == "skipped")
+    if skipped:
+        why = ", ".join(f"{reason} {n}" for reason, n in skipped.most_common())
+        lines.append(f"  skipped because {why}")
     ob = ", ".join(f"{k} {v}" for k, v in sorted(s.orders_by_status.items()))
     lines.append(f"  orders          {s.orders} ({ob or 'none'})")
     lines.append(f"  fills           {s.fills}")
@@ -38,10 +45,10 @@ def render_summary(ledger: Ledger, settings: Settings, since: datetime | None = 
         notional = sum(v for k, v in s.traded_notional.items() if k.startswith(currency))
         lines.append(f"    traded          ${notional:,.0f} of {currency} perpetual")
         before = np.abs([r.delta_before for r in rows if r.delta_before is not None])
-        after = np.abs(
-            [r.expected_delta_after for r in rows if r.expected_delta_after is not None]
-        )
-        bands = [r.band_high - r.target for r in rows if r.band_high is not None and r.target is not None]
+        after = np.abs([r.expected_delta_after for r in rows if r.expected_delta_after is not None])
+        bands = [
+            r.band_high - r.target for r in rows if r.band_high is not None and r.target is not None
+        ]
         lines.append(
             f"    |delta| seen    median {np.median(before):.4f}, 95% {np.quantile(before, 0.95):.4f},"
             f" max {before.max():.4f} {currency}"

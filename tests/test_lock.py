@@ -14,10 +14,15 @@ from bot.lock import BookLock, BookLocked, lock_path_for
 def test_a_second_holder_is_refused_and_told_who_holds_the_book(tmp_path: Path) -> None:
     path = lock_path_for(tmp_path, "sqlite:///x.db")
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys,time; from pathlib import Path; from bot.lock import BookLock;"
-         f"l=BookLock(Path({str(path)!r})); l.acquire(); print('held', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys,time; from pathlib import Path; from bot.lock import BookLock;"
+            f"l=BookLock(Path({str(path)!r})); l.acquire(); print('held', flush=True);"
+            "time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None

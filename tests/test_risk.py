@@ -90,6 +90,6 @@ def test_absurd_orders_never_pass(amount: float) -> None:
 
 
 def test_book_age_uses_the_clock_not_the_wall() -> None:
-    g, clock = gate(max_data_age_seconds=30)
+    g, _ = gate(max_data_age_seconds=30)
     b = book(as_of=NOW - timedelta(seconds=29))
     assert g.check(decision(-100), b).allowed

@@ -1,0 +1,138 @@
+"""rebalance_once end to end on the paper venue: what it trades, what it refuses, what it records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from bot.clock import FakeClock
+from bot.cycle import rebalance_once
+from bot.domain import OrderStatus
+from bot.venues.paper import FaultPlan
+from tests.books import NOW
+from tests.harness import (
+    CountingVenue,
+    EmptyPositions,
+    NanIndex,
+    StaleMarks,
+    WrongDeltaTotal,
+    stack,
+)
+
+TIGHT = {
+    "policy": {"kind": "delta_band", "delta_band": {"band": 0.05}},
+    "hedge": {"target_delta": 0.5},
+}
+
+
+async def test_a_short_gamma_book_off_target_is_hedged_and_every_fill_is_recorded(
+    tmp_path: Path,
+) -> None:
+    app = stack(tmp_path, **TIGHT)
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status == "traded", result.reason
+    assert result.execution is not None
+    assert result.execution.status is OrderStatus.FILLED
+    fills = app.ledger.fills()
+    assert fills and all(f.label == result.execution.label for f in fills)
+    held = sum(p.size for p in await app.venue.positions("BTC") if "PERPETUAL" in p.instrument.name)
+    assert held == pytest.approx(app.ledger.hedge_position_from_fills("BTC-PERPETUAL"))
+    again = await rebalance_once(app.ctx, "BTC")
+    assert again.status == "no_trade"
+    assert again.greeks is not None
+    assert abs(again.greeks.delta_coin - 0.5) <= 0.05
+
+
+async def test_a_book_inside_its_band_is_recorded_as_no_trade(tmp_path: Path) -> None:
+    app = stack(tmp_path, policy={"delta_band": {"band": 1000.0}})
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status == "no_trade"
+    rows = app.ledger.last_rebalances(1)
+    assert rows[0].status == "no_trade"
+    assert rows[0].delta_before == pytest.approx(result.greeks.delta_coin)  # type: ignore[union-attr]
+    assert app.ledger.orders() == []
+
+
+async def test_stale_marks_skip_the_cycle_and_the_reason_is_recorded(tmp_path: Path) -> None:
+    app = stack(tmp_path, wrap=StaleMarks, **TIGHT)
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status == "skipped"
+    assert "old" in result.reason
+    assert app.ledger.last_rebalances(1)[0].reason == result.reason
+    assert app.ledger.orders() == []
+
+
+async def test_a_nan_index_price_is_a_recorded_skip_not_a_trade(tmp_path: Path) -> None:
+    app = stack(tmp_path, wrap=NanIndex, **TIGHT)
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status == "skipped"
+    assert "index" in result.reason
+    assert app.ledger.orders() == []
+
+
+async def test_an_empty_position_read_after_a_full_one_is_not_trusted(tmp_path: Path) -> None:
+    app = stack(tmp_path, wrap=EmptyPositions, **TIGHT)
+    first = await rebalance_once(app.ctx, "BTC")
+    assert first.status == "traded"
+    with capture_logs() as logs:
+        second = await rebalance_once(app.ctx, "BTC")
+    assert second.status == "skipped"
+    assert "empty" in second.reason
+    assert any(e["event"] == "cycle_skipped" for e in logs)
+    assert len(app.ledger.orders()) == 1
+
+
+async def test_a_disagreement_with_the_venues_delta_total_skips_the_cycle(tmp_path: Path) -> None:
+    app = stack(tmp_path, wrap=WrongDeltaTotal, **TIGHT)
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status == "skipped"
+    assert "disagreement" in result.reason
+
+
+async def test_dry_run_prints_a_plan_and_sends_nothing(tmp_path: Path) -> None:
+    app = stack(tmp_path, wrap=CountingVenue, **TIGHT)
+    result = await rebalance_once(app.ctx, "BTC", dry_run=True)
+    assert result.status == "dry_run"
+    assert result.plan is not None and result.plan.trade_amount != 0
+    assert app.venue.count.placed == 0  # type: ignore[attr-defined]
+
+
+async def test_a_declined_confirmation_sends_nothing(tmp_path: Path) -> None:
+    app = stack(tmp_path, wrap=CountingVenue, **TIGHT)
+
+    async def no(_: object) -> bool:
+        return False
+
+    result = await rebalance_once(app.ctx, "BTC", confirm=no)
+    assert result.status == "skipped"
+    assert app.venue.count.placed == 0  # type: ignore[attr-defined]
+
+
+async def test_rebalance_when_submit_times_out_after_accept_then_no_second_order(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(NOW)
+    app = stack(tmp_path, clock=clock, faults=FaultPlan(outcome_unknown=1.0), **TIGHT)
+    first = await rebalance_once(app.ctx, "BTC")
+    assert first.status == "traded"
+    assert first.execution is not None
+    # The order was accepted although the reply was lost: the label lookup adopts it.
+    assert first.execution.status is OrderStatus.FILLED
+    assert len(app.ledger.orders()) == 1
+    second = await rebalance_once(app.ctx, "BTC")
+    assert second.status == "no_trade", second.reason
+    assert len(app.ledger.orders()) == 1
+    fills = app.ledger.fills()
+    assert len({f.trade_id for f in fills}) == len(fills)
+
+
+async def test_a_halted_book_is_denied_and_recorded(tmp_path: Path) -> None:
+    app = stack(tmp_path, **TIGHT)
+    from bot.store.records import TradingState
+
+    app.ledger.set_trading_state(TradingState.HALTED, "operator", NOW)
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status == "denied"
+    assert app.ledger.last_rebalances(1)[0].status == "denied"
