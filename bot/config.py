@@ -80,6 +80,17 @@ class FeeSettings(_Section):
     option_cap: float = Field(0.125, ge=0, le=1, description="option fee cap, of option price")
 
 
+class RateLimitSettings(_Section):
+    """Deribit's request credits (REFERENCE.md §2); beyond them it answers 10028."""
+
+    matching_per_second: float = Field(
+        5.0, gt=0, le=1000, description="buy/sell/edit/cancel calls per second"
+    )
+    matching_burst: int = Field(20, ge=1, le=10_000, description="matching-engine burst")
+    other_per_second: float = Field(20.0, gt=0, le=1000, description="other calls per second")
+    other_burst: int = Field(100, ge=1, le=10_000, description="other calls burst")
+
+
 class VenueSettings(_Section):
     kind: Literal["sim", "ccxt"] = Field(
         "sim", description="sim: the embedded simulated market; ccxt: a Deribit API through ccxt"
@@ -95,6 +106,9 @@ class VenueSettings(_Section):
         default_factory=lambda: dict(DEFAULT_FACTS), description="contract specs per currency"
     )
     fees: FeeSettings = Field(FeeSettings(), description="Deribit fee schedule")
+    rate_limits: RateLimitSettings = Field(
+        RateLimitSettings(), description="ccxt: request rate buckets, paced on the clock"
+    )
     api_key: SecretStr | None = Field(None, description="from HEDGEBOT__VENUE__API_KEY only")
     api_secret: SecretStr | None = Field(None, description="from HEDGEBOT__VENUE__API_SECRET only")
 
