@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from bot.clock import FakeClock
-from bot.config import DEFAULT_FACTS, VenueSettings
+from bot.config import DEFAULT_FACTS, RateLimitSettings, VenueSettings
 from bot.domain import (
     DataError,
     InstrumentKind,
@@ -35,7 +35,6 @@ from bot.venues import deribit_map as m
 from bot.venues.base import Venue
 from bot.venues.deribit import (
     DeribitVenue,
-    RateLimits,
     RetryPolicy,
     TokenBucket,
     UnsafeUrl,
@@ -750,12 +749,8 @@ async def test_matching_engine_calls_are_paced_by_their_own_bucket() -> None:
         {**MARKET_ROUTES, "private/cancel": [{"result": order_row(order_state="cancelled")}]}
     )
     clock = FakeClock(NOW)
-    venue = DeribitVenue(
-        VenueSettings(),
-        clock,
-        limits=RateLimits(matching_per_second=2.0, matching_burst=1.0),
-        client=client,
-    )
+    limits = RateLimitSettings(matching_per_second=2.0, matching_burst=1)
+    venue = DeribitVenue(VenueSettings(rate_limits=limits), clock, client=client)
     for _ in range(3):
         await venue.cancel_order("ETH-349249")
     assert clock.now() - NOW == timedelta(seconds=1.0)

@@ -4,8 +4,9 @@ ccxt signs and sends; this module decides what may be retried and reads Deribit'
 (mapping in :mod:`bot.venues.deribit_map`). Every error leaves as one of the venue outcomes:
 a rejection is final, a timeout on create/cancel is *unknown* (the caller looks the order up by
 its label), rate limits and transient read failures are retried within a bound. Order creation
-is never retried here. Deribit's two rate buckets (matching engine and the rest) are token
-buckets driven by the injected clock; ccxt's own single-bucket throttle is turned off.
+is never retried here. Deribit's two rate buckets (matching engine and the rest, settings
+``venue.rate_limits``) are token buckets driven by the injected clock; ccxt's own throttle is
+one bucket on wall time, so it is turned off.
 """
 
 from __future__ import annotations
@@ -81,16 +82,6 @@ def venue_urls(url: str) -> dict[str, str]:
     base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
     ws = f"{'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}/ws/api/v2"
     return {"rest": base, "ws": ws}
-
-
-@dataclass(frozen=True)
-class RateLimits:
-    """Deribit's credit buckets (REFERENCE.md §2); exceeding them answers 10028."""
-
-    matching_per_second: float = 5.0  # buy, sell, edit, cancel
-    matching_burst: float = 20.0
-    other_per_second: float = 20.0  # every other call
-    other_burst: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -199,14 +190,13 @@ class DeribitVenue:
         settings: VenueSettings,
         clock: Clock,
         *,
-        limits: RateLimits | None = None,
         retry: RetryPolicy | None = None,
         rng: np.random.Generator | None = None,
         client: Any | None = None,
     ) -> None:
         """``client`` replaces the ccxt client built from ``settings`` (tests inject one whose
         transport is scripted); ``rng`` draws the retry jitter."""
-        limits = limits or RateLimits()
+        limits = settings.rate_limits
         self._facts: Mapping[str, CurrencyFacts] = settings.facts
         self._clock = clock
         self._retry = retry or RetryPolicy()
