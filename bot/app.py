@@ -17,11 +17,11 @@ from bot.execution import Executor
 from bot.lock import BookLock, lock_path_for
 from bot.positions import PositionTracker
 from bot.risk import RiskGate
-from bot.store.records import TradingState
 from bot.sim.market import SimMarket
 from bot.store.db import make_engine, open_ledger
 from bot.store.ledger import Ledger
 from bot.store.paper import SqlPaperStore
+from bot.store.records import TradingState
 from bot.venues.base import Venue
 from bot.venues.paper import PaperVenue
 

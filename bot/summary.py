@@ -50,7 +50,8 @@ def render_summary(ledger: Ledger, settings: Settings, since: datetime | None = 
             r.band_high - r.target for r in rows if r.band_high is not None and r.target is not None
         ]
         lines.append(
-            f"    |delta| seen    median {np.median(before):.4f}, 95% {np.quantile(before, 0.95):.4f},"
+            f"    |delta| seen    median {np.median(before):.4f}, "
+            f"95% {np.quantile(before, 0.95):.4f},"
             f" max {before.max():.4f} {currency}"
             + (f" (band ±{np.median(bands):.4f})" if bands else "")
         )

@@ -18,18 +18,19 @@ from bot.clock import FakeClock
 from bot.config import Settings, load_settings
 from bot.domain import Mark, OrderRequest, OrderState, Position
 from bot.sim.market import SimMarket
-from bot.store.db import upgrade
+from bot.store.db import make_engine, upgrade
 from bot.store.paper import SqlPaperStore
 from bot.venues.base import Venue
 from bot.venues.paper import FaultPlan, PaperVenue
-from bot.store.db import make_engine
-
 from tests.books import NOW
 
 
 def settings(tmp_path: Path, **overrides: Any) -> Settings:
     base: dict[str, Any] = {
-        "database": {"url": f"sqlite:///{tmp_path}/live.db", "paper_url": f"sqlite:///{tmp_path}/paper.db"},
+        "database": {
+            "url": f"sqlite:///{tmp_path}/live.db",
+            "paper_url": f"sqlite:///{tmp_path}/paper.db",
+        },
         "daemon": {"lock_dir": str(tmp_path)},
     }
     for section, values in overrides.items():
@@ -42,8 +43,14 @@ def paper_venue(
 ) -> PaperVenue:
     market = SimMarket(s.market, s.venue.currencies, clock, s.venue.facts, start=clock.now())
     return PaperVenue(
-        market, SqlPaperStore(make_engine(url)), clock, s.venue.facts, s.venue.fees,
-        rng=np.random.default_rng(seed), faults=faults, equity=s.market.equity,
+        market,
+        SqlPaperStore(make_engine(url)),
+        clock,
+        s.venue.facts,
+        s.venue.fees,
+        rng=np.random.default_rng(seed),
+        faults=faults,
+        equity=s.market.equity,
     )
 
 

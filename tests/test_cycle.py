@@ -1,4 +1,4 @@
-"""rebalance_once end to end on the paper venue: what it trades, what it refuses, what it records."""
+"""rebalance_once on the paper venue: what it trades, what it refuses, what it records."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ async def test_a_short_gamma_book_off_target_is_hedged_and_every_fill_is_recorde
     assert result.execution is not None
     assert result.execution.status is OrderStatus.FILLED
     fills = app.ledger.fills()
-    assert fills and all(f.label == result.execution.label for f in fills)
+    assert fills
+    assert all(f.label == result.execution.label for f in fills)
     held = sum(p.size for p in await app.venue.positions("BTC") if "PERPETUAL" in p.instrument.name)
     assert held == pytest.approx(app.ledger.hedge_position_from_fills("BTC-PERPETUAL"))
     again = await rebalance_once(app.ctx, "BTC")
@@ -95,7 +96,8 @@ async def test_dry_run_prints_a_plan_and_sends_nothing(tmp_path: Path) -> None:
     app = stack(tmp_path, wrap=CountingVenue, **TIGHT)
     result = await rebalance_once(app.ctx, "BTC", dry_run=True)
     assert result.status == "dry_run"
-    assert result.plan is not None and result.plan.trade_amount != 0
+    assert result.plan is not None
+    assert result.plan.trade_amount != 0
     assert app.venue.count.placed == 0  # type: ignore[attr-defined]
 
 
