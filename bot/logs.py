@@ -25,6 +25,14 @@ def _mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     return event
 
 
+def _factory(stream: Any) -> Any:
+    """Loggers that write to ``stream``, or to whatever ``sys.stderr`` is at the time of the
+    call (so a replaced stderr, as under test capture, is followed rather than kept)."""
+    if stream is not None:
+        return structlog.PrintLoggerFactory(file=stream)
+    return lambda *_: structlog.PrintLogger(file=sys.stderr)
+
+
 def configure_logging(
     fmt: Literal["auto", "console", "json"] = "auto", level: str = "info", stream: Any = None
 ) -> None:
@@ -50,6 +58,6 @@ def configure_logging(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=_factory(stream),
         cache_logger_on_first_use=False,
     )
