@@ -91,8 +91,10 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
         before, after = upgrade(url)
         print(f"database {url}: {before or 'empty'} -> {after}")
     else:
-        print(f"database {url}: at {current_revision(make_engine(url)) or 'no schema'}, "
-              f"code needs {head_revision()}")
+        print(
+            f"database {url}: at {current_revision(make_engine(url)) or 'no schema'}, "
+            f"code needs {head_revision()}"
+        )
     return 0
 
 
@@ -143,8 +145,10 @@ async def _rebalance(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{currency}: {result.status} ({result.reason})")
                 if result.execution is not None:
                     e = result.execution
-                    print(f"  order {e.label}: {e.status.value}, filled {e.filled_amount:+,.0f}"
-                          f" at {e.average_price or 0:,.2f}, fees {e.fees:.8f} {currency}")
+                    print(
+                        f"  order {e.label}: {e.status.value}, filled {e.filled_amount:+,.0f}"
+                        f" at {e.average_price or 0:,.2f}, fees {e.fees:.8f} {currency}"
+                    )
                 failed = failed or result.status in ("skipped", "failed")
     finally:
         await app.close()

@@ -113,7 +113,12 @@ async def _cycle(
             f"delta disagreement: local {greeks.delta_coin:+.5f} vs venue {venue_delta:+.5f}"
         )
     decision = decide(
-        book, greeks, s.policy, s.hedge.target_mode, s.hedge.target_delta, ctx.clock.now(),
+        book,
+        greeks,
+        s.policy,
+        s.hedge.target_mode,
+        s.hedge.target_delta,
+        ctx.clock.now(),
         ctx.last_rebalance.get(currency),
     )
     rec.decision = decision
@@ -135,8 +140,11 @@ async def _cycle(
     execution = await ctx.executor.execute(decision, book, cycle_id, rebalance_id)
     ctx.last_rebalance[currency] = ctx.clock.now()
     log.info(
-        "rebalanced", status=execution.status.value, filled=execution.filled_amount,
-        price=execution.average_price, fees=execution.fees,
+        "rebalanced",
+        status=execution.status.value,
+        filled=execution.filled_amount,
+        price=execution.average_price,
+        fees=execution.fees,
     )
     return CycleResult(
         cycle_id, currency, "traded", decision.reason, greeks, decision, plan, execution
@@ -219,4 +227,3 @@ def _plan(book: Book, greeks: PortfolioGreeks, decision: HedgeDecision, s: Setti
         est_cost_usd=est_cost,
         reason=decision.reason,
     )
-

@@ -34,7 +34,9 @@ DEMO_ENV = {
 
 def _sqlite_file(url: str) -> Path | None:
     prefix = "sqlite:///"
-    return Path(url[len(prefix):]) if url.startswith(prefix) and url != prefix + ":memory:" else None
+    return (
+        Path(url[len(prefix) :]) if url.startswith(prefix) and url != prefix + ":memory:" else None
+    )
 
 
 def main() -> int:

@@ -85,9 +85,11 @@ class Executor:
     ) -> Execution:
         side = Side.of(decision.trade_amount)
         held = book.hedge_position()
-        reduce_only = held != 0 and (held > 0) != (decision.trade_amount > 0) and abs(
-            decision.trade_amount
-        ) <= abs(held)
+        reduce_only = (
+            held != 0
+            and (held > 0) != (decision.trade_amount > 0)
+            and abs(decision.trade_amount) <= abs(held)
+        )
         req = OrderRequest(
             label=make_label(self._prefix, cycle_id, 1),
             instrument_name=book.hedge_instrument.name,
@@ -100,7 +102,10 @@ class Executor:
         )
         sent_at = self._clock.now()
         self._ledger.record_order(
-            req, cycle_id=cycle_id, rebalance_id=rebalance_id, decision_mid=book.hedge_quote.mid,
+            req,
+            cycle_id=cycle_id,
+            rebalance_id=rebalance_id,
+            decision_mid=book.hedge_quote.mid,
             ts=sent_at,
         )
         bound = log.bind(label=req.label, cycle_id=cycle_id)
@@ -147,7 +152,9 @@ class Executor:
             age = (now - row.created_at).total_seconds()
             if age >= UNKNOWN_GRACE_SECONDS:
                 self._ledger.update_order(
-                    row.label, OrderStatus.REJECTED, now,
+                    row.label,
+                    OrderStatus.REJECTED,
+                    now,
                     f"venue has no order with this label after {age:.0f}s: it never arrived",
                 )
                 log.warning("order_never_arrived", label=row.label, age_seconds=age)
@@ -185,8 +192,12 @@ class Executor:
         for fill in fills:
             if self._ledger.record_fill(fill):
                 log.info(
-                    "fill_recorded", label=state.label, trade_id=fill.trade_id,
-                    amount=fill.amount, price=fill.price, fee=fill.fee,
+                    "fill_recorded",
+                    label=state.label,
+                    trade_id=fill.trade_id,
+                    amount=fill.amount,
+                    price=fill.price,
+                    fee=fill.fee,
                 )
         filled = sum(f.amount for f in fills)
         avg = sum(f.amount * f.price for f in fills) / filled if filled else None

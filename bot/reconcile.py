@@ -36,14 +36,14 @@ async def reconcile(ctx: CycleContext, currency: str) -> Reconciliation:
         since = ctx.ledger.last_fill_time()
         added = 0
         for fill in await ctx.tracker.venue.fills(currency, since=since):
-            if fill.label.startswith(ctx.settings.venue.label_prefix + "-") and ctx.ledger.record_fill(
-                fill
-            ):
+            if fill.label.startswith(
+                ctx.settings.venue.label_prefix + "-"
+            ) and ctx.ledger.record_fill(fill):
                 added += 1
         unresolved = await ctx.executor.resolve_unknown(currency)
     except VenueError as exc:
-        raise ReconciliationFailed(f"{currency}: venue did not answer reconciliation: {exc}") from exc
-    log.info(
-        "reconciled", currency=currency, fills_added=added, unresolved_orders=unresolved
-    )
+        raise ReconciliationFailed(
+            f"{currency}: venue did not answer reconciliation: {exc}"
+        ) from exc
+    log.info("reconciled", currency=currency, fills_added=added, unresolved_orders=unresolved)
     return Reconciliation(currency, added, tuple(unresolved))

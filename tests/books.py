@@ -57,8 +57,7 @@ def book(
     """A BTC book: ``options`` are (instrument, size, iv); ``hedge`` is the perp size in USD."""
     positions = [Position(inst, size) for inst, size, _ in options]
     marks = {
-        inst.name: Mark(inst.name, 0.02, price, price, as_of, mark_iv=iv)
-        for inst, _, iv in options
+        inst.name: Mark(inst.name, 0.02, price, price, as_of, mark_iv=iv) for inst, _, iv in options
     }
     if hedge:
         positions.append(Position(PERP, hedge, price))

@@ -95,7 +95,9 @@ def test_an_invalid_file_exits_2_with_one_line_per_bad_field(
     assert any(ln.startswith("risk.surprise:") for ln in lines)
 
 
-def test_a_file_that_is_not_yaml_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_file_that_is_not_yaml_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("policy: [unclosed\n")
     assert main(["--config", str(path), "status"]) == 2
