@@ -207,8 +207,17 @@ class RiskSettings(_Section):
 
 
 class ExecutionSettings(_Section):
+    """Post-only at the touch, re-priced, then IOC within a cap, then (if allowed) market."""
+
     slippage_cap_bps: float = Field(10.0, ge=0, le=1000, description="IOC limit beyond touch")
     order_timeout_seconds: float = Field(10.0, gt=0, description="wait for an order's outcome")
+    post_only: bool = Field(True, description="start passive: post-only at the touch")
+    reprice_seconds: float = Field(5.0, gt=0, le=3600, description="re-price a resting order")
+    max_reprices: int = Field(2, ge=0, le=50, description="post-only attempts after the first")
+    urgent_band_multiple: float = Field(
+        2.0, ge=1, description="|delta - target| beyond this many bands skips post-only"
+    )
+    allow_market: bool = Field(False, description="after IOC, send the rest as a market order")
 
 
 class DatabaseSettings(_Section):

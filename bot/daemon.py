@@ -62,6 +62,7 @@ class Daemon:
         log.info("daemon_started", currencies=list(self._currencies), every_seconds=self._every)
         last_beat = clock.now()
         while not stop.is_set():
+            started = clock.now()
             if until is not None and clock.now() >= until:
                 break
             if max_cycles is not None and self.stats.cycles >= max_cycles:
@@ -74,7 +75,8 @@ class Daemon:
             if (clock.now() - last_beat).total_seconds() >= self._heartbeat:
                 last_beat = clock.now()
                 log.info("heartbeat", cycles=self.stats.cycles, by_status=self.stats.by_status)
-            await self._sleep(stop)
+            elapsed = (clock.now() - started).total_seconds()
+            await self._sleep(stop, max(0.0, self._every - elapsed))
         log.info("daemon_stopped", cycles=self.stats.cycles, abandoned=self.stats.abandoned)
         return self.stats
 
@@ -97,8 +99,9 @@ class Daemon:
             await stopper
         return task.result()
 
-    async def _sleep(self, stop: asyncio.Event) -> None:
-        sleeper = asyncio.create_task(self._ctx.clock.sleep(self._every))
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        """Sleep to the next tick (a fixed rate, not a fixed gap), or until asked to stop."""
+        sleeper = asyncio.create_task(self._ctx.clock.sleep(seconds))
         stopper = asyncio.create_task(stop.wait())
         _, pending = await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
         for p in pending:

@@ -1,5 +1,10 @@
 """Order lifecycle: label first, send once, resolve ambiguity from venue evidence only.
 
+A hedge starts passive (post-only at the touch), is re-priced after ``reprice_seconds`` up to
+``max_reprices`` times, then the rest goes IOC within the slippage cap and, if allowed, at
+market. An urgent hedge (delta far outside its band) starts at IOC. Partial fills carry over
+from one step to the next.
+
 Every order gets our label and a ledger row *before* the request leaves. A timeout is UNKNOWN,
 never failed: the order is looked up by label, and while any order of a currency is UNKNOWN no
 new order is sent for it (that is how a hedger doubles its hedge). Only the venue's answer moves
@@ -25,12 +30,19 @@ from bot.domain import (
     OrderState,
     OrderStatus,
     OrderType,
+    Quote,
     Side,
     TimeInForce,
 )
 from bot.store.ledger import Ledger
 from bot.venues.base import Venue
-from bot.venues.errors import OrderRejected, OutcomeUnknown, RateLimited, TransientError
+from bot.venues.errors import (
+    OrderNotFound,
+    OrderRejected,
+    OutcomeUnknown,
+    RateLimited,
+    TransientError,
+)
 
 log = structlog.get_logger("hedgebot.execution")
 
@@ -39,12 +51,17 @@ UNKNOWN_GRACE_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class Execution:
-    label: str
-    status: OrderStatus
+    label: str  # the first order's label
+    status: OrderStatus  # FILLED when the whole amount filled; else the last order's status
     filled_amount: float  # signed, instrument units
     average_price: float | None
     fees: float
     fills: tuple[Fill, ...]
+    labels: tuple[str, ...] = ()
+
+
+class _Unresolved(Exception):
+    """An order's outcome stayed unknown: stop sending for this cycle."""
 
 
 def make_label(prefix: str, cycle_id: str, attempt: int) -> str:
@@ -55,7 +72,7 @@ def make_label(prefix: str, cycle_id: str, attempt: int) -> str:
 
 
 class Executor:
-    """Sends one hedge order per decision and records every state change and fill."""
+    """Works one hedge decision through post-only, IOC and market steps; records everything."""
 
     def __init__(
         self,
@@ -71,69 +88,45 @@ class Executor:
         self._settings = settings
         self._prefix = label_prefix
 
-    def limit_price(self, side: Side, book: Book) -> float:
+    def limit_price(self, side: Side, quote: Quote, tick: float) -> float:
         """Touch plus the slippage cap, on the tick, never beyond the cap."""
-        q = book.hedge_quote
-        tick = book.hedge_instrument.tick_size
         cap = self._settings.slippage_cap_bps / 10_000
         if side is Side.BUY:
-            return math.floor(q.ask * (1 + cap) / tick) * tick
-        return math.ceil(q.bid * (1 - cap) / tick) * tick
+            return math.floor(quote.ask * (1 + cap) / tick) * tick
+        return math.ceil(quote.bid * (1 - cap) / tick) * tick
+
+    def urgent(self, decision: HedgeDecision) -> bool:
+        half_band = max(decision.band_high - decision.target, decision.target - decision.band_low)
+        miss = abs(decision.delta_before - decision.target)
+        return half_band <= 0 or miss > self._settings.urgent_band_multiple * half_band
 
     async def execute(
         self, decision: HedgeDecision, book: Book, cycle_id: str, rebalance_id: int
     ) -> Execution:
-        side = Side.of(decision.trade_amount)
-        held = book.hedge_position()
-        reduce_only = (
-            held != 0
-            and (held > 0) != (decision.trade_amount > 0)
-            and abs(decision.trade_amount) <= abs(held)
-        )
-        req = OrderRequest(
-            label=make_label(self._prefix, cycle_id, 1),
-            instrument_name=book.hedge_instrument.name,
-            side=side,
-            amount=abs(decision.trade_amount),
-            order_type=OrderType.LIMIT,
-            price=self.limit_price(side, book),
-            reduce_only=reduce_only,
-            time_in_force=TimeInForce.IOC,
-        )
-        sent_at = self._clock.now()
-        self._ledger.record_order(
-            req,
-            cycle_id=cycle_id,
-            rebalance_id=rebalance_id,
-            decision_mid=book.hedge_quote.mid,
-            ts=sent_at,
-        )
-        bound = log.bind(label=req.label, cycle_id=cycle_id)
-        bound.info("order_sending", side=side.value, amount=req.amount, price=req.price)
+        run = _Run(self, book, cycle_id, rebalance_id, Side.of(decision.trade_amount))
+        remaining = abs(decision.trade_amount)
+        s = self._settings
         try:
-            state: OrderState | None = await self._venue.place_order(req)
-        except OrderRejected as exc:
-            self._ledger.update_order(req.label, OrderStatus.REJECTED, self._clock.now(), str(exc))
-            bound.warning("order_rejected", error=str(exc), code=exc.code)
-            return Execution(req.label, OrderStatus.REJECTED, 0.0, None, 0.0, ())
-        except RateLimited as exc:
-            self._ledger.update_order(
-                req.label, OrderStatus.REJECTED, self._clock.now(), f"rate limited: {exc}"
-            )
-            bound.warning("order_rate_limited", error=str(exc))
-            return Execution(req.label, OrderStatus.REJECTED, 0.0, None, 0.0, ())
-        except (OutcomeUnknown, TransientError) as exc:
-            self._ledger.update_order(req.label, OrderStatus.UNKNOWN, self._clock.now(), str(exc))
-            bound.warning("order_outcome_unknown", error=str(exc))
-            state = await self._look_up(book.currency, req.label)
-        if state is None:
-            return Execution(req.label, OrderStatus.UNKNOWN, 0.0, None, 0.0, ())
-        return await self._settle(book.currency, state, sent_at)
+            if s.post_only and not self.urgent(decision):
+                for _ in range(s.max_reprices + 1):
+                    remaining -= await run.passive(remaining)
+                    if remaining <= 0:
+                        break
+                    await run.refresh_quote()
+            if remaining > 0:
+                remaining -= await run.aggressive(remaining, OrderType.LIMIT)
+            if remaining > 0 and s.allow_market:
+                remaining -= await run.aggressive(remaining, OrderType.MARKET)
+        except _Unresolved:
+            return run.result(OrderStatus.UNKNOWN)
+        return run.result(OrderStatus.FILLED if remaining <= 0 else run.last_status)
 
     async def resolve_unknown(self, currency: str) -> list[str]:
-        """Settle every UNKNOWN or PENDING order of ``currency`` from venue evidence.
+        """Settle every non-terminal order of ``currency`` we recorded, from venue evidence.
 
-        Returns the labels still unresolved: while any remain, the cycle sends nothing.
+        Orders still working at the venue (left by a stopped process, say) are re-adopted:
+        cancelled, with their fills recorded. Returns the labels still unresolved: while any
+        remain, the cycle sends nothing.
         """
         unresolved: list[str] = []
         for row in self._ledger.open_orders():
@@ -142,12 +135,12 @@ class Executor:
             state = await self._venue.order_by_label(currency, row.label)
             now = self._clock.now()
             if state is not None:
-                await self._settle(currency, state, row.created_at)
+                if not state.status.terminal:
+                    log.info("order_readopted", label=row.label, status=state.status.value)
+                    state = await self._cancel(currency, state)
+                await self.settle(currency, state, row.created_at)
                 if not state.status.terminal:
                     unresolved.append(row.label)
-                continue
-            if row.status is OrderStatus.OPEN:
-                unresolved.append(row.label)
                 continue
             age = (now - row.created_at).total_seconds()
             if age >= UNKNOWN_GRACE_SECONDS:
@@ -161,6 +154,63 @@ class Executor:
             else:
                 unresolved.append(row.label)
         return unresolved
+
+    async def send(
+        self, req: OrderRequest, currency: str, cycle_id: str, rebalance_id: int, mid: float
+    ) -> OrderState | None:
+        """Record, then send once. None when the venue refused it; raises _Unresolved when the
+        outcome stays unknown after looking the label up."""
+        self._ledger.record_order(
+            req,
+            cycle_id=cycle_id,
+            rebalance_id=rebalance_id,
+            decision_mid=mid,
+            ts=self._clock.now(),
+        )
+        bound = log.bind(label=req.label)
+        bound.info(
+            "order_sending",
+            side=req.side.value,
+            amount=req.amount,
+            price=req.price,
+            post_only=req.post_only,
+            tif=req.time_in_force.value,
+            type=req.order_type.value,
+        )
+        try:
+            return await self._venue.place_order(req)
+        except (OrderRejected, RateLimited) as exc:
+            code = getattr(exc, "code", None)
+            self._ledger.update_order(req.label, OrderStatus.REJECTED, self._clock.now(), str(exc))
+            bound.warning("order_rejected", error=str(exc), code=code)
+            return None
+        except (OutcomeUnknown, TransientError) as exc:
+            self._ledger.update_order(req.label, OrderStatus.UNKNOWN, self._clock.now(), str(exc))
+            bound.warning("order_outcome_unknown", error=str(exc))
+            state = await self._look_up(currency, req.label)
+            if state is None:
+                raise _Unresolved(req.label) from exc
+            return state
+
+    async def wait_and_cancel(self, currency: str, state: OrderState) -> OrderState:
+        """Let a resting order work for ``reprice_seconds``, then cancel what is left."""
+        await self._clock.sleep(self._settings.reprice_seconds)
+        fresh = await self._venue.order_by_label(currency, state.label) or state
+        if fresh.status.terminal:
+            return fresh
+        return await self._cancel(currency, fresh)
+
+    async def _cancel(self, currency: str, state: OrderState) -> OrderState:
+        try:
+            return await self._venue.cancel_order(state.venue_order_id)
+        except OrderNotFound:
+            pass  # already filled or cancelled: the lookup below says which
+        except (OutcomeUnknown, TransientError, RateLimited) as exc:
+            log.warning("cancel_outcome_unknown", label=state.label, error=str(exc))
+        final = await self._look_up(currency, state.label)
+        if final is None or not final.status.terminal:
+            raise _Unresolved(state.label)
+        return final
 
     async def _look_up(self, currency: str, label: str) -> OrderState | None:
         """Poll the venue for ``label`` within the order timeout; None if it stays unseen."""
@@ -182,7 +232,8 @@ class Executor:
             waited += delay
             delay = min(delay * 2, 2.0)
 
-    async def _settle(self, currency: str, state: OrderState, since: datetime) -> Execution:
+    async def settle(self, currency: str, state: OrderState, since: datetime) -> tuple[Fill, ...]:
+        """Record the order's latest state and every fill of it the venue reports."""
         self._ledger.update_order(state.label, state, self._clock.now())
         fills = tuple(
             f
@@ -199,13 +250,98 @@ class Executor:
                     price=fill.price,
                     fee=fill.fee,
                 )
-        filled = sum(f.amount for f in fills)
-        avg = sum(f.amount * f.price for f in fills) / filled if filled else None
+        return fills
+
+
+class _Run:
+    """The orders of one decision: attempts, quote and fills so far."""
+
+    def __init__(
+        self, ex: Executor, book: Book, cycle_id: str, rebalance_id: int, side: Side
+    ) -> None:
+        self.ex, self.book, self.cycle_id, self.rebalance_id = ex, book, cycle_id, rebalance_id
+        self.side = side
+        self.quote = book.hedge_quote
+        self.attempt = 0
+        self.fills: list[Fill] = []
+        self.labels: list[str] = []
+        self.filled = 0.0
+        self.last_status = OrderStatus.PENDING
+        self.started = ex._clock.now()
+
+    async def refresh_quote(self) -> None:
+        try:
+            self.quote = await self.ex._venue.quote(self.book.hedge_instrument.name)
+        except (TransientError, RateLimited) as exc:
+            log.warning("quote_refresh_failed", error=str(exc))
+
+    def _request(self, amount: float, **kw: object) -> OrderRequest:
+        self.attempt += 1
+        held = self.book.hedge_position() + self.side.sign * self.filled
+        reduces = held != 0 and (held > 0) != (self.side is Side.BUY) and amount <= abs(held)
+        label = make_label(self.ex._prefix, self.cycle_id, self.attempt)
+        self.labels.append(label)
+        return OrderRequest(
+            label=label,
+            instrument_name=self.book.hedge_instrument.name,
+            side=self.side,
+            amount=amount,
+            reduce_only=reduces,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    async def passive(self, amount: float) -> float:
+        touch = self.quote.bid if self.side is Side.BUY else self.quote.ask
+        req = self._request(
+            amount,
+            order_type=OrderType.LIMIT,
+            price=touch,
+            post_only=True,
+            time_in_force=TimeInForce.GTC,
+        )
+        state = await self._send(req)
+        if state is None:
+            return 0.0
+        if not state.status.terminal:
+            state = await self.ex.wait_and_cancel(self.book.currency, state)
+        return await self._record(state)
+
+    async def aggressive(self, amount: float, order_type: OrderType) -> float:
+        price = (
+            self.ex.limit_price(self.side, self.quote, self.book.hedge_instrument.tick_size)
+            if order_type is OrderType.LIMIT
+            else None
+        )
+        req = self._request(
+            amount, order_type=order_type, price=price, time_in_force=TimeInForce.IOC
+        )
+        state = await self._send(req)
+        return 0.0 if state is None else await self._record(state)
+
+    async def _send(self, req: OrderRequest) -> OrderState | None:
+        state = await self.ex.send(
+            req, self.book.currency, self.cycle_id, self.rebalance_id, self.book.hedge_quote.mid
+        )
+        self.last_status = state.status if state else OrderStatus.REJECTED
+        return state
+
+    async def _record(self, state: OrderState) -> float:
+        fills = await self.ex.settle(self.book.currency, state, self.started)
+        self.last_status = state.status
+        got = sum(f.amount for f in fills)
+        self.fills.extend(fills)
+        self.filled += got
+        return got
+
+    def result(self, status: OrderStatus) -> Execution:
+        amount = sum(f.amount for f in self.fills)
+        avg = sum(f.amount * f.price for f in self.fills) / amount if amount else None
         return Execution(
-            label=state.label,
-            status=state.status,
-            filled_amount=state.side.sign * filled,
+            label=self.labels[0] if self.labels else "",
+            status=status,
+            filled_amount=self.side.sign * amount,
             average_price=avg,
-            fees=sum(f.fee for f in fills),
-            fills=fills,
+            fees=sum(f.fee for f in self.fills),
+            fills=tuple(self.fills),
+            labels=tuple(self.labels),
         )
