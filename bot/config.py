@@ -204,6 +204,9 @@ class RiskSettings(_Section):
     delta_disagreement: float = Field(
         0.05, gt=0, description="coin; local vs venue delta_total beyond this skips the cycle"
     )
+    position_tolerance: float = Field(
+        0.0, ge=0, description="hedge amount unit; unexplained difference that stops start-up"
+    )
 
 
 class ExecutionSettings(_Section):

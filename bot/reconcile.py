@@ -1,8 +1,15 @@
 """Start-up reconciliation: agree with the venue before the first decision.
 
-Orders we recorded but never saw settled are resolved by label; fills the venue has and the
-ledger lacks are recorded (exactly once: fills are unique on the venue's trade id). When this
-fails the daemon does not start.
+1. Fills the venue has for our labels and the ledger lacks are recorded (exactly once: fills
+   are unique on the venue's trade id).
+2. Orders we recorded but never saw finish are resolved by label; orders still working are
+   re-adopted (cancelled, fills recorded). Open orders at the venue carrying our label prefix
+   that the ledger never recorded are cancelled and reported.
+3. The hedge position at the venue must equal the one last seen plus our fills since; an
+   unexplained difference beyond ``risk.position_tolerance`` stops start-up and says what
+   differs.
+
+When any step fails the daemon does not start.
 """
 
 from __future__ import annotations
@@ -29,21 +36,65 @@ class Reconciliation:
     currency: str
     fills_added: int
     unresolved_orders: tuple[str, ...]
+    foreign_orders_cancelled: tuple[str, ...] = ()
+    venue_position: float | None = None
+    expected_position: float | None = None
 
 
 async def reconcile(ctx: CycleContext, currency: str) -> Reconciliation:
+    venue = ctx.tracker.venue
+    prefix = ctx.settings.venue.label_prefix + "-"
+    hedge = ctx.settings.venue.facts[currency].perpetual
     try:
-        since = ctx.ledger.last_fill_time()
         added = 0
-        for fill in await ctx.tracker.venue.fills(currency, since=since):
-            if fill.label.startswith(
-                ctx.settings.venue.label_prefix + "-"
-            ) and ctx.ledger.record_fill(fill):
+        for fill in await venue.fills(currency, since=ctx.ledger.last_fill_time()):
+            if fill.label.startswith(prefix) and ctx.ledger.record_fill(fill):
                 added += 1
         unresolved = await ctx.executor.resolve_unknown(currency)
+        foreign: list[str] = []
+        for order in await venue.open_orders(currency):
+            if order.label.startswith(prefix) and ctx.ledger.order(order.label) is None:
+                await venue.cancel_order(order.venue_order_id)
+                foreign.append(order.label)
+                log.warning("unrecorded_order_cancelled", label=order.label)
+        held = sum(p.size for p in await venue.positions(currency) if p.instrument.name == hedge)
     except VenueError as exc:
+        raise ReconciliationFailed(f"{currency}: venue did not answer: {exc}") from exc
+    if unresolved:
         raise ReconciliationFailed(
-            f"{currency}: venue did not answer reconciliation: {exc}"
-        ) from exc
-    log.info("reconciled", currency=currency, fills_added=added, unresolved_orders=unresolved)
-    return Reconciliation(currency, added, tuple(unresolved))
+            f"{currency}: orders of unknown outcome: {', '.join(unresolved)}; the venue has not "
+            "confirmed them yet, try again in a minute"
+        )
+    expected = _expected_position(ctx, currency, hedge)
+    if expected is not None and abs(held - expected) > ctx.settings.risk.position_tolerance:
+        raise ReconciliationFailed(
+            f"{hedge}: the venue holds {held:+,.2f} but the ledger expects {expected:+,.2f} "
+            f"(last seen position plus our fills since), a difference of {held - expected:+,.2f} "
+            f"beyond the tolerance of {ctx.settings.risk.position_tolerance:,.2f}. Was it traded "
+            "outside hedgebot? Check, then start again (or raise risk.position_tolerance)."
+        )
+    log.info(
+        "reconciled",
+        currency=currency,
+        fills_added=added,
+        foreign_orders=foreign,
+        venue_position=held,
+        expected_position=expected,
+    )
+    return Reconciliation(currency, added, (), tuple(foreign), held, expected)
+
+
+def _expected_position(ctx: CycleContext, currency: str, hedge: str) -> float | None:
+    """The hedge position last read at the venue plus the fills of that cycle's orders.
+
+    None on a first start, when there is nothing to compare with.
+    """
+    snap = ctx.ledger.last_greeks_snapshot(currency)
+    if snap is None:
+        return None
+    labels = {o.label for o in ctx.ledger.orders(cycle_id=snap.cycle_id) if o.instrument == hedge}
+    since = snap.hedge_position
+    for fill in ctx.ledger.fills(instrument=hedge):
+        if fill.label in labels:
+            since += fill.side.sign * fill.amount
+    return since

@@ -174,10 +174,29 @@ class Ledger:
             session.flush()
             return row.id
 
-    def greeks_snapshots(self, since: datetime | None = None) -> list[GreeksSnapshot]:
+    def last_greeks_snapshot(self, currency: str) -> GreeksSnapshot | None:
+        """The newest snapshot of ``currency``: the hedge position last seen at the venue."""
+        snaps = self.greeks_snapshots(currency=currency, newest_only=True)
+        return snaps[0] if snaps else None
+
+    def greeks_snapshots(
+        self,
+        since: datetime | None = None,
+        *,
+        currency: str | None = None,
+        newest_only: bool = False,
+    ) -> list[GreeksSnapshot]:
         query = select(GreeksSnapshotModel).order_by(GreeksSnapshotModel.ts, GreeksSnapshotModel.id)
         if since is not None:
             query = query.where(GreeksSnapshotModel.ts >= since)
+        if currency is not None:
+            query = query.where(GreeksSnapshotModel.currency == currency)
+        if newest_only:
+            query = (
+                query.order_by(None)
+                .order_by(GreeksSnapshotModel.ts.desc(), GreeksSnapshotModel.id.desc())
+                .limit(1)
+            )
         with self._sessions() as session:
             return [
                 GreeksSnapshot(
@@ -288,11 +307,16 @@ class Ledger:
             row = session.scalars(query).first()
             return None if row is None else _order_row(row)
 
-    def orders(self, statuses: Collection[OrderStatus] | None = None) -> list[OrderRow]:
-        """Orders oldest first; only those whose status is in ``statuses`` when given."""
+    def orders(
+        self, statuses: Collection[OrderStatus] | None = None, *, cycle_id: str | None = None
+    ) -> list[OrderRow]:
+        """Orders oldest first; only those whose status is in ``statuses`` when given, and
+        only those of one cycle when ``cycle_id`` is given."""
         query = select(OrderModel).order_by(OrderModel.created_at, OrderModel.label)
         if statuses is not None:
             query = query.where(OrderModel.status.in_([OrderStatus(s).value for s in statuses]))
+        if cycle_id is not None:
+            query = query.where(OrderModel.cycle_id == cycle_id)
         with self._sessions() as session:
             return [_order_row(r) for r in session.scalars(query)]
 
