@@ -1,4 +1,4 @@
-"""Start-up reconciliation: missing fills once, strangers cancelled, outside trades stop start-up."""
+"""Start-up reconciliation: missing fills once, strangers cancelled, outside trades stop it."""
 
 from __future__ import annotations
 
