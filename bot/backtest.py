@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -285,24 +286,71 @@ class _Hedger:
     warnings: set[str]
 
 
-def simulate(
+@dataclass(frozen=True)
+class BookMarks:
+    """The option book at one step, per path: USD value, coin delta (dV/dS), gamma (coin per
+    USD), and the volatility and years to nearest expiry the gamma-scaled band reads."""
+
+    value: Array
+    delta: Array
+    gamma: Array
+    sigma: float
+    tau: float
+
+
+BookAt = Callable[[int], BookMarks]
+
+
+def option_book(
+    prices: Array, legs: tuple[OptionLeg, ...], step_seconds: float, default_sigma: float
+) -> BookAt:
+    """``legs`` priced by Black-76 at their fixed sigma on ``prices`` (steps ``step_seconds``
+    apart). Moneyness strikes refer to ``prices[0]`` per path; a leg that expires inside the
+    horizon settles at its intrinsic value on the first step at or after its expiry."""
+    s0, n_paths = prices[0], prices.shape[1]
+    strike = np.stack([s0 * g.moneyness if g.strike is None else s0 * 0 + g.strike for g in legs])
+    sigma = np.array([[g.sigma or default_sigma] for g in legs])
+    size = np.array([[g.size] for g in legs])
+    is_call = np.array([[g.option_type == "call"] for g in legs])
+    expiry = np.array([[g.expiry_days * 86_400.0] for g in legs])
+    settled = np.full((len(legs), n_paths), np.nan)  # frozen value once a leg has expired
+
+    def at(k: int) -> BookMarks:
+        tau = (expiry - k * step_seconds) / SECONDS_PER_YEAR
+        g = black76(prices[k], strike, tau, sigma, is_call)
+        live = tau > 0
+        settled[:] = np.where(~live & np.isnan(settled), g.price_usd, settled)
+        alive = live[:, 0]
+        return BookMarks(
+            value=(size * np.where(live, g.price_usd, settled)).sum(0),
+            delta=(size * g.delta).sum(0),
+            gamma=(size * g.gamma).sum(0),
+            sigma=float(sigma[alive, 0].mean()) if alive.any() else default_sigma,
+            tau=float(tau[alive, 0].min()) if alive.any() else 0.0,
+        )
+
+    return at
+
+
+def hedge_book(
     prices: Array,
-    legs: tuple[OptionLeg, ...],
+    times: Array,
+    book_at: BookAt,
     policies: tuple[PolicyRun, ...],
     *,
-    step_seconds: float,
     lot: LotSpec = BTC_PERPETUAL_LOT,
     costs: CostModel | None = None,
     funding_8h: Array | None = None,
     target_delta: float = 0.0,
     initial_hedge: float = 0.0,
     unwind_at_end: bool = True,
-    default_sigma: float = 0.6,
 ) -> tuple[PolicyResult, ...]:
-    """Hedge ``legs`` on ``prices`` (``(n_steps + 1, n_paths)``) with each policy, in lockstep.
+    """Hedge the book ``book_at(k)`` in the perpetual at ``prices`` (``(n_steps + 1, n_paths)``,
+    rows at ``times`` seconds) with each policy, in lockstep; one result per policy, in order.
 
-    Strikes given by moneyness refer to ``prices[0]`` per path. ``funding_8h`` is the rate at
-    each step (default: ``costs.funding_rate_8h``). Returns one result per policy, in order.
+    At each step but the last every policy is asked, its trade is paid for at that step's price,
+    then the hedge earns the move to the next step and funding for the time in between.
+    ``funding_8h`` is the rate at each step (default: ``costs.funding_rate_8h``).
     """
     costs = costs or CostModel()
     if prices.ndim != 2 or prices.shape[0] < 2:
@@ -310,40 +358,13 @@ def simulate(
     if not np.all(np.isfinite(prices)) or np.any(prices <= 0):
         raise DataError("prices must be positive and finite")
     n_steps, n_paths = prices.shape[0] - 1, prices.shape[1]
+    if times.shape != (n_steps + 1,) or np.any(np.diff(times) <= 0):
+        raise ValueError(f"times must be {n_steps + 1} increasing seconds, got {times.shape}")
     rates = np.full(n_steps, costs.funding_rate_8h) if funding_8h is None else funding_8h
     if rates.shape != (n_steps,):
         raise ValueError(f"funding_8h needs shape ({n_steps},), got {rates.shape}")
 
-    s0 = prices[0]
-    strike = np.stack(
-        [np.full(n_paths, g.strike) if g.strike is not None else g.moneyness * s0 for g in legs]
-    )
-    sigma = np.array([[g.sigma or default_sigma] for g in legs])
-    size = np.array([[g.size] for g in legs])
-    is_call = np.array([[g.option_type == "call"] for g in legs])
-    expiry = np.array([[g.expiry_days * 86_400.0] for g in legs])
-    settled = np.full((len(legs), n_paths), np.nan)  # frozen value once a leg has expired
-
-    def book(k: int) -> tuple[Array, Array, Array, float, float]:
-        """Book value, delta, gamma per path at step ``k``; sigma and tau for the policies."""
-        tau = (expiry - k * step_seconds) / SECONDS_PER_YEAR
-        g = black76(prices[k], strike, tau, sigma, is_call)
-        live = tau > 0
-        newly = ~live & np.isnan(settled)
-        settled[:] = np.where(newly, g.price_usd, settled)
-        value = np.where(live, g.price_usd, settled)
-        alive = live[:, 0]
-        near_tau = float(tau[alive, 0].min()) if alive.any() else 0.0
-        near_sigma = float(sigma[alive, 0].mean()) if alive.any() else default_sigma
-        return (
-            (size * value).sum(0),
-            (size * g.delta).sum(0),
-            (size * g.gamma).sum(0),
-            near_sigma,
-            near_tau,
-        )
-
-    coin0 = initial_hedge / s0 if lot.inverse else np.full(n_paths, initial_hedge)
+    coin0 = initial_hedge / prices[0] if lot.inverse else np.full(n_paths, initial_hedge)
     hedgers = [
         _Hedger(
             run=run,
@@ -364,43 +385,39 @@ def simulate(
         h.out["turn"] += notional
         h.trades += amount != 0
 
-    value0, delta, gamma, near_sigma, near_tau = book(0)
-    value = value0
-    dt_share = step_seconds / FUNDING_PERIOD_SECONDS
+    first = book = book_at(0)
     for k in range(n_steps):
         price, move = prices[k], prices[k + 1] - prices[k]
-        now = np.full(n_paths, k * step_seconds)
+        now = np.full(n_paths, times[k])
+        funding_share = rates[k] * (times[k + 1] - times[k]) / FUNDING_PERIOD_SECONDS
         for h in hedgers:
             state = HedgeState(
-                delta=delta + h.coin,
+                delta=book.delta + h.coin,
                 target=np.full(n_paths, target_delta),
-                gamma=gamma,
+                gamma=book.gamma,
                 price=price,
                 now=now,
                 last_rebalance=h.last,
-                sigma=np.full(n_paths, near_sigma),
-                tau=np.full(n_paths, near_tau),
+                sigma=np.full(n_paths, book.sigma),
+                tau=np.full(n_paths, book.tau),
             )
             orders = decide(h.run.policy, state, h.run.params, lot)
             h.warnings.update(orders.warnings)
             amount = orders.amount
-            traded = amount != 0
             h.coin += amount / price if lot.inverse else amount
             h.amount += amount
-            h.last = np.where(traded, now, h.last)
+            h.last = np.where(amount != 0, now, h.last)
             pay(h, amount, price)
             h.out["hedge"] += h.coin * move
-            h.out["funding"] += (
-                rates[k] * dt_share * (h.amount if lot.inverse else h.amount * price)
-            )
-        value, delta, gamma, near_sigma, near_tau = book(k + 1)
+            h.out["funding"] += funding_share * (h.amount if lot.inverse else h.amount * price)
+        book = book_at(k + 1)
 
     results = []
     for h in hedgers:
         if unwind_at_end:
             pay(h, -h.amount, prices[-1])
         outcome = PathOutcome(
-            option_pnl=value - value0,
+            option_pnl=book.value - first.value,
             hedge_pnl=h.out["hedge"],
             fees=h.out["fees"],
             spread=h.out["spread"],
@@ -410,6 +427,38 @@ def simulate(
         )
         results.append(PolicyResult.of(h.run, outcome, tuple(sorted(h.warnings))[:5]))
     return tuple(results)
+
+
+def simulate(
+    prices: Array,
+    legs: tuple[OptionLeg, ...],
+    policies: tuple[PolicyRun, ...],
+    *,
+    step_seconds: float,
+    default_sigma: float = 0.6,
+    lot: LotSpec = BTC_PERPETUAL_LOT,
+    costs: CostModel | None = None,
+    funding_8h: Array | None = None,
+    target_delta: float = 0.0,
+    initial_hedge: float = 0.0,
+    unwind_at_end: bool = True,
+) -> tuple[PolicyResult, ...]:
+    """Hedge Black-76 ``legs`` on ``prices`` (rows ``step_seconds`` apart) with each policy:
+    :func:`option_book` fed to :func:`hedge_book`, whose keywords these are."""
+    times = step_seconds * np.arange(prices.shape[0], dtype=np.float64)
+    book = option_book(prices, legs, step_seconds, default_sigma)
+    return hedge_book(
+        prices,
+        times,
+        book,
+        policies,
+        lot=lot,
+        costs=costs,
+        funding_8h=funding_8h,
+        target_delta=target_delta,
+        initial_hedge=initial_hedge,
+        unwind_at_end=unwind_at_end,
+    )
 
 
 def run_backtest(config: BacktestConfig) -> BacktestReport:
