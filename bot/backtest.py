@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -41,7 +41,7 @@ from bot.greeks import black76
 from bot.history import epoch_seconds, load_funding
 from bot.paths import PathModel
 from strategies.common import HedgeState, LotSpec
-from strategies.registry import POLICIES, PolicyParams, decide
+from strategies.registry import POLICIES, PolicyParams, decide, make_params
 
 Array = npt.NDArray[np.float64]
 SECONDS_PER_YEAR = 365.0 * 86_400.0
@@ -105,6 +105,11 @@ class PolicyRun:
         if not self.label:
             values = ",".join(f"{k}={v}" for k, v in asdict(self.params).items())
             object.__setattr__(self, "label", f"{self.policy}({values})")
+
+    @staticmethod
+    def make(policy: str, **values: Any) -> PolicyRun:
+        """``PolicyRun.make("delta_band", band=0.05)``: params built by the policy registry."""
+        return PolicyRun(policy, make_params(policy, values))
 
 
 @dataclass(frozen=True)
@@ -223,7 +228,7 @@ class PolicyResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k != "outcome"}
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "outcome"}
         d["warnings"] = list(self.warnings)
         return d
 
@@ -264,11 +269,9 @@ def _funding_rates(config: BacktestConfig, epoch0: float | None) -> Array:
     c = config.costs
     if c.funding_file is None:
         return np.full(config.n_steps, c.funding_rate_8h)
-    start = epoch0 if epoch0 is not None else None
-    if start is None:
-        if c.funding_start is None:
-            raise ValueError("a funding_file on simulated paths needs costs.funding_start")
-        start = epoch_seconds(c.funding_start)
+    if epoch0 is None and c.funding_start is None:
+        raise ValueError("a funding_file on simulated paths needs costs.funding_start")
+    start = epoch0 if epoch0 is not None else epoch_seconds(str(c.funding_start))
     series = load_funding(c.funding_file)
     return series.rate_at(start + config.step_seconds * np.arange(config.n_steps))
 

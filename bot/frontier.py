@@ -119,3 +119,25 @@ def plot_frontier(results: Iterable[PolicyResult], path: str | Path, title: str 
     finally:
         plt.close(fig)
     return out
+
+
+def results_table(results: Iterable[PolicyResult]) -> str:
+    """A fixed-width text table of the headline numbers, one row per policy run (USD)."""
+    header = ("policy", "hedged P&L", "std", "err std", "ES99", "cost", "fees", "funding", "trades")
+    rows = [
+        (
+            r.label,
+            *(f"{v:,.1f}" for v in (r.mean_pnl, r.std_pnl, r.hedge_error_std, r.es99, r.cost)),
+            *(f"{v:,.1f}" for v in (r.fees, r.funding, r.trades)),
+        )
+        for r in results
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    lines = [header, tuple("-" * w for w in widths), *rows]
+    return "\n".join(
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in lines
+    )

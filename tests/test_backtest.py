@@ -20,7 +20,14 @@ from bot.backtest import (
     simulate,
 )
 from bot.domain import DataError
-from bot.frontier import dominated_cost, plot_frontier, standard_scenario, sweep_runs
+from bot.frontier import (
+    dominated_cost,
+    frontier,
+    plot_frontier,
+    results_table,
+    standard_scenario,
+    sweep_runs,
+)
 from bot.greeks import black76
 from bot.history import epoch_seconds, load_funding, load_prices
 from bot.paths import PathModel
@@ -257,11 +264,23 @@ def test_report_serialises_to_json_with_costs_parts_and_tail_risk() -> None:
     assert d["config"]["policies"][0]["params"] == {"interval_seconds": 3600.0}
 
 
-def test_plot_frontier_writes_a_png_with_one_curve_per_policy(tmp_path: Path) -> None:
+def test_plot_frontier_writes_a_png_and_the_table_has_a_row_per_run(tmp_path: Path) -> None:
     runs = sweep_runs((3600.0, 14_400.0), (0.05, 0.2), (1e-3, 1e-4))
     report = run_backtest(standard_scenario(runs, n_paths=100))
     out = plot_frontier(report.results, tmp_path / "frontier.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(frontier(report.results)) == {"time_band", "delta_band", "gamma_scaled"}
+    lines = results_table(report.results).splitlines()
+    assert len(lines) == 2 + len(runs)
+    assert lines[2].startswith("time_band(interval_seconds=3600.0)")
+
+
+def test_policy_runs_are_built_by_the_registry_from_plain_values() -> None:
+    run = PolicyRun.make("delta_band", band=0.05, rebalance_to="edge")
+    assert run.params == DeltaBandParams(0.05, "edge")
+    assert run.label == "delta_band(band=0.05,rebalance_to=edge)"
+    with pytest.raises(TypeError):
+        PolicyRun.make("time_band", band=0.05)
 
 
 def test_bad_prices_and_bad_configs_are_refused() -> None:
