@@ -321,6 +321,8 @@ def test_public_trade_is_not_one_of_our_fills() -> None:
         (ccxt.OrderNotFound("10004"), True, OrderNotFound),
         (ccxt.OrderNotFound("10010"), False, OrderNotFound),
         (ccxt.InvalidOrder('deribit {"error":{"code":11054}}'), True, OrderRejected),
+        (ccxt.InvalidOrder('deribit {"error":{"code":11044}}'), True, OrderNotFound),
+        (ccxt.InvalidOrder('deribit {"error":{"code":11008}}'), True, OrderNotFound),
         (ccxt.InsufficientFunds("10009"), True, OrderRejected),
         (ccxt.BadRequest("-32602"), False, OrderRejected),
         (ccxt.BadSymbol("nope"), True, OrderRejected),
@@ -674,7 +676,7 @@ async def test_account_reads_deribit_fields_from_fetch_balance_info() -> None:
     assert dict(client.calls)["private/get_account_summary"]["currency"] == "BTC"
 
 
-async def test_positions_skip_zero_rows_and_describe_unknown_instruments() -> None:
+async def test_positions_skip_zero_rows_and_describe_instruments_no_longer_listed() -> None:
     live = positions_example()["result"][0]
     option = {
         "instrument_name": "BTC-24JUN22-52000-P",
@@ -688,11 +690,8 @@ async def test_positions_skip_zero_rows_and_describe_unknown_instruments() -> No
     venue, client, _ = scripted_venue(
         {
             "private/get_positions": [{"result": [live, option, zero]}],
-            "public/get_instrument": [
-                lambda p: {
-                    "result": PERP_ROW if p["instrument_name"] == "BTC-PERPETUAL" else OPTION_ROW
-                }
-            ],
+            "public/get_instruments": [{"result": [PERP_ROW]}],  # the option has expired
+            "public/get_instrument": [{"result": OPTION_ROW}],
         }
     )
     positions = await venue.positions("BTC")
@@ -701,7 +700,12 @@ async def test_positions_skip_zero_rows_and_describe_unknown_instruments() -> No
         ("BTC-24JUN22-52000-P", -1.5),
     ]
     assert positions[1].instrument.is_option
-    assert client.count("public/get_instrument") == 2
+    assert client.count("public/get_instruments") == 1
+    assert [
+        p["instrument_name"] for path, p in client.calls if path == "public/get_instrument"
+    ] == ["BTC-24JUN22-52000-P"]
+    await venue.positions("BTC")
+    assert client.count("public/get_instruments") == 1  # known instruments are not re-read
 
 
 async def test_order_by_label_returns_newest_and_none_when_venue_has_none() -> None:

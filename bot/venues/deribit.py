@@ -305,13 +305,13 @@ class DeribitVenue:
         response = await self._read(
             "get_positions", lambda: self._ex.privateGetGetPositions({"currency": currency})
         )
+        rows = [r for r in _rows(response, "get_positions") if not m.is_flat(r)]
+        if any(r.get("instrument_name") not in self._instruments for r in rows):
+            await self.instruments(currency)  # one listing read instead of one per position
         out: list[Position] = []
-        for row in _rows(response, "get_positions"):
-            if m.is_flat(row):
-                continue
-            out.append(
-                m.position_from_row(row, await self._instrument(m.text(row, "instrument_name")))
-            )
+        for row in rows:
+            instrument = await self._instrument(m.text(row, "instrument_name"))
+            out.append(m.position_from_row(row, instrument))
         return out
 
     async def account(self, currency: str) -> Account:

@@ -58,6 +58,9 @@ _STATUS = {
     "cancelled": OrderStatus.CANCELLED,
     "rejected": OrderStatus.REJECTED,
 }
+# Deribit answers these when an order is no longer open (filled or cancelled); ccxt calls them
+# InvalidOrder, but for the caller they mean the same as OrderNotFound: nothing left to act on.
+NOT_OPEN_CODES = frozenset({11008, 11044})  # already_filled, not_open_order
 _TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
 
 
@@ -378,13 +381,16 @@ def map_error(exc: Exception, *, write: bool) -> VenueError:
 
     ``write`` is true for create/edit/cancel: there a network failure is *ambiguous* (the request
     may have been executed), never a failure. Order matters: OrderNotFound is an InvalidOrder,
-    PermissionDenied an AuthenticationError, OnMaintenance an ExchangeNotAvailable.
+    PermissionDenied an AuthenticationError, OnMaintenance an ExchangeNotAvailable. Cancelling
+    an order that is no longer open (11044, 11008) is OrderNotFound, like paper's.
     """
     message = f"{type(exc).__name__}: {exc}"
     code = deribit_code(exc)
     if isinstance(exc, VenueError):
         return exc
-    if isinstance(exc, ccxt.OrderNotFound):
+    if isinstance(exc, ccxt.OrderNotFound) or (
+        isinstance(exc, ccxt.InvalidOrder) and code in NOT_OPEN_CODES
+    ):
         return OrderNotFound(message)
     if isinstance(exc, ccxt.PermissionDenied):
         return OrderRejected(message, code)

@@ -1,0 +1,79 @@
+"""The ``venue`` fixture every contract test runs against, once per adapter:
+
+- ``paper``: :class:`bot.venues.paper.PaperVenue` on a :class:`bot.sim.market.SimMarket`;
+- ``deribit``: :class:`bot.venues.deribit.DeribitVenue` (ccxt) talking HTTP to the simulated
+  Deribit server (:class:`bot.sim.server.SimServer`) started in the test's event loop on
+  127.0.0.1, port 0, which itself keeps its account in a paper venue on the same market.
+
+Both run on one fake clock: the market stands still unless a test advances it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from pydantic import SecretStr
+
+from bot.clock import FakeClock
+from bot.config import DEFAULT_FACTS, FeeSettings, MarketSettings, VenueSettings
+from bot.sim.market import SimMarket
+from bot.sim.server import SimServer
+from bot.venues.base import Venue
+from bot.venues.deribit import DeribitVenue
+from bot.venues.paper import PaperVenue
+from bot.venues.paper_state import MemoryPaperStore
+
+START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+CURRENCY = "BTC"
+KEY, SECRET = "contract-key", "contract-secret"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+def market(clock: FakeClock) -> SimMarket:
+    return SimMarket(MarketSettings(), (CURRENCY,), clock, DEFAULT_FACTS, start=START)
+
+
+def _paper(market: SimMarket, clock: FakeClock, name: str) -> PaperVenue:
+    return PaperVenue(market, MemoryPaperStore(), clock, DEFAULT_FACTS, FeeSettings(), name=name)
+
+
+@pytest.fixture(params=["paper", "deribit"])
+async def venue(
+    request: pytest.FixtureRequest, market: SimMarket, clock: FakeClock
+) -> AsyncIterator[Venue]:
+    if request.param == "paper":
+        paper = _paper(market, clock, "paper")
+        yield paper
+        await paper.close()
+        return
+    server = SimServer(
+        market,
+        _paper(market, clock, "sim"),
+        api_key=KEY,
+        api_secret=SECRET,
+        fault_plan=None,
+        clock=clock,
+    )
+    port = await server.start(host="127.0.0.1", port=0)
+    settings = VenueSettings(
+        kind="ccxt",
+        network="custom",
+        url=f"http://127.0.0.1:{port}",
+        timeout_seconds=5.0,
+        api_key=SecretStr(KEY),
+        api_secret=SecretStr(SECRET),
+    )
+    deribit = DeribitVenue(settings, clock, rng=np.random.default_rng(11))
+    try:
+        yield deribit
+    finally:
+        await deribit.close()
+        await server.stop()
