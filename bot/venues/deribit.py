@@ -160,6 +160,24 @@ def _rows(response: Any, op: str) -> list[Mapping[str, Any]]:
     return rows
 
 
+class NoResendDeribit(ccxt.deribit):  # type: ignore[misc]
+    """ccxt's Deribit client whose HTTP session never resends a request on its own.
+
+    ccxt sends every Deribit call, ``private/buy`` included, as an HTTP GET, and aiohttp
+    silently retries an idempotent method once when the server drops the connection before
+    answering: an order accepted and then cut off would be placed twice. The contract and
+    fault tests (``tests/test_deribit_sim_faults.py``) catch a regression on upgrade.
+    """
+
+    def open(self, lazy: bool = False) -> None:
+        super().open(lazy)
+        session = self.session
+        if session is not None and getattr(session, "_retry_connection", False):
+            session._retry_connection = False
+        elif session is not None and not hasattr(session, "_retry_connection"):
+            raise RuntimeError("aiohttp changed: cannot turn off its silent resend of GET")
+
+
 def build_client(settings: VenueSettings) -> Any:
     """The async ccxt client: testnet unless mainnet is chosen explicitly; custom URLs checked."""
     config: dict[str, Any] = {
@@ -170,7 +188,7 @@ def build_client(settings: VenueSettings) -> Any:
     if settings.api_key is not None and settings.api_secret is not None:
         config["apiKey"] = settings.api_key.get_secret_value()
         config["secret"] = settings.api_secret.get_secret_value()
-    client = ccxt.deribit(config)
+    client = NoResendDeribit(config)
     if settings.network == "custom":
         if not settings.url:
             raise UnsafeUrl("venue.network=custom needs venue.url")
