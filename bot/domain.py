@@ -224,6 +224,9 @@ class PortfolioGreeks:
     theta: float
     equity: float
     expired_skipped: tuple[str, ...] = ()
+    # Vega-weighted mean IV of the live options (decimal), stored with the greeks so the cost
+    # report can attribute vega P&L (vega x dIV); None when unset or the book holds no option.
+    iv: float | None = None
 
     def delta(self, mode: TargetMode) -> float:
         return self.delta_coin if mode is TargetMode.COIN else self.delta_usd_target
