@@ -31,7 +31,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 import numpy as np
@@ -87,8 +87,8 @@ class SeriesFunding:
         lo, hi = self._edges[0], self._edges[-1]
         if t0 < lo or t1 > hi:
             raise DataError(
-                f"funding series covers {datetime.fromtimestamp(lo).isoformat()}"
-                f"..{datetime.fromtimestamp(hi).isoformat()} (local time), not "
+                f"funding series covers {datetime.fromtimestamp(lo, UTC).isoformat()}"
+                f"..{datetime.fromtimestamp(hi, UTC).isoformat()}, not "
                 f"{start.isoformat()}..{end.isoformat()}"
             )
         return float(np.interp(t1, self._edges, self._cum) - np.interp(t0, self._edges, self._cum))

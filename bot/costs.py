@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -156,7 +156,6 @@ class Report:
     books: tuple[CurrencyReport, ...]
     funding: str
     message: str | None = None
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def empty(self) -> bool:
