@@ -436,6 +436,7 @@ def portfolio_greeks(book: Book, now: datetime) -> PortfolioGreeks:
             futures_delta += inst.coin_delta_of_amount(pos.size, _future_mark(book, pos))
 
     delta_net = delta_bs = gamma = vega = theta = 0.0
+    iv: float | None = None
     if size:
         g = black76(fwd, strike, tau, sigma, is_call)
         n = np.asarray(size)
@@ -447,6 +448,9 @@ def portfolio_greeks(book: Book, now: datetime) -> PortfolioGreeks:
         gamma = float(n @ (g.gamma * live))
         vega = float(n @ g.vega)
         theta = float(n @ g.theta)
+        weights = np.abs(n * g.vega)
+        if weights.sum() > 0:  # vega-weighted mean IV: the book's own implied vol
+            iv = float(weights @ np.asarray(sigma) / weights.sum())
 
     delta_coin = delta_net + futures_delta
     return PortfolioGreeks(
@@ -463,4 +467,5 @@ def portfolio_greeks(book: Book, now: datetime) -> PortfolioGreeks:
         theta=theta,
         equity=equity,
         expired_skipped=tuple(skipped),
+        iv=iv,
     )

@@ -661,3 +661,15 @@ def test_empty_book_has_zero_greeks_and_usd_target_equal_to_equity() -> None:
     g: PortfolioGreeks = portfolio_greeks(make_book(()), NOW)
     assert (g.delta_coin, g.gamma, g.vega, g.theta) == (0.0, 0.0, 0.0, 0.0)
     assert g.delta_usd_target == g.equity == CASH
+
+
+def test_the_books_implied_vol_is_the_vega_weighted_mean_of_its_options_ivs() -> None:
+    from bot.domain import OptionType
+    from tests.books import NOW, book, option
+
+    near = option(90_000, OptionType.CALL, days=7)
+    far = option(90_000, OptionType.PUT, days=60)
+    g = portfolio_greeks(book(options=((near, -1.0, 0.5), (far, -1.0, 0.7))), NOW)
+    assert g.iv is not None
+    assert 0.6 < g.iv < 0.7  # the 60-day option carries more vega, so more weight
+    assert portfolio_greeks(book(), NOW).iv is None
