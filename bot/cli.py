@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from bot import cli_backtest
+from bot import cli_analysis, cli_backtest
 from bot.app import App, build_app, database_url
 from bot.config import ConfigError, Settings, load_settings
 from bot.cycle import Plan, rebalance_once
@@ -84,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     db.add_argument("--paper", action="store_true")
     db.set_defaults(handler=cmd_db)
     cli_backtest.add_parser(sub)
+    cli_analysis.add_parsers(sub)
     return p
 
 

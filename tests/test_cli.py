@@ -100,3 +100,36 @@ def test_status_prints_a_readable_book(home: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert "delta (coin, delta_total)" in out
     assert "BTC-PERPETUAL" in out
+
+
+def test_report_after_a_hedge_shows_fees_slippage_and_writes_csv_and_plots(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEDGEBOT__HEDGE__TARGET_DELTA", "1.5")
+    main(["db", "upgrade", "--paper"])
+    main(["rebalance", "--paper", "--yes"])
+    capsys.readouterr()
+    code = main(["report", "--paper", "--csv", str(home / "csv"), "--plots", str(home / "png")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "fees" in out
+    assert "slippage vs decision mid" in out
+    assert (home / "csv" / "fills.csv").read_text().count("\n") >= 2
+    assert any(p.suffix == ".png" for p in (home / "png").iterdir())
+
+
+def test_report_of_an_empty_ledger_says_so(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["db", "upgrade", "--paper"])
+    assert main(["report", "--paper"]) == 0
+    assert "no rebalances recorded" in capsys.readouterr().out
+
+
+def test_risk_shows_the_grid_and_draws_the_gamma_profile(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["db", "upgrade", "--paper"])
+    capsys.readouterr()
+    assert main(["risk", "--paper", "--range", "0.1", "--plot", str(home / "g.png"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert "BTC" in data
+    assert (home / "g.png").read_bytes()[:4] == b"\x89PNG"
