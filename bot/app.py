@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.cycle import CycleContext
 from bot.execution import Executor
 from bot.lock import BookLock, lock_path_for
+from bot.policy import VolSource
 from bot.positions import PositionTracker
 from bot.risk import RiskGate
 from bot.sim.market import SimMarket
@@ -102,5 +103,6 @@ def build_app(
 
     risk = RiskGate(settings.risk, clock, trading_state)
     executor = Executor(venue, ledger, clock, settings.execution, settings.venue.label_prefix)
-    ctx = CycleContext(settings, tracker, ledger, risk, executor, clock, mode=mode)
+    vol = VolSource(settings.policy.volatility, ledger)
+    ctx = CycleContext(settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol)
     return App(settings, clock, venue, ledger, ctx, url, paper)

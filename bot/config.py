@@ -182,6 +182,23 @@ class GammaScaledSettings(_Section):
     risk_aversion: float = Field(1.0, gt=0, description="Whalley-Wilmott gamma_ra")
     cost: float = Field(0.0005, ge=0, lt=0.1, description="proportional cost lambda (fraction)")
     min_band: float = Field(0.01, ge=0, description="coin; floor of the band")
+    method: Literal["whalley_wilmott", "zakamouline"] = Field(
+        "whalley_wilmott", description="zakamouline also reads policy.volatility's sigma"
+    )
+
+
+class VolatilitySettings(_Section):
+    """Where the policies' sigma comes from: the book's implied vol or a forecast from the
+    index prices the daemon has seen (its greeks snapshots)."""
+
+    source: Literal["implied", "ewma", "garch"] = Field("implied", description="sigma source")
+    lookback_hours: float = Field(72.0, gt=0, le=24 * 365, description="index history used")
+    min_points: int = Field(30, ge=10, description="fewer recorded prices: use implied")
+    ewma_lambda: float = Field(0.94, gt=0, lt=1, description="EWMA decay per observation")
+    scale_time_band: bool = Field(
+        False, description="time-band interval x (reference/sigma)^2, within x0.25..x4"
+    )
+    reference: float = Field(0.6, gt=0, lt=5, description="sigma at which the interval is as set")
 
 
 class PolicySettings(_Section):
@@ -194,6 +211,7 @@ class PolicySettings(_Section):
     time_band: TimeBandSettings = TimeBandSettings()
     delta_band: DeltaBandSettings = DeltaBandSettings()
     gamma_scaled: GammaScaledSettings = GammaScaledSettings()
+    volatility: VolatilitySettings = VolatilitySettings()
 
 
 class RiskSettings(_Section):

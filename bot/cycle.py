@@ -19,7 +19,7 @@ from bot.config import Settings
 from bot.domain import Book, DataError, HedgeDecision, PortfolioGreeks, TargetMode
 from bot.execution import Execution, Executor
 from bot.greeks import portfolio_greeks
-from bot.policy import decide, describe_params
+from bot.policy import VolSource, decide, describe_params
 from bot.positions import PositionTracker
 from bot.risk import RiskGate
 from bot.store.ledger import GreeksSnapshot, Ledger, RebalanceRecord
@@ -67,6 +67,7 @@ class CycleContext:
     executor: Executor
     clock: Clock
     mode: str = "daemon"
+    vol: VolSource | None = None
     last_rebalance: dict[str, datetime] = field(default_factory=dict)
 
 
@@ -112,6 +113,8 @@ async def _cycle(
         return rec.skip(
             f"delta disagreement: local {greeks.delta_coin:+.5f} vs venue {venue_delta:+.5f}"
         )
+    sigma = ctx.vol.sigma(currency, ctx.clock.now(), greeks.iv) if ctx.vol else None
+    rec.sigma = sigma
     decision = decide(
         book,
         greeks,
@@ -120,6 +123,7 @@ async def _cycle(
         s.hedge.target_delta,
         ctx.clock.now(),
         ctx.last_rebalance.get(currency),
+        sigma,
     )
     rec.decision = decision
     for warning in decision.warnings:
@@ -160,6 +164,7 @@ class _Recorder:
         self.greeks: PortfolioGreeks | None = None
         self.decision: HedgeDecision | None = None
         self.plan: Plan | None = None
+        self.sigma: float | None = None
 
     def skip(self, reason: str) -> CycleResult:
         log.warning("cycle_skipped", reason=reason)
@@ -184,7 +189,7 @@ class _Recorder:
                 currency=self.currency,
                 mode=self.ctx.mode,
                 policy=s.policy.kind,
-                params=describe_params(s.policy),
+                params=describe_params(s.policy, self.sigma),
                 target_mode=s.hedge.target_mode.value,
                 status=status,
                 reason=reason,

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import structlog
 
-from bot.config import PolicySettings
-from bot.domain import Book, HedgeDecision, Instrument, PortfolioGreeks, TargetMode
+from bot.config import PolicySettings, VolatilitySettings
+from bot.domain import Book, DataError, HedgeDecision, Instrument, PortfolioGreeks, TargetMode
 from bot.greeks import year_fraction
+from bot.store.ledger import Ledger
+from bot.volatility import make_forecaster
 from strategies.common import HedgeState, LotSpec
 from strategies.delta_band import DeltaBandParams
 from strategies.gamma_scaled import GammaScaledParams
@@ -25,21 +28,37 @@ from strategies.time_band import TimeBandParams
 
 DEFAULT_SIGMA = 0.6  # used only when the book holds no option with an IV
 
+log = structlog.get_logger("hedgebot.policy")
 
-def policy_params(settings: PolicySettings) -> TimeBandParams | DeltaBandParams | GammaScaledParams:
-    """The frozen params model of the configured policy."""
+
+def policy_params(
+    settings: PolicySettings, sigma: float | None = None
+) -> TimeBandParams | DeltaBandParams | GammaScaledParams:
+    """The frozen params model of the configured policy.
+
+    With ``volatility.scale_time_band`` and a ``sigma``, the time-band interval is scaled by
+    ``(reference / sigma)²`` (within x0.25..x4): the expected delta drift per interval stays
+    what it is at the reference vol.
+    """
     if settings.kind == "time_band":
-        return TimeBandParams(interval_seconds=settings.time_band.interval_seconds)
+        interval = settings.time_band.interval_seconds
+        vol = settings.volatility
+        if vol.scale_time_band and sigma is not None:
+            interval *= float(np.clip((vol.reference / sigma) ** 2, 0.25, 4.0))
+        return TimeBandParams(interval_seconds=interval)
     if settings.kind == "delta_band":
         return DeltaBandParams(
             band=settings.delta_band.band, rebalance_to=settings.delta_band.rebalance_to
         )
     gs = settings.gamma_scaled
-    return GammaScaledParams(risk_aversion=gs.risk_aversion, cost=gs.cost, min_band=gs.min_band)
+    return GammaScaledParams(
+        risk_aversion=gs.risk_aversion, cost=gs.cost, min_band=gs.min_band, method=gs.method
+    )
 
 
-def describe_params(settings: PolicySettings) -> dict[str, Any]:
-    return asdict(policy_params(settings))
+def describe_params(settings: PolicySettings, sigma: float | None = None) -> dict[str, Any]:
+    """The params the policy ran with, and the sigma it was given, for the ledger."""
+    return {**asdict(policy_params(settings, sigma)), "sigma": sigma}
 
 
 def lot_for(instrument: Instrument) -> LotSpec:
@@ -82,22 +101,65 @@ def decide(
     target: float,
     now: datetime,
     last_rebalance: datetime | None,
+    sigma: float | None = None,
 ) -> HedgeDecision:
-    """Ask the configured policy what to trade in the hedge instrument for this book."""
-    sigma, tau = book_sigma_tau(book, now)
+    """Ask the configured policy what to trade in the hedge instrument for this book.
+
+    ``sigma`` is the volatility the policy should use (a forecast); None uses the held options'
+    mean IV.
+    """
+    implied, tau = book_sigma_tau(book, now)
+    vol = sigma if sigma is not None else implied
     price = book.hedge_quote.mid
-    delta = greeks.delta(mode)
     state = HedgeState(
-        delta=np.array([delta]),
+        delta=np.array([greeks.delta(mode)]),
         target=np.array([target]),
         gamma=np.array([greeks.gamma]),
         price=np.array([price]),
         now=np.array([now.timestamp()]),
         last_rebalance=np.array([last_rebalance.timestamp() if last_rebalance else -math.inf]),
-        sigma=np.array([sigma]),
+        sigma=np.array([vol]),
         tau=np.array([tau]),
     )
-    out = decide_arrays(
-        settings.kind, state, policy_params(settings), lot_for(book.hedge_instrument)
-    )
+    params = policy_params(settings, vol)
+    out = decide_arrays(settings.kind, state, params, lot_for(book.hedge_instrument))
     return decision_of(settings.kind, state, out)
+
+
+class VolSource:
+    """The sigma the policy uses: the book's implied vol, or an EWMA/GARCH forecast from the
+    index prices recorded in the ledger's greeks snapshots over ``lookback_hours``.
+
+    With fewer than ``min_points`` recorded prices (a fresh ledger) it falls back to implied
+    and says so once.
+    """
+
+    def __init__(self, settings: VolatilitySettings, ledger: Ledger) -> None:
+        self._settings = settings
+        self._ledger = ledger
+        self._forecaster = make_forecaster(settings.source, lam=settings.ewma_lambda)
+        self._warned: set[str] = set()
+
+    def sigma(self, currency: str, now: datetime, implied: float | None) -> float | None:
+        s = self._settings
+        if s.source == "implied":
+            return implied
+        since = now - timedelta(hours=s.lookback_hours)
+        snaps = self._ledger.greeks_snapshots(since, currency=currency)
+        if len(snaps) < s.min_points:
+            if currency not in self._warned:
+                self._warned.add(currency)
+                log.info(
+                    "volatility_fallback_to_implied",
+                    currency=currency,
+                    points=len(snaps),
+                    needed=s.min_points,
+                )
+            return implied
+        prices = np.array([x.index_price for x in snaps])
+        times = np.array([x.ts.timestamp() for x in snaps])
+        try:
+            return self._forecaster.forecast(prices, times, implied=implied or DEFAULT_SIGMA)
+        except DataError as exc:
+            log.warning("volatility_forecast_failed", currency=currency, error=str(exc))
+            return implied

@@ -15,6 +15,15 @@ and that a trade should go **to the nearest edge**, not the target. Units, all p
 
 Then ``λ·S·Γ²/γ_ra`` is coin³ and ``H`` is coin. A flat book (Γ = 0) or free trading (λ = 0)
 gives H = 0, so the band is floored at ``min_band`` and, like every band, at one lot.
+
+``method="zakamouline"`` uses Zakamouline's (2006) fitted band instead, which also reads the
+volatility ``sigma`` (a forecast or the implied vol) and ``tau``:
+
+    H0 = λ / (γ_ra · S · σ² · τ),   Hw = 1.12 · λ^0.31 · τ^0.05 · (e^(−rτ)/σ)^0.25 · (|Γ|/γ_ra)^0.5
+
+with the band ±(H0 + Hw). Zakamouline also moves the target to the delta at a modified vol
+σ_m² = σ²(1 − K); a policy sees the book's delta, not its options, so that shift is left out
+and the target stays the configured one.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ class GammaScaledParams:
     cost: float
     min_band: float
     rate: float = 0.0
+    method: str = "whalley_wilmott"
 
     def __post_init__(self) -> None:
         checks = (
@@ -50,6 +60,11 @@ class GammaScaledParams:
             value = getattr(self, name)
             if not (math.isfinite(value) and ok):
                 raise ValueError(f"gamma_scaled {name} must be {what} and finite, got {value!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"gamma_scaled method must be one of {METHODS}, got {self.method!r}")
+
+
+METHODS = ("whalley_wilmott", "zakamouline")
 
 
 def whalley_wilmott_band(
@@ -61,14 +76,37 @@ def whalley_wilmott_band(
     return np.asarray(np.cbrt(cube), dtype=np.float64)
 
 
+def zakamouline_band(
+    gamma: Array, price: Array, sigma: Array, tau: Array, params: GammaScaledParams
+) -> Array:
+    """Zakamouline's half-width H0 + Hw in coin, per book (see module docstring)."""
+    lam, ra = params.cost, params.risk_aversion
+    h0 = lam / (ra * price * np.square(sigma) * tau)
+    hw = (
+        1.12
+        * lam**0.31
+        * np.power(tau, 0.05)
+        * np.power(np.exp(-params.rate * tau) / sigma, 0.25)
+        * np.sqrt(np.abs(gamma) / ra)
+    )
+    return np.asarray(h0 + hw, dtype=np.float64)
+
+
 def gamma_scaled(state: HedgeState, params: GammaScaledParams, lot: LotSpec) -> HedgeOrders:
     """Per book: trade to the nearest edge of ``max(H, min_band, one lot)`` when outside it.
 
     Reasons ``IN_BAND``, ``OUTSIDE_BAND`` or ``BELOW_MIN_LOT``. A band narrower than one lot is
     widened and said in ``warnings``.
     """
-    delta, target, gamma, price, tau = state_arrays(
-        state, ("delta", "target", "gamma", "price", "tau")
-    )
-    band = np.maximum(whalley_wilmott_band(gamma, price, tau, params), params.min_band)
+    if params.method == "zakamouline":
+        delta, target, gamma, price, sigma, tau = state_arrays(
+            state, ("delta", "target", "gamma", "price", "sigma", "tau")
+        )
+        width = zakamouline_band(gamma, price, sigma, tau, params)
+    else:
+        delta, target, gamma, price, tau = state_arrays(
+            state, ("delta", "target", "gamma", "price", "tau")
+        )
+        width = whalley_wilmott_band(gamma, price, tau, params)
+    band = np.maximum(width, params.min_band)
     return band_orders("gamma_scaled", delta, target, price, band, lot, to_edge=True)

@@ -567,3 +567,44 @@ def test_decision_of_a_row_carries_trade_band_reason_and_warnings() -> None:
     assert decision.policy == "delta_band"
     assert decision.trades
     assert decision.warnings == orders.warnings
+
+
+def test_zakamouline_band_matches_the_reference_formula_and_reads_sigma() -> None:
+    from strategies.gamma_scaled import GammaScaledParams, gamma_scaled, zakamouline_band
+
+    params = GammaScaledParams(risk_aversion=1e-3, cost=0.0005, min_band=0.0, method="zakamouline")
+    gamma, price, sigma, tau = 6e-4, 90_000.0, 0.6, 7 / 365
+    h0 = 0.0005 / (1e-3 * price * sigma**2 * tau)
+    hw = 1.12 * 0.0005**0.31 * tau**0.05 * (1 / sigma) ** 0.25 * (gamma / 1e-3) ** 0.5
+    width = zakamouline_band(
+        np.array([gamma]), np.array([price]), np.array([sigma]), np.array([tau]), params
+    )
+    assert width[0] == pytest.approx(h0 + hw, rel=1e-12)
+    calm = zakamouline_band(
+        np.array([gamma]), np.array([price]), np.array([0.3]), np.array([tau]), params
+    )
+    assert calm[0] > width[0]  # lower vol: the cost term H0 widens the band
+
+    def state(s: float) -> HedgeState:
+        return HedgeState(
+            delta=np.array([0.3]),
+            target=np.array([0.0]),
+            gamma=np.array([gamma]),
+            price=np.array([price]),
+            now=np.array([0.0]),
+            last_rebalance=np.array([0.0]),
+            sigma=np.array([s]),
+            tau=np.array([tau]),
+        )
+
+    lot = LotSpec(step=10, min_amount=10)
+    assert gamma_scaled(state(0.6), params, lot).band_high[0] == pytest.approx(h0 + hw)
+    with pytest.raises(DataError, match="sigma"):
+        gamma_scaled(state(float("nan")), params, lot)
+
+
+def test_an_unknown_gamma_scaled_method_is_refused() -> None:
+    from strategies.gamma_scaled import GammaScaledParams
+
+    with pytest.raises(ValueError, match="method"):
+        GammaScaledParams(risk_aversion=1.0, cost=0.0005, min_band=0.0, method="astrology")
