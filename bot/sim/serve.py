@@ -1,0 +1,167 @@
+"""``hedgebot sim``: run the simulated Deribit venue on 127.0.0.1 until SIGINT or SIGTERM.
+
+It builds the simulated market from the settings (the same seed, path and listing as the
+embedded paper venue), a paper venue on it with its own account (in SQL at ``database_url``, or
+in memory), and serves both with :class:`~bot.sim.server.SimServer`. The API key and secret it
+accepts come from ``HEDGEBOT_SIM_API_KEY`` / ``HEDGEBOT_SIM_API_SECRET``, or are generated and
+printed for local use. Point the ccxt venue at it with ``venue.network: custom`` and
+``venue.url: http://127.0.0.1:PORT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TextIO
+
+from bot.clock import AcceleratedClock, Clock, SystemClock
+from bot.config import Settings
+from bot.sim.faults import FaultPlan, ThinnableMarket
+from bot.sim.market import SimMarket
+from bot.sim.ratelimit import RateLimits
+from bot.sim.server import SimServer
+from bot.venues.paper import PaperVenue
+from bot.venues.paper_state import MemoryPaperStore, PaperStateStore
+
+KEY_ENV = "HEDGEBOT_SIM_API_KEY"
+SECRET_ENV = "HEDGEBOT_SIM_API_SECRET"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    api_key: str
+    api_secret: str
+    generated: bool
+
+
+def credentials(env: Mapping[str, str] | None = None) -> Credentials:
+    """The key pair from the environment, or a fresh one when either is unset."""
+    env = os.environ if env is None else env
+    key, secret = env.get(KEY_ENV, ""), env.get(SECRET_ENV, "")
+    if key and secret:
+        return Credentials(key, secret, generated=False)
+    return Credentials(f"sim-{secrets.token_hex(6)}", secrets.token_hex(24), generated=True)
+
+
+def sim_clock(settings: Settings) -> Clock:
+    """Wall time, or ``market.speed`` times faster than the wall."""
+    if settings.market.speed != 1.0:
+        return AcceleratedClock(datetime.now(UTC), settings.market.speed)
+    return SystemClock()
+
+
+def _midnight(clock: Clock) -> datetime:
+    """The market path starts at midnight UTC of the clock's day (as the embedded venue's)."""
+    now = clock.now().astimezone(UTC)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _store(database_url: str | None) -> PaperStateStore:
+    if database_url is None:
+        return MemoryPaperStore()
+    from bot.store.db import make_engine, upgrade
+    from bot.store.paper import SqlPaperStore
+
+    upgrade(database_url)
+    return SqlPaperStore(make_engine(database_url))
+
+
+def build_server(
+    settings: Settings,
+    clock: Clock,
+    *,
+    api_key: str,
+    api_secret: str,
+    database_url: str | None = None,
+    fault_plan: FaultPlan | None = None,
+    rate_limits: RateLimits | None = None,
+    start: datetime | None = None,
+) -> SimServer:
+    """The market, a paper venue on it and the server around both (not started)."""
+    venue_settings = settings.venue
+    market = ThinnableMarket(
+        SimMarket(
+            settings.market,
+            venue_settings.currencies,
+            clock,
+            venue_settings.facts,
+            start=start or _midnight(clock),
+        )
+    )
+    venue = PaperVenue(
+        market,
+        _store(database_url),
+        clock,
+        venue_settings.facts,
+        venue_settings.fees,
+        name="sim",
+        equity=settings.market.equity,
+    )
+    return SimServer(
+        market,
+        venue,
+        api_key=api_key,
+        api_secret=api_secret,
+        clock=clock,
+        fault_plan=fault_plan,
+        fees=venue_settings.fees,
+        rate_limits=rate_limits,
+    )
+
+
+async def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    database_url: str | None = None,
+    fault_plan: FaultPlan | None = None,
+    clock: Clock | None = None,
+    out: TextIO | None = None,
+    stop: asyncio.Event | None = None,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM (or ``stop`` is set), printing where and with which keys.
+
+    ``env`` (default ``os.environ``) supplies HEDGEBOT_SIM_API_KEY/HEDGEBOT_SIM_API_SECRET.
+    """
+    out = out or sys.stdout
+    clock = clock or sim_clock(settings)
+    creds = credentials(env)
+    server = build_server(
+        settings,
+        clock,
+        api_key=creds.api_key,
+        api_secret=creds.api_secret,
+        database_url=database_url,
+        fault_plan=fault_plan,
+    )
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+    bound = await server.start(host, port)
+    try:
+        print(
+            f"hedgebot sim: Deribit API on http://{host}:{bound} (ws://{host}:{bound}/ws/api/v2)",
+            file=out,
+        )
+        source = "generated" if creds.generated else f"from {KEY_ENV}/{SECRET_ENV}"
+        print(f"api key: {creds.api_key}", file=out)
+        print(f"api secret: {creds.api_secret} ({source})", file=out)
+        out.flush()
+        await stop.wait()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+        await server.stop()
