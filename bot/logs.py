@@ -38,6 +38,8 @@ def configure_logging(
 ) -> None:
     """Set structlog up once per process; ``auto`` picks console on a tty, JSON otherwise."""
     out = stream or sys.stderr
+    # ccxt logs request headers (API key id, signatures) at DEBUG: never let that through.
+    logging.getLogger("ccxt").setLevel(logging.INFO)
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"
     renderer: Any = (
