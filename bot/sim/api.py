@@ -18,6 +18,7 @@ from bot.domain import DataError
 from bot.sim import deribit_json as dj
 from bot.sim.account_api import AccountApi
 from bot.sim.auth import Authenticator
+from bot.sim.order_reads import OrderReadsApi
 from bot.sim.params import Params, currencies_param, currency_param
 from bot.sim.public_data import PublicData
 from bot.sim.rpc_errors import RpcError
@@ -57,6 +58,7 @@ class DeribitApi:
         self,
         public: PublicData,
         trading: TradingApi,
+        reads: OrderReadsApi,
         account: AccountApi,
         authenticator: Authenticator,
     ) -> None:
@@ -81,6 +83,7 @@ class DeribitApi:
             "public/get_order_book": self._order_book,
         }
         self._handlers.update({f"private/{k}": v for k, v in trading.handlers().items()})
+        self._handlers.update({f"private/{k}": v for k, v in reads.handlers().items()})
         self._handlers.update({f"private/{k}": v for k, v in account.handlers().items()})
         self._currencies_served = market.currencies
 

@@ -20,7 +20,6 @@ import ipaddress
 import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -32,7 +31,9 @@ from bot.domain import DataError
 from bot.sim.account_api import AccountApi
 from bot.sim.api import CallInfo, DeribitApi, ReplyLost
 from bot.sim.auth import Authenticator
+from bot.sim.envelope import Outcome
 from bot.sim.faults import FaultPlan, Faults, FaultSchedule, ServedMarket, ThinnableMarket
+from bot.sim.order_reads import OrderReadsApi
 from bot.sim.orders import OrderDirectory
 from bot.sim.params import Params
 from bot.sim.public_data import PublicData
@@ -49,11 +50,6 @@ Sleeper = Callable[[float], Awaitable[None]]
 LocalHandler = Callable[[], Awaitable[Any]]
 
 
-def dumps(payload: Any) -> str:
-    """JSON without NaN or infinity: a non-finite number is a server bug, never sent."""
-    return json.dumps(payload, allow_nan=False, separators=(",", ":"))
-
-
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -61,31 +57,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one request ends: a result, an error, a 5xx, or no reply at all."""
-
-    result: Any = None
-    error: RpcError | None = None
-    unavailable: bool = False
-    drop: bool = False
-    us_in: int = 0
-    us_out: int = 0
-
-    def envelope(self, request_id: Any = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"jsonrpc": "2.0"}
-        if request_id is not None:
-            body["id"] = request_id
-        if self.error is not None:
-            body["error"] = self.error.body()
-        else:
-            body["result"] = self.result
-        body.update(
-            usIn=self.us_in, usOut=self.us_out, usDiff=self.us_out - self.us_in, testnet=True
-        )
-        return body
 
 
 class SimServer:
@@ -127,7 +98,8 @@ class SimServer:
         )
         self.account = AccountApi(public, venue, self.directory, limits)
         self.auth = Authenticator(api_key, api_secret, timer=timer)
-        self.api = DeribitApi(public, trading, self.account, self.auth)
+        reads = OrderReadsApi(trading, self.directory)
+        self.api = DeribitApi(public, trading, reads, self.account, self.auth)
         self._plan = plan
         self._schedule = FaultSchedule(plan) if fault_plan is not None else None
         self._limiter = RateLimiter(limits, timer)
@@ -298,5 +270,5 @@ class SimServer:
     def _json(outcome: Outcome, request_id: Any) -> web.Response:
         status = outcome.error.http_status if outcome.error is not None else 200
         return web.Response(
-            status=status, text=dumps(outcome.envelope(request_id)), content_type="application/json"
+            status=status, text=outcome.text(request_id), content_type="application/json"
         )

@@ -1,10 +1,11 @@
-"""Deribit's private order methods on the paper venue: place, edit, cancel, look up, trades.
+"""Deribit's private order methods on the paper venue: place, edit and cancel.
 
 The paper venue decides every fill and every reject; this module reads Deribit's parameters,
 applies the request-level rules Deribit applies before matching (price bands, post-only
-repricing when ``reject_post_only`` is false, 64-character labels, reduce-only), and answers
-from the :class:`~bot.sim.orders.OrderDirectory`. A new order can be hidden from label look-ups
-and open-order lists for a while (the fault plan's replication lag).
+repricing when ``reject_post_only`` is false, 64-character labels), records what the venue
+answered in the :class:`~bot.sim.orders.OrderDirectory`, and writes Deribit's order and trade
+objects (also for :mod:`bot.sim.order_reads` and the WebSocket pushes). A new order can be
+hidden from label look-ups and open-order lists for a while (the fault plan's replication lag).
 """
 
 from __future__ import annotations
@@ -40,16 +41,15 @@ Json = dict[str, Any]
 MAX_LABEL = 64
 STOP_TYPES = ("stop_limit", "stop_market", "take_limit", "take_market", "trailing_stop")
 KINDS = ("future", "option", "spot", "future_combo", "option_combo", "any")
-SORTINGS = ("asc", "desc", "default")
 _EPS = 1e-9
 
 
-def _kind(instrument_name: str, market: PublicData) -> str:
+def kind_of(instrument_name: str, market: PublicData) -> str:
     return "option" if market.market.instrument(instrument_name).is_option else "future"
 
 
 class TradingApi:
-    """Handlers of the private order and trade methods; see the module docstring."""
+    """Handlers of the private order-changing methods; see the module docstring."""
 
     def __init__(
         self,
@@ -61,6 +61,7 @@ class TradingApi:
         thinnable: ThinnableMarket | None = None,
         partial_fill_ratio: float = 0.5,
     ) -> None:
+        self.public = public
         self._public = public
         self._market = public.market
         self._venue = venue
@@ -80,19 +81,6 @@ class TradingApi:
             "cancel_all_by_currency": self._cancel_all_by_currency,
             "cancel_all_by_instrument": self._cancel_all_by_instrument,
             "cancel_by_label": self._cancel_by_label,
-            "get_order_state": self._order_state,
-            "get_order_state_by_label": self._order_state_by_label,
-            "get_open_orders": self._open_orders,
-            "get_open_orders_by_currency": self._open_orders_by_currency,
-            "get_open_orders_by_instrument": self._open_orders_by_instrument,
-            "get_open_orders_by_label": self._open_orders_by_label,
-            "get_order_history_by_currency": self._history_by_currency,
-            "get_order_history_by_instrument": self._history_by_instrument,
-            "get_user_trades_by_currency": self._trades_by_currency,
-            "get_user_trades_by_currency_and_time": self._trades_by_currency,
-            "get_user_trades_by_instrument": self._trades_by_instrument,
-            "get_user_trades_by_instrument_and_time": self._trades_by_instrument,
-            "get_user_trades_by_order": self._trades_by_order,
         }
 
     # --- JSON -----------------------------------------------------------------------------
@@ -107,7 +95,7 @@ class TradingApi:
     def _now(self) -> datetime:
         return self._market.now()
 
-    def _instrument(self, p: Params) -> Instrument:
+    def instrument(self, p: Params) -> Instrument:
         name = p.text("instrument_name")
         try:
             return self._market.instrument(name)
@@ -180,7 +168,7 @@ class TradingApi:
             yield
 
     async def _place(self, side: Side, p: Params, info: CallInfo) -> Any:
-        instrument = self._instrument(p)
+        instrument = self.instrument(p)
         amount = p.opt_number("amount")
         if amount is None:
             contracts = p.opt_number("contracts")
@@ -292,7 +280,7 @@ class TradingApi:
             await self._dir.refresh(currency)
         return count
 
-    def _type_filter(self, p: Params) -> Callable[[OrderRecord], bool]:
+    def type_filter(self, p: Params) -> Callable[[OrderRecord], bool]:
         wanted = p.opt_text("type", "all") or "all"
         if wanted in ("all", "trigger_all"):
             return lambda r: wanted == "all"
@@ -304,15 +292,15 @@ class TradingApi:
     async def _cancel_all_by_currency(self, p: Params, _: CallInfo) -> Any:
         currency = currency_param(p, self._served)
         kind = p.choice("kind", KINDS, "any")
-        by_type = self._type_filter(p)
+        by_type = self.type_filter(p)
         return await self._cancel_where(
             (currency,),
-            lambda r: kind in ("any", _kind(r.instrument_name, self._public)) and by_type(r),
+            lambda r: kind in ("any", kind_of(r.instrument_name, self._public)) and by_type(r),
         )
 
     async def _cancel_all_by_instrument(self, p: Params, _: CallInfo) -> Any:
-        instrument = self._instrument(p)
-        by_type = self._type_filter(p)
+        instrument = self.instrument(p)
+        by_type = self.type_filter(p)
         return await self._cancel_where(
             (instrument.currency,),
             lambda r: r.instrument_name == instrument.name and by_type(r),
@@ -322,129 +310,3 @@ class TradingApi:
         label = p.text("label")
         currencies = currencies_param(p, self._served)
         return await self._cancel_where(currencies, lambda r: r.label == label)
-
-    # --- orders ---------------------------------------------------------------------------
-
-    async def _order_state(self, p: Params, _: CallInfo) -> Any:
-        order_id = p.text("order_id")
-        record = await self._dir.resolve(order_id, self._served)
-        if record is None:
-            raise RpcError.of(10004, reason=f"no order {order_id}", param="order_id")
-        await self._dir.refresh(record.currency)
-        return self.order_json(record)
-
-    async def _visible(self, currency: str) -> list[OrderRecord]:
-        await self._dir.refresh(currency)
-        return self._dir.visible(currency, self._now())
-
-    async def _order_state_by_label(self, p: Params, _: CallInfo) -> Any:
-        label = p.text("label")
-        found = await self._visible(currency_param(p, self._served))
-        return [self.order_json(r) for r in found if r.label == label]
-
-    async def _open(
-        self, currencies: tuple[str, ...], keep: Callable[[OrderRecord], bool]
-    ) -> list[Json]:
-        out = []
-        for currency in currencies:
-            for record in await self._visible(currency):
-                if record.status is OrderStatus.OPEN and keep(record):
-                    out.append(self.order_json(record))
-        return out
-
-    def _kind_filter(self, p: Params) -> Callable[[OrderRecord], bool]:
-        kind = p.choice("kind", KINDS, "any")
-        by_type = self._type_filter(p)
-        return lambda r: kind in ("any", _kind(r.instrument_name, self._public)) and by_type(r)
-
-    async def _open_orders(self, p: Params, _: CallInfo) -> Any:
-        return await self._open(self._served, self._kind_filter(p))
-
-    async def _open_orders_by_currency(self, p: Params, _: CallInfo) -> Any:
-        return await self._open((currency_param(p, self._served),), self._kind_filter(p))
-
-    async def _open_orders_by_instrument(self, p: Params, _: CallInfo) -> Any:
-        instrument = self._instrument(p)
-        by_type = self._type_filter(p)
-        return await self._open(
-            (instrument.currency,), lambda r: r.instrument_name == instrument.name and by_type(r)
-        )
-
-    async def _open_orders_by_label(self, p: Params, _: CallInfo) -> Any:
-        label = p.text("label")
-        return await self._open((currency_param(p, self._served),), lambda r: r.label == label)
-
-    async def _history(
-        self, p: Params, currency: str, keep: Callable[[OrderRecord], bool]
-    ) -> list[Json]:
-        """Closed orders, newest first; unfilled cancelled ones only with include_unfilled."""
-        unfilled = p.flag("include_unfilled")
-        count = p.integer("count", 20)
-        offset = p.integer("offset", 0)
-        found = [
-            r
-            for r in await self._visible(currency)
-            if r.status is not OrderStatus.OPEN and keep(r) and (unfilled or r.filled_amount > 0)
-        ]
-        found.sort(key=lambda r: r.updated, reverse=True)
-        return [self.order_json(r) for r in found[offset : offset + count]]
-
-    async def _history_by_currency(self, p: Params, _: CallInfo) -> Any:
-        return await self._history(p, currency_param(p, self._served), self._kind_filter(p))
-
-    async def _history_by_instrument(self, p: Params, _: CallInfo) -> Any:
-        instrument = self._instrument(p)
-        return await self._history(
-            p, instrument.currency, lambda r: r.instrument_name == instrument.name
-        )
-
-    # --- trades ---------------------------------------------------------------------------
-
-    def _trade_page(self, p: Params, trades: list[TradeRecord]) -> Json:
-        start_ms, end_ms = p.opt_integer("start_timestamp"), p.opt_integer("end_timestamp")
-        if start_ms is not None:
-            trades = [t for t in trades if dj.ms(t.fill.timestamp) >= start_ms]
-        if end_ms is not None:
-            trades = [t for t in trades if dj.ms(t.fill.timestamp) <= end_ms]
-        sorting = p.choice("sorting", SORTINGS, "default")
-        count = p.integer("count", 10)
-        if count < 1:
-            raise RpcError.of(-32602, reason="must be at least 1", param="count")
-        ordered = trades if sorting == "asc" else list(reversed(trades))
-        page = ordered[:count]
-        return {"trades": [self.trade_json(t) for t in page], "has_more": len(ordered) > count}
-
-    async def _trades_by_currency(self, p: Params, _: CallInfo) -> Any:
-        currency = currency_param(p, self._served)
-        await self._dir.refresh(currency)
-        kind = p.choice("kind", KINDS, "any")
-        trades = [
-            t
-            for t in self._dir.trades(currency)
-            if kind in ("any", _kind(t.fill.instrument_name, self._public))
-        ]
-        return self._trade_page(p, trades)
-
-    async def _trades_by_instrument(self, p: Params, _: CallInfo) -> Any:
-        instrument = self._instrument(p)
-        await self._dir.refresh(instrument.currency)
-        start_seq, end_seq = p.opt_integer("start_seq"), p.opt_integer("end_seq")
-        trades = [
-            t
-            for t in self._dir.trades(instrument.currency)
-            if t.fill.instrument_name == instrument.name
-            and (start_seq is None or t.trade_seq >= start_seq)
-            and (end_seq is None or t.trade_seq <= end_seq)
-        ]
-        return self._trade_page(p, trades)
-
-    async def _trades_by_order(self, p: Params, _: CallInfo) -> Any:
-        order_id = p.text("order_id")
-        record = await self._dir.resolve(order_id, self._served)
-        if record is None:
-            raise RpcError.of(10004, reason=f"no order {order_id}", param="order_id")
-        await self._dir.refresh(record.currency)
-        trades = [t for t in self._dir.trades(record.currency) if t.order_id == order_id]
-        if p.choice("sorting", SORTINGS, "default") == "desc":
-            trades.reverse()
-        return [self.trade_json(t) for t in trades]

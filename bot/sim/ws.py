@@ -30,6 +30,7 @@ from aiohttp import WSMsgType, web
 
 from bot.domain import DataError
 from bot.sim.account_api import AccountApi
+from bot.sim.envelope import Outcome, dumps
 from bot.sim.instruments import currency_of
 from bot.sim.orders import OrderRecord, TradeRecord
 from bot.sim.params import Params
@@ -103,8 +104,6 @@ class Session:
     seen: dict[str, tuple[object, ...]] = field(default_factory=dict)  # channel -> last pushed
 
     def push(self, channel: str, data: Any) -> None:
-        from bot.sim.server import dumps
-
         message = {
             "jsonrpc": "2.0",
             "method": "subscription",
@@ -188,8 +187,6 @@ class WsHub:
                 return
 
     async def _serve(self, session: Session, text: str) -> None:
-        from bot.sim.server import Outcome, dumps
-
         try:
             request = json.loads(text)
             if not isinstance(request, dict) or not isinstance(request.get("method"), str):
@@ -199,7 +196,7 @@ class WsHub:
                 raise ValueError("params must be an object")
         except ValueError:
             error = Outcome(error=RpcError.of(-32700))
-            session.outbox.put_nowait(dumps(error.envelope(None)))
+            session.outbox.put_nowait(error.text(None))
             return
         method: str = request["method"]
         params = Params(raw)
@@ -225,7 +222,7 @@ class WsHub:
             return
         if method == "public/auth" and outcome.error is None:
             session.authed = True
-        session.outbox.put_nowait(dumps(outcome.envelope(request.get("id"))))
+        session.outbox.put_nowait(outcome.text(request.get("id")))
 
     def _local(
         self, session: Session, method: str, params: Params
