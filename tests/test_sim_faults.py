@@ -3,12 +3,16 @@ ccxt client what a bad day at Deribit does."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+
+import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 
 from bot.sim.faults import FaultPlan, FaultSchedule
 from bot.sim.matching import round_down
-from tests.sim_server_kit import PERP, PERP_SYMBOL, ccxt_client, raw_get, running
+from tests.sim_server_kit import KEY, PERP, PERP_SYMBOL, SECRET, ccxt_client, raw_get, running
 
 
 def _draws(
@@ -210,3 +214,36 @@ async def test_new_order_is_hidden_from_label_lookups_until_the_delay_passes() -
     assert by_id["result"]["order_state"] == "open", "the id the reply gave still answers"
     assert [o["label"] for o in shown["result"]] == ["lag"]
     assert PERP in shown["result"][0]["instrument_name"]
+
+
+async def test_websocket_order_accepted_then_dropped_closes_the_connection_unanswered() -> None:
+    plan = FaultPlan(accept_then_drop=(1,), drop_mode="close")
+    async with running(fault_plan=plan) as sim, aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"ws://127.0.0.1:{sim.port}/ws/api/v2")
+        await ws.send_json(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "public/auth",
+                "params": {
+                    "grant_type": "client_credentials",
+                    "client_id": KEY,
+                    "client_secret": SECRET,
+                },
+            }
+        )
+        assert "result" in json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+        await ws.send_json(
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "private/buy",
+                "params": {"instrument_name": PERP, "amount": 10, "type": "market", "label": "w"},
+            }
+        )
+        closing = await asyncio.wait_for(ws.receive(), 5)
+        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        _, found = await raw_get(
+            sim, "private/get_order_state_by_label", {"currency": "BTC", "label": "w"}
+        )
+    assert [o["order_state"] for o in found["result"]] == ["filled"]
