@@ -8,9 +8,8 @@ the paper database, so restart recovery runs in paper mode exactly as it does li
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from bot.clock import AcceleratedClock, Clock, SystemClock
+from bot.clock import Clock, clock_for, day_start
 from bot.config import Settings
 from bot.cycle import CycleContext
 from bot.execution import Executor
@@ -24,6 +23,7 @@ from bot.store.ledger import Ledger
 from bot.store.paper import SqlPaperStore
 from bot.store.records import TradingState
 from bot.venues.base import Venue
+from bot.venues.deribit import DeribitVenue
 from bot.venues.paper import PaperVenue
 
 
@@ -45,30 +45,40 @@ class App:
 
 
 def make_clock(settings: Settings) -> Clock:
-    """Wall time, or for the simulated venue run faster than the wall (``market.speed``)."""
-    if settings.venue.kind == "sim" and settings.market.speed != 1.0:
-        return AcceleratedClock(datetime.now(UTC), settings.market.speed)
-    return SystemClock()
+    """Wall time, or for the simulated venue time faster than the wall (``market.speed``),
+    counted from ``market.clock_anchor`` so a daemon and a simulated venue agree."""
+    return clock_for(settings.market.speed, settings.market.clock_anchor)
 
 
 def database_url(settings: Settings, paper: bool) -> str:
     return settings.database.paper_url if paper else settings.database.url
 
 
-def market_start(clock: Clock) -> datetime:
-    """The simulated market's path starts at midnight UTC of the clock's day, so a restart on
-    the same day continues the same path."""
-    now = clock.now().astimezone(UTC)
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+class UnsupportedMode(Exception):
+    """A combination of settings and flags hedgebot does not run."""
 
 
 def build_venue(settings: Settings, clock: Clock, url: str, paper: bool) -> Venue:
+    """The venue the settings name.
+
+    ``sim``: the embedded simulated exchange (its account in this process's database).
+    ``ccxt``: Deribit (testnet, mainnet, or the simulated venue of ``hedgebot sim``) through
+    ccxt. Paper mode fills locally against the simulated market's data.
+    """
+    if settings.venue.kind == "ccxt" and not paper:
+        return DeribitVenue(settings.venue, clock)
+    if settings.venue.kind == "ccxt":
+        raise UnsupportedMode(
+            "paper mode fills against the simulated market's data; paper trading on a real "
+            "Deribit's public data is not built yet. Use venue.kind: sim with --paper, or "
+            "point venue.url at `hedgebot sim` for a Deribit-compatible local venue."
+        )
     market = SimMarket(
         settings.market,
         settings.venue.currencies,
         clock,
         settings.venue.facts,
-        start=market_start(clock),
+        start=day_start(clock),
     )
     return PaperVenue(
         market,

@@ -1,7 +1,7 @@
 """The ``hedgebot`` command: run, rebalance, status, db (and the analysis commands).
 
-Exit codes: 0 done, 1 failed, 2 bad settings or arguments, 3 database schema behind the code,
-4 another process holds the book, 5 start-up reconciliation failed.
+Exit codes: 0 done, 1 failed, 2 bad settings, arguments or venue settings, 3 database schema
+behind the code, 4 another process holds the book, 5 start-up reconciliation failed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot import cli_analysis, cli_backtest
-from bot.app import App, build_app, database_url
+from bot.app import App, UnsupportedMode, build_app, database_url
 from bot.config import ConfigError, Settings, load_settings
 from bot.cycle import Plan, rebalance_once
 from bot.daemon import Daemon, install_signal_handlers
@@ -23,8 +23,12 @@ from bot.lock import BookLocked
 from bot.logs import configure_logging
 from bot.policy import schedule_seconds
 from bot.reconcile import ReconciliationFailed
+from bot.sim.faults import FaultPlan
+from bot.sim.serve import serve
 from bot.status import render_status, status_data
 from bot.store.db import SchemaOutOfDate, current_revision, head_revision, make_engine, upgrade
+from bot.venues.deribit import UnsafeUrl
+from bot.venues.errors import AuthError
 
 EXIT_CONFIG, EXIT_SCHEMA, EXIT_LOCKED, EXIT_RECONCILE = 2, 3, 4, 5
 
@@ -53,6 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReconciliationFailed as exc:
         print(f"hedgebot: refusing to start: {exc}", file=sys.stderr)
         return EXIT_RECONCILE
+    except UnsupportedMode as exc:
+        print(f"hedgebot: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (AuthError, UnsafeUrl) as exc:
+        print(f"hedgebot: venue settings refused: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,9 +93,40 @@ def _parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["upgrade", "current"])
     db.add_argument("--paper", action="store_true")
     db.set_defaults(handler=cmd_db)
+    sim = sub.add_parser("sim", help="a Deribit-compatible simulated venue on 127.0.0.1")
+    sim.add_argument("--port", type=int, default=8642, help="TCP port (default 8642; 0: any)")
+    sim.add_argument(
+        "--db",
+        default="sqlite:///hedgebot-sim.db",
+        help="the venue's own account ('' keeps it in memory)",
+    )
+    sim.add_argument(
+        "--faults",
+        default=None,
+        metavar="JSON",
+        help='a fault plan, e.g. \'{"seed": 1, "accept_then_drop": [1], "drop_mode": "hold"}\'',
+    )
+    sim.set_defaults(handler=cmd_sim)
     cli_backtest.add_parser(sub)
     cli_analysis.add_parsers(sub)
     return p
+
+
+def cmd_sim(args: argparse.Namespace, settings: Settings) -> int:
+    plan = None
+    if args.faults:
+        try:
+            raw = json.loads(args.faults)
+            if isinstance(raw.get("latency_ms"), list):
+                raw["latency_ms"] = tuple(raw["latency_ms"])
+            plan = FaultPlan(**raw)
+        except (ValueError, TypeError, AttributeError) as exc:
+            print(f"hedgebot sim: bad --faults: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+    asyncio.run(
+        serve(settings, "127.0.0.1", args.port, database_url=args.db or None, fault_plan=plan)
+    )
+    return 0
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:

@@ -4,7 +4,6 @@ and the demo runs a simulated day in a minute of wall time."""
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -30,26 +29,26 @@ class SystemClock:
 
 
 class AcceleratedClock:
-    """Time that runs ``speed`` times faster than the wall, from ``start``.
+    """Time that runs ``speed`` times faster than the wall from ``anchor``:
+    ``now = anchor + (wall_now - anchor) * speed``.
 
-    The demo uses it to run a simulated day in about a minute; a market model and a daemon that
-    share it stay in step without either knowing.
+    The demo uses it to run a simulated day in about a minute. Processes given the same
+    anchor and speed (the daemon and the simulated venue) agree on the time without talking.
     """
 
-    def __init__(self, start: datetime, speed: float) -> None:
+    def __init__(self, anchor: datetime, speed: float) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
-        self._start = start
+        self._anchor = anchor
         self._speed = speed
-        self._wall0 = time.monotonic()
 
     @property
     def speed(self) -> float:
         return self._speed
 
     def now(self) -> datetime:
-        elapsed = (time.monotonic() - self._wall0) * self._speed
-        return self._start + timedelta(seconds=elapsed)
+        elapsed = (datetime.now(UTC) - self._anchor).total_seconds() * self._speed
+        return self._anchor + timedelta(seconds=elapsed)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self._speed)
@@ -70,3 +69,17 @@ class FakeClock:
     async def sleep(self, seconds: float) -> None:
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)
+
+
+def clock_for(speed: float, anchor: datetime | None = None) -> Clock:
+    """Wall time at speed 1; else an accelerated clock from ``anchor`` (default: now)."""
+    if speed == 1.0:
+        return SystemClock()
+    start = anchor or datetime.now(UTC)
+    return AcceleratedClock(start if start.tzinfo else start.replace(tzinfo=UTC), speed)
+
+
+def day_start(clock: Clock) -> datetime:
+    """Midnight UTC of the clock's day: where the simulated market's path starts, so every
+    process (and every restart) on the same day sees the same path."""
+    return clock.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -8,6 +8,7 @@ carries them is refused, and they are ``SecretStr`` so they never print.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -134,6 +135,11 @@ class MarketSettings(_Section):
 
     seed: int = Field(7, description="seed of every random draw of the market")
     speed: float = Field(1.0, gt=0, le=100_000, description="simulated seconds per wall second")
+    clock_anchor: datetime | None = Field(
+        None,
+        description="wall time the accelerated clock counts from; processes sharing it agree "
+        "(default: when the process starts)",
+    )
     step_seconds: float = Field(60.0, gt=0, le=3600, description="market path resolution")
     spot: dict[str, float] = Field(
         default_factory=lambda: {"BTC": 90_000.0, "ETH": 3_000.0}, description="start index"
@@ -277,6 +283,15 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     daemon: DaemonSettings = DaemonSettings()
     logging: LoggingSettings = LoggingSettings()
+
+    @model_validator(mode="after")
+    def _no_fast_clock_on_a_real_venue(self) -> Settings:
+        if self.venue.kind == "ccxt" and self.venue.network != "custom" and self.market.speed != 1:
+            raise ValueError(
+                "market.speed must be 1 when trading a real Deribit: time runs faster only "
+                "against the simulated venue (venue.network: custom)"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -178,7 +178,7 @@ class Executor:
             type=req.order_type.value,
         )
         try:
-            return await self._venue.place_order(req)
+            state = await self._venue.place_order(req)
         except (OrderRejected, RateLimited) as exc:
             code = getattr(exc, "code", None)
             self._ledger.update_order(req.label, OrderStatus.REJECTED, self._clock.now(), str(exc))
@@ -187,10 +187,13 @@ class Executor:
         except (OutcomeUnknown, TransientError) as exc:
             self._ledger.update_order(req.label, OrderStatus.UNKNOWN, self._clock.now(), str(exc))
             bound.warning("order_outcome_unknown", error=str(exc))
-            state = await self._look_up(currency, req.label)
-            if state is None:
+            found = await self._look_up(currency, req.label)
+            if found is None:
                 raise _Unresolved(req.label) from exc
-            return state
+            state = found
+        # The venue's acknowledgement (venue id, OPEN or done) is on record before we wait.
+        self._ledger.update_order(req.label, state, self._clock.now())
+        return state
 
     async def wait_and_cancel(self, currency: str, state: OrderState) -> OrderState:
         """Let a resting order work for ``reprice_seconds``, then cancel what is left."""

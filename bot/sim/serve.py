@@ -18,10 +18,10 @@ import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TextIO
 
-from bot.clock import AcceleratedClock, Clock, SystemClock
+from bot.clock import Clock, clock_for, day_start
 from bot.config import Settings
 from bot.sim.faults import FaultPlan, ThinnableMarket
 from bot.sim.market import SimMarket
@@ -50,19 +50,6 @@ def credentials(env: Mapping[str, str] | None = None) -> Credentials:
     return Credentials(f"sim-{secrets.token_hex(6)}", secrets.token_hex(24), generated=True)
 
 
-def sim_clock(settings: Settings) -> Clock:
-    """Wall time, or ``market.speed`` times faster than the wall."""
-    if settings.market.speed != 1.0:
-        return AcceleratedClock(datetime.now(UTC), settings.market.speed)
-    return SystemClock()
-
-
-def _midnight(clock: Clock) -> datetime:
-    """The market path starts at midnight UTC of the clock's day (as the embedded venue's)."""
-    now = clock.now().astimezone(UTC)
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
 def _store(database_url: str | None) -> PaperStateStore:
     if database_url is None:
         return MemoryPaperStore()
@@ -89,10 +76,10 @@ def build_server(
     market = ThinnableMarket(
         SimMarket(
             settings.market,
-            venue_settings.currencies,
+            tuple(venue_settings.facts),  # a venue lists every currency, not just ours
             clock,
             venue_settings.facts,
-            start=start or _midnight(clock),
+            start=start or day_start(clock),
         )
     )
     venue = PaperVenue(
@@ -113,6 +100,9 @@ def build_server(
         fault_plan=fault_plan,
         fees=venue_settings.fees,
         rate_limits=rate_limits,
+        # Limits count in the market's time, as the client's buckets do: at an accelerated
+        # speed both sides then agree on what "per second" means.
+        timer=lambda: clock.now().timestamp(),
     )
 
 
@@ -133,7 +123,7 @@ async def serve(
     ``env`` (default ``os.environ``) supplies HEDGEBOT_SIM_API_KEY/HEDGEBOT_SIM_API_SECRET.
     """
     out = out or sys.stdout
-    clock = clock or sim_clock(settings)
+    clock = clock or clock_for(settings.market.speed, settings.market.clock_anchor)
     creds = credentials(env)
     server = build_server(
         settings,
