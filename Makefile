@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint demo bench clean
+.PHONY: help install test lint demo demo-paper bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -26,8 +26,11 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff format --check bot strategies tests bench
 	$(BIN)/mypy
 
-demo: $(STAMP) ## hedge a short-gamma book for a simulated day in paper mode, then summarise
+demo: $(STAMP) ## hedge BTC and ETH books for a simulated day through ccxt against the sim venue
 	$(BIN)/python -m bot.demo
+
+demo-paper: $(STAMP) ## the same simulated day in paper mode (no venue process)
+	$(BIN)/python -m bot.demo --paper
 
 bench: $(STAMP) ## benchmarks: a table with ratios against the named baselines
 	$(BIN)/python -m bench

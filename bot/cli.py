@@ -155,7 +155,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             daemon = Daemon(
                 app.ctx,
                 settings.venue.currencies,
-                schedule_seconds(settings.policy),
+                min(schedule_seconds(settings.policy_for(c)) for c in settings.venue.currencies),
                 settings.daemon.heartbeat_seconds,
                 settings.daemon.stop_grace_seconds,
             )

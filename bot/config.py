@@ -225,8 +225,8 @@ class RiskSettings(_Section):
     max_position_usd: float = Field(20_000_000.0, gt=0, description="largest hedge position")
     max_orders_per_minute: int = Field(30, ge=1, le=10_000, description="order rate cap")
     max_data_age_seconds: float = Field(30.0, gt=0, description="older inputs skip the cycle")
-    delta_disagreement: float = Field(
-        0.05, gt=0, description="coin; local vs venue delta_total beyond this skips the cycle"
+    delta_disagreement_usd: float = Field(
+        5_000.0, gt=0, description="local vs venue delta_total, in USD at the index, that skips"
     )
     position_tolerance: float = Field(
         0.0, ge=0, description="hedge amount unit; unexplained difference that stops start-up"
@@ -278,11 +278,36 @@ class Settings(BaseSettings):
     market: MarketSettings = MarketSettings()
     hedge: HedgeSettings = HedgeSettings()
     policy: PolicySettings = PolicySettings()
+    policy_by_currency: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per-currency changes to `policy`, e.g. {ETH: {delta_band: {band: 3}}}",
+    )
     risk: RiskSettings = RiskSettings()
     execution: ExecutionSettings = ExecutionSettings()
     database: DatabaseSettings = DatabaseSettings()
     daemon: DaemonSettings = DaemonSettings()
     logging: LoggingSettings = LoggingSettings()
+
+    def policy_for(self, currency: str) -> PolicySettings:
+        """``policy`` with this currency's changes from ``policy_by_currency`` merged in."""
+        changes = self.policy_by_currency.get(currency)
+        if not changes:
+            return self.policy
+        return PolicySettings.model_validate(_merge(self.policy.model_dump(), changes))
+
+    @model_validator(mode="after")
+    def _policies_per_currency_are_valid(self) -> Settings:
+        for currency in self.policy_by_currency:
+            if currency not in self.venue.facts:
+                raise ValueError(f"policy_by_currency names {currency!r}, which has no venue facts")
+            try:
+                self.policy_for(currency)
+            except ValidationError as exc:
+                where = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+                )
+                raise ValueError(f"policy_by_currency.{currency}: {where}") from None
+        return self
 
     @model_validator(mode="after")
     def _no_fast_clock_on_a_real_venue(self) -> Settings:
@@ -322,6 +347,16 @@ class _SecretFreeYamlSource(YamlConfigSettingsSource):
                     ]
                 )
         return data
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def load_settings(path: str | Path | None = "config.yaml", **overrides: Any) -> Settings:

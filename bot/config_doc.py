@@ -72,10 +72,15 @@ def _scalar_items(value: dict[Any, Any] | tuple[Any, ...]) -> bool:
 def render() -> str:
     defaults = Settings.model_construct()
     lines = [HEADER.rstrip()]
-    for name in Settings.model_fields:
+    for name, field in Settings.model_fields.items():
+        value = getattr(defaults, name)
         lines.append("")
-        lines.append(f"{name}:")
-        lines += _section(getattr(defaults, name), 2)
+        if isinstance(value, BaseModel):
+            lines.append(f"{name}:")
+            lines += _section(value, 2)
+        else:
+            doc = f"  # {field.description}" if field.description else ""
+            lines.append(f"{name}: {_dump_scalar(_plain(value))}{doc}")
     return "\n".join(lines) + "\n"
 
 

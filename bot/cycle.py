@@ -109,16 +109,22 @@ async def _cycle(
         )
     )
     venue_delta = book.account.delta_total
-    if venue_delta is not None and abs(venue_delta - greeks.delta_coin) > s.risk.delta_disagreement:
+    if (
+        venue_delta is not None
+        and abs(venue_delta - greeks.delta_coin) * greeks.index_price
+        > s.risk.delta_disagreement_usd
+    ):
         return rec.skip(
-            f"delta disagreement: local {greeks.delta_coin:+.5f} vs venue {venue_delta:+.5f}"
+            f"delta disagreement: local {greeks.delta_coin:+.5f} vs venue {venue_delta:+.5f} "
+            f"{currency}, more than ${s.risk.delta_disagreement_usd:,.0f} apart"
         )
+    policy = s.policy_for(currency)
     sigma = ctx.vol.sigma(currency, ctx.clock.now(), greeks.iv) if ctx.vol else None
     rec.sigma = sigma
     decision = decide(
         book,
         greeks,
-        s.policy,
+        policy,
         s.hedge.target_mode,
         s.hedge.target_delta,
         ctx.clock.now(),
@@ -180,6 +186,7 @@ class _Recorder:
 
     def write(self, status: str, reason: str) -> int:
         s = self.ctx.settings
+        policy = s.policy_for(self.currency)
         q = self.book.hedge_quote if self.book else None
         g, d = self.greeks, self.decision
         return self.ctx.ledger.record_rebalance(
@@ -188,8 +195,8 @@ class _Recorder:
                 ts=self.ctx.clock.now(),
                 currency=self.currency,
                 mode=self.ctx.mode,
-                policy=s.policy.kind,
-                params=describe_params(s.policy, self.sigma),
+                policy=policy.kind,
+                params=describe_params(policy, self.sigma),
                 target_mode=s.hedge.target_mode.value,
                 status=status,
                 reason=reason,

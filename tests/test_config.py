@@ -109,3 +109,24 @@ def test_an_unknown_currency_without_venue_facts_is_refused(tmp_path: Path) -> N
     path.write_text("venue:\n  currencies: [BTC, DOGE]\n")
     with pytest.raises(ConfigError, match="DOGE"):
         load_settings(path)
+
+
+def test_a_currency_can_change_part_of_the_policy_and_keep_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "policy:\n  kind: delta_band\n  delta_band:\n    band: 0.1\n    rebalance_to: edge\n"
+        "policy_by_currency:\n  ETH:\n    delta_band:\n      band: 3.0\n"
+    )
+    settings = load_settings(path)
+    assert settings.policy_for("BTC").delta_band.band == 0.1
+    eth = settings.policy_for("ETH")
+    assert eth.delta_band.band == 3.0
+    assert eth.delta_band.rebalance_to == "edge"
+    assert eth.kind == "delta_band"
+
+
+def test_a_bad_per_currency_policy_is_refused_naming_the_currency(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("policy_by_currency:\n  ETH:\n    delta_band:\n      band: -3\n")
+    with pytest.raises(ConfigError, match=r"policy_by_currency\.ETH: delta_band\.band"):
+        load_settings(path)
