@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
 from bot.clock import Clock, clock_for, day_start
-from bot.config import Settings
+from bot.config import SIM_API_KEY, SIM_API_SECRET, Settings
 from bot.cycle import CycleContext
 from bot.execution import Executor
 from bot.lock import BookLock, lock_path_for
@@ -61,34 +63,43 @@ class UnsupportedMode(Exception):
 def build_venue(settings: Settings, clock: Clock, url: str, paper: bool) -> Venue:
     """The venue the settings name.
 
-    ``sim``: the embedded simulated exchange (its account in this process's database).
-    ``ccxt``: Deribit (testnet, mainnet, or the simulated venue of ``hedgebot sim``) through
-    ccxt. Paper mode fills locally against the simulated market's data.
+    ``--paper``: a paper venue filling locally on the simulated market, its account in the
+    paper database. ``sim``: the simulated Deribit of ``hedgebot sim`` through ccxt, with its
+    local credentials unless others are set. ``deribit``: Deribit through ccxt.
     """
-    if settings.venue.kind == "ccxt" and not paper:
-        return DeribitVenue(settings.venue, clock)
-    if settings.venue.kind == "ccxt":
-        raise UnsupportedMode(
-            "paper mode fills against the simulated market's data; paper trading on a real "
-            "Deribit's public data is not built yet. Use venue.kind: sim with --paper, or "
-            "point venue.url at `hedgebot sim` for a Deribit-compatible local venue."
+    if paper:
+        if settings.venue.kind != "sim":
+            raise UnsupportedMode(
+                "paper mode fills against the simulated market's data; paper trading on a real "
+                "Deribit's public data is not built yet: use venue.kind: sim with --paper"
+            )
+        market = SimMarket(
+            settings.market,
+            settings.venue.currencies,
+            clock,
+            settings.venue.facts,
+            start=day_start(clock),
         )
-    market = SimMarket(
-        settings.market,
-        settings.venue.currencies,
-        clock,
-        settings.venue.facts,
-        start=day_start(clock),
-    )
-    return PaperVenue(
-        market,
-        SqlPaperStore(make_engine(url)),
-        clock,
-        settings.venue.facts,
-        settings.venue.fees,
-        name="paper" if paper else "sim",
-        equity=settings.market.equity,
-    )
+        return PaperVenue(
+            market,
+            SqlPaperStore(make_engine(url)),
+            clock,
+            settings.venue.facts,
+            settings.venue.fees,
+            name="paper",
+            equity=settings.market.equity,
+        )
+    venue = settings.venue
+    if venue.kind == "sim":
+        venue = venue.model_copy(
+            update={
+                "network": "custom",
+                "url": venue.sim_url,
+                "api_key": venue.api_key or SecretStr(SIM_API_KEY),
+                "api_secret": venue.api_secret or SecretStr(SIM_API_SECRET),
+            }
+        )
+    return DeribitVenue(venue, clock)
 
 
 def build_app(

@@ -25,6 +25,12 @@ from bot.domain import TargetMode
 
 SECRET_KEYS = ("api_key", "api_secret")
 
+# The simulated venue's own credentials. They open nothing but `hedgebot sim`, which listens on
+# loopback only; HEDGEBOT_SIM_API_KEY/SECRET (server) and HEDGEBOT__VENUE__API_KEY/SECRET
+# (client) replace them.
+SIM_API_KEY = "hedgebot-sim"
+SIM_API_SECRET = "hedgebot-sim-local-only"
+
 
 class ConfigError(Exception):
     """A settings file or environment that cannot be used; ``lines`` name each bad field."""
@@ -93,14 +99,17 @@ class RateLimitSettings(_Section):
 
 
 class VenueSettings(_Section):
-    kind: Literal["sim", "ccxt"] = Field(
-        "sim", description="sim: the embedded simulated market; ccxt: a Deribit API through ccxt"
+    kind: Literal["sim", "deribit"] = Field(
+        "sim",
+        description="sim: the simulated Deribit of `hedgebot sim` at sim_url; deribit: Deribit "
+        "(see network); both through ccxt. --paper fills locally on the simulated market",
     )
     currencies: tuple[str, ...] = Field(("BTC",), min_length=1, description="books to hedge")
     network: Literal["testnet", "mainnet", "custom"] = Field(
-        "testnet", description="ccxt: which Deribit; mainnet must be chosen explicitly"
+        "testnet", description="deribit: which one; mainnet must be chosen explicitly"
     )
-    url: str | None = Field(None, description="ccxt with network=custom: REST base URL")
+    url: str | None = Field(None, description="deribit with network=custom: REST base URL")
+    sim_url: str = Field("http://127.0.0.1:8642", description="sim: where `hedgebot sim` listens")
     timeout_seconds: float = Field(10.0, gt=0, le=120, description="per request")
     label_prefix: str = Field("hb", min_length=1, max_length=16, description="our order labels")
     facts: dict[str, CurrencyFacts] = Field(
@@ -311,7 +320,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_fast_clock_on_a_real_venue(self) -> Settings:
-        if self.venue.kind == "ccxt" and self.venue.network != "custom" and self.market.speed != 1:
+        real = self.venue.kind == "deribit" and self.venue.network != "custom"
+        if real and self.market.speed != 1:
             raise ValueError(
                 "market.speed must be 1 when trading a real Deribit: time runs faster only "
                 "against the simulated venue (venue.network: custom)"

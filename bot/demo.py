@@ -10,7 +10,7 @@ answers ``hedgebot status --paper`` afterwards).
 from __future__ import annotations
 
 import os
-import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -57,11 +57,35 @@ def _fresh(url: str) -> None:
         print(f"demo: moved the previous {db_file} to {backup}")
 
 
+def _port(sim_url: str) -> int:
+    """The configured port when it is free (so a later `hedgebot sim` serves the same URL),
+    else 0: any free port."""
+    port = int(sim_url.rsplit(":", 1)[1].split("/")[0]) if sim_url.count(":") == 2 else 8642
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
+
+
 @contextmanager
-def _sim_venue(config: str, db_url: str) -> Iterator[str]:
-    """``hedgebot sim`` on a free 127.0.0.1 port, for as long as the demo needs it."""
+def _sim_venue(config: str, db_url: str, sim_url: str) -> Iterator[str]:
+    """``hedgebot sim`` on 127.0.0.1, for as long as the demo needs it."""
+    port = str(_port(sim_url))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "--config", config, "sim", "--port", "0", "--db", db_url],
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "--config",
+            config,
+            "sim",
+            "--port",
+            port,
+            "--db",
+            db_url,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -101,12 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in DEMO_ENV.items():
         os.environ.setdefault(key, value)
     config = os.environ.get("HEDGEBOT_CONFIG", "config.yaml")
-    if not paper:
-        key, secret = f"demo-{secrets.token_hex(4)}", secrets.token_hex(24)
-        os.environ.update({"HEDGEBOT_SIM_API_KEY": key, "HEDGEBOT_SIM_API_SECRET": secret})
-        os.environ.update({"HEDGEBOT__VENUE__API_KEY": key, "HEDGEBOT__VENUE__API_SECRET": secret})
-        os.environ.setdefault("HEDGEBOT__VENUE__KIND", "ccxt")
-        os.environ.setdefault("HEDGEBOT__VENUE__NETWORK", "custom")
     settings = load_settings(config)
     ledger_url = settings.database.paper_url if paper else settings.database.url
     _fresh(ledger_url)
@@ -123,8 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sim_db = "sqlite:///hedgebot-sim.db"
         _fresh(sim_db)
-        with _sim_venue(config, sim_db) as url:
-            os.environ["HEDGEBOT__VENUE__URL"] = url
+        if settings.venue.kind != "sim":
+            print("demo: venue.kind must be sim: the demo never trades a real venue")
+            return 2
+        with _sim_venue(config, sim_db, settings.venue.sim_url) as url:
+            os.environ["HEDGEBOT__VENUE__SIM_URL"] = url
             code = _day(config, mode)
     if code != 0:
         return code
@@ -155,8 +176,12 @@ def _next_steps(settings: Settings, paper: bool) -> str:
         f"  hedgebot report{flag} --plots out/   the same with PNG plots",
     ]
     if paper:
-        steps.append("  hedgebot status --paper            the book, greeks, last rebalances")
+        steps.append("  hedgebot status --paper        the book, greeks, last rebalances")
     else:
+        steps.append(
+            "  hedgebot sim & hedgebot status the venue again (it kept its account in "
+            "hedgebot-sim.db), then the book"
+        )
         steps.append("  make demo-paper                the same day in paper mode")
     return "next:\n" + "\n".join(steps)
 

@@ -48,7 +48,7 @@ def client_env(env: dict[str, str], sim: SimProcess, **extra: str) -> dict[str, 
     out = dict(env)
     out.update(
         {
-            "HEDGEBOT__VENUE__KIND": "ccxt",
+            "HEDGEBOT__VENUE__KIND": "deribit",
             "HEDGEBOT__VENUE__NETWORK": "custom",
             "HEDGEBOT__VENUE__URL": sim.url,
             "HEDGEBOT__VENUE__API_KEY": KEY,

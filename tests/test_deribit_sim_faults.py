@@ -40,7 +40,7 @@ async def served(plan: FaultPlan, timeout: float = 5.0) -> AsyncIterator[Served]
     server = SimServer(market, engine, api_key=KEY, api_secret=SECRET, fault_plan=plan, clock=clock)
     port = await server.start(host="127.0.0.1", port=0)
     settings = VenueSettings(
-        kind="ccxt",
+        kind="deribit",
         network="custom",
         url=f"http://127.0.0.1:{port}",
         timeout_seconds=timeout,

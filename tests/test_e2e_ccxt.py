@@ -37,7 +37,7 @@ async def venue_fills(
     settings = load_settings(
         None,
         venue={
-            "kind": "ccxt",
+            "kind": "deribit",
             "network": "custom",
             "url": sim.url,
             "api_key": KEY,

@@ -17,7 +17,7 @@ import ccxt.pro as ccxtpro
 import pytest
 
 from bot.clock import FakeClock
-from bot.config import DEFAULT_FACTS, MarketSettings, Settings
+from bot.config import DEFAULT_FACTS, SIM_API_KEY, SIM_API_SECRET, MarketSettings, Settings
 from bot.greeks import black76, year_fraction
 from bot.sim.faults import FaultPlan
 from bot.sim.market import SimMarket
@@ -567,11 +567,9 @@ async def test_serve_prints_port_and_keys_and_keeps_the_account_across_restarts(
     assert [o["order_id"] for o in labelled["result"]] == [order_id]
 
 
-def test_generated_credentials_are_fresh_and_env_ones_are_used_as_given() -> None:
+def test_env_credentials_are_used_as_given_and_the_local_pair_otherwise() -> None:
     assert credentials({KEY_ENV: "k", SECRET_ENV: "s"}) == Credentials("k", "s", generated=False)
-    first, second = credentials({}), credentials({})
-    assert first.generated
-    assert first.api_secret != second.api_secret
+    assert credentials({}) == Credentials(SIM_API_KEY, SIM_API_SECRET, generated=False)
 
 
 async def test_account_summary_is_the_venues_account_with_deribits_option_sums() -> None:

@@ -3,9 +3,9 @@
 It builds the simulated market from the settings (the same seed, path and listing as the
 embedded paper venue), a paper venue on it with its own account (in SQL at ``database_url``, or
 in memory), and serves both with :class:`~bot.sim.server.SimServer`. The API key and secret it
-accepts come from ``HEDGEBOT_SIM_API_KEY`` / ``HEDGEBOT_SIM_API_SECRET``, or are generated and
-printed for local use. Point the ccxt venue at it with ``venue.network: custom`` and
-``venue.url: http://127.0.0.1:PORT``.
+accepts come from ``HEDGEBOT_SIM_API_KEY`` / ``HEDGEBOT_SIM_API_SECRET``, or are the local pair
+that ``venue.kind: sim`` clients use by default. ``venue.kind: sim`` finds it at
+``venue.sim_url`` (default http://127.0.0.1:8642).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import signal
 import sys
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from datetime import datetime
 from typing import TextIO
 
 from bot.clock import Clock, clock_for, day_start
-from bot.config import Settings
+from bot.config import SIM_API_KEY, SIM_API_SECRET, Settings
 from bot.sim.faults import FaultPlan, ThinnableMarket
 from bot.sim.market import SimMarket
 from bot.sim.ratelimit import RateLimits
@@ -42,12 +41,13 @@ class Credentials:
 
 
 def credentials(env: Mapping[str, str] | None = None) -> Credentials:
-    """The key pair from the environment, or a fresh one when either is unset."""
+    """The key pair from the environment, or the simulated venue's local pair
+    (``bot.config.SIM_API_KEY``), which is what ``venue.kind: sim`` clients use by default."""
     env = os.environ if env is None else env
     key, secret = env.get(KEY_ENV, ""), env.get(SECRET_ENV, "")
     if key and secret:
         return Credentials(key, secret, generated=False)
-    return Credentials(f"sim-{secrets.token_hex(6)}", secrets.token_hex(24), generated=True)
+    return Credentials(SIM_API_KEY, SIM_API_SECRET, generated=False)
 
 
 def _store(database_url: str | None) -> PaperStateStore:
@@ -146,7 +146,11 @@ async def serve(
             f"hedgebot sim: Deribit API on http://{host}:{bound} (ws://{host}:{bound}/ws/api/v2)",
             file=out,
         )
-        source = "generated" if creds.generated else f"from {KEY_ENV}/{SECRET_ENV}"
+        source = (
+            "local default"
+            if not creds.generated and creds.api_key == SIM_API_KEY
+            else (f"from {KEY_ENV}/{SECRET_ENV}")
+        )
         print(f"api key: {creds.api_key}", file=out)
         print(f"api secret: {creds.api_secret} ({source})", file=out)
         out.flush()

@@ -64,7 +64,7 @@ async def venue(
     )
     port = await server.start(host="127.0.0.1", port=0)
     settings = VenueSettings(
-        kind="ccxt",
+        kind="deribit",
         network="custom",
         url=f"http://127.0.0.1:{port}",
         timeout_seconds=5.0,
