@@ -1,4 +1,4 @@
-"""Loaders for the real price and funding files in ``/work/shared/data/prices``, quirks and all.
+"""Loaders for the real price and funding files in ``shared/data/prices``, quirks and all.
 
 Files are read as they are and repaired in memory; every repair is counted in a
 :class:`LoadReport` so a backtest on history says what it trusted. What each format needs:

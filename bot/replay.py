@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -40,6 +39,7 @@ from bot.backtest import (
     PolicyRun,
     hedge_book,
 )
+from bot.datafiles import DERIBIT
 from bot.domain import DataError
 from bot.greeks import SECONDS_PER_YEAR, black76
 from bot.history import epoch_seconds, load_funding
@@ -47,7 +47,7 @@ from strategies.common import LotSpec
 
 Array = npt.NDArray[np.float64]
 
-DERIBIT_DATA = Path("/work/shared/data/deribit")
+DERIBIT_DATA = DERIBIT
 CHAIN_FILE = DERIBIT_DATA / "btc_option_chain_snapshots_2025-12_2026-08.parquet"
 PERP_FILE = DERIBIT_DATA / "perpetual_marks_at_snapshots_2025-12_2026-04.csv"
 CHAIN_COLUMNS = (

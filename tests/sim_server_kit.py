@@ -15,10 +15,10 @@ from urllib.parse import urlencode
 
 import aiohttp
 import ccxt.async_support as ccxt
-import pytest
 
 from bot.clock import FakeClock
 from bot.config import DEFAULT_FACTS, FeeSettings, MarketSettings
+from bot.datafiles import DERIBIT
 from bot.sim.auth import signature
 from bot.sim.faults import FaultPlan, ThinnableMarket
 from bot.sim.market import SimMarket
@@ -35,12 +35,8 @@ PERP_SYMBOL = "BTC/USD:BTC"
 
 
 def shared_data() -> Path:
-    """shared/data/deribit beside the work tree (CI) or at /work/shared (a developer's machine)."""
-    for root in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")):
-        path = root / "data" / "deribit"
-        if path.is_dir():
-            return path
-    pytest.skip("shared Deribit data not mounted")
+    """shared/data/deribit beside the work tree (see bot.datafiles)."""
+    return DERIBIT
 
 
 def real_message(module: str, fn: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from bot.backtest import (
     run_backtest,
     simulate,
 )
+from bot.datafiles import shared_data
 from bot.domain import DataError
 from bot.frontier import (
     dominated_cost,
@@ -36,7 +37,7 @@ from strategies.delta_band import DeltaBandParams
 from strategies.gamma_scaled import GammaScaledParams
 from strategies.time_band import TimeBandParams
 
-PRICES = Path("/work/shared/data/prices")
+PRICES = shared_data() / "prices"
 needs_data = pytest.mark.skipif(not PRICES.is_dir(), reason="shared market data not mounted")
 
 TINY_LOT = LotSpec(step=0.01, min_amount=0.01, inverse=True)

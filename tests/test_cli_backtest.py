@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from bot.datafiles import shared_data
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = shared_data()
 
 
 def test_a_chosen_policy_backtest_prints_json_with_costs_and_tail_risk(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -20,6 +19,7 @@ from structlog.testing import capture_logs
 
 from bot.clock import FakeClock
 from bot.config import DEFAULT_FACTS, RateLimitSettings, VenueSettings
+from bot.datafiles import shared_data
 from bot.domain import (
     DataError,
     InstrumentKind,
@@ -50,7 +50,7 @@ from bot.venues.errors import (
     TransientError,
 )
 
-DATA = Path("/work/shared/data/deribit")
+DATA = shared_data() / "deribit"
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 

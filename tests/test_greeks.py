@@ -9,12 +9,12 @@ import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from bot.datafiles import shared_data
 from bot.domain import (
     Account,
     Book,
@@ -39,7 +39,7 @@ from bot.greeks import (
 )
 
 Array = npt.NDArray[np.float64]
-DATA = Path("/work/shared/data/deribit")
+DATA = shared_data() / "deribit"
 CHAINS = ("2020-05-14", "2020-05-21")
 MS_PER_YEAR = 365 * 86_400_000
 DERIBIT_ROUNDING = 1e-5  # Deribit prints greeks to 5 decimals

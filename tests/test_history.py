@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bot.datafiles import shared_data
 from bot.domain import DataError
 from bot.history import (
     FundingSeries,
@@ -18,7 +19,7 @@ from bot.history import (
     load_prices,
 )
 
-PRICES = Path("/work/shared/data/prices")
+PRICES = shared_data() / "prices"
 BINANCE_BTC = PRICES / "btc_usdt_1h_binance_2017_2021.csv"
 BINANCE_ETH = PRICES / "eth_usdt_1h_binance_2017_2021.csv"
 CC_BTC = PRICES / "btc_usd_1h_cryptocompare_2022_2026.csv"

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from bot.backtest import CostModel, PolicyRun
+from bot.datafiles import shared_data
 from bot.domain import DataError
 from bot.frontier import sweep_runs
 from bot.replay import CHAIN_FILE, ReplayConfig, ReplayReport, run_replay
@@ -15,7 +16,7 @@ from strategies.time_band import TimeBandParams
 
 pytestmark = pytest.mark.skipif(not CHAIN_FILE.exists(), reason="shared Deribit data not mounted")
 
-FUNDING = "/work/shared/data/prices/btc_usdt_perp_funding_8h_binance_2019_2026.csv"
+FUNDING = str(shared_data() / "prices" / "btc_usdt_perp_funding_8h_binance_2019_2026.csv")
 RUNS = sweep_runs(intervals=(21_600.0, 86_400.0), bands=(0.05,), risk_aversions=(1e-3,))
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from bot.attribution import ConstantFunding, SeriesFunding, break_even_vol
+from bot.datafiles import shared_data
 from bot.domain import DataError, Fill, Liquidity, OrderRequest, PortfolioGreeks, Side
 from bot.history import FundingSeries, LoadReport
 from bot.report import (
@@ -30,7 +31,7 @@ PERP = "BTC-PERPETUAL"
 GAMMA = -5e-4  # coin per USD: a short straddle
 VEGA = -500.0  # USD per vol point
 SIGMA = 0.6  # every cycle's theta is set so the break-even vol stays at 60%
-FUNDING_CSV = Path("/work/shared/data/prices/btc_usdt_perp_funding_8h_binance_2019_2026.csv")
+FUNDING_CSV = shared_data() / "prices" / "btc_usdt_perp_funding_8h_binance_2019_2026.csv"
 
 
 def theta_for(index: float, sigma: float = SIGMA, gamma: float = GAMMA) -> float:
