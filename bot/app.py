@@ -123,7 +123,14 @@ def build_app(
         return TradingState(ledger.get_trading_state().state)
 
     risk = RiskGate(settings.risk, clock, trading_state)
-    executor = Executor(venue, ledger, clock, settings.execution, settings.venue.label_prefix)
+    executor = Executor(
+        venue,
+        ledger,
+        clock,
+        settings.execution,
+        settings.venue.label_prefix,
+        on_send=risk.record_sent,
+    )
     vol = VolSource(settings.policy.volatility, ledger)
     ctx = CycleContext(settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol)
     return App(settings, clock, venue, ledger, ctx, url, paper)

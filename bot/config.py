@@ -232,7 +232,9 @@ class PolicySettings(_Section):
 class RiskSettings(_Section):
     max_order_usd: float = Field(2_000_000.0, gt=0, description="largest single hedge order")
     max_position_usd: float = Field(20_000_000.0, gt=0, description="largest hedge position")
-    max_orders_per_minute: int = Field(30, ge=1, le=10_000, description="order rate cap")
+    max_orders_per_minute: int = Field(
+        30, ge=1, le=10_000, description="orders sent per minute, every attempt counted"
+    )
     max_data_age_seconds: float = Field(30.0, gt=0, description="older inputs skip the cycle")
     delta_disagreement_usd: float = Field(
         5_000.0, gt=0, description="local vs venue delta_total, in USD at the index, that skips"

@@ -146,8 +146,12 @@ async def _cycle(
     if confirm is not None and not await confirm(plan):
         return rec.finish("skipped", "declined at the prompt: nothing sent")
     rebalance_id = rec.write("traded", decision.reason)
-    ctx.risk.record_sent()
-    execution = await ctx.executor.execute(decision, book, cycle_id, rebalance_id)
+    try:
+        execution = await ctx.executor.execute(decision, book, cycle_id, rebalance_id)
+    except (VenueError, DataError) as exc:
+        # Orders already sent are on record; the next cycle resolves them by label.
+        log.error("execution_failed", error=f"{type(exc).__name__}: {exc}")
+        return CycleResult(cycle_id, currency, "failed", str(exc), greeks, decision, plan)
     ctx.last_rebalance[currency] = ctx.clock.now()
     log.info(
         "rebalanced",

@@ -97,7 +97,11 @@ class Daemon:
         stopper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await stopper
-        return task.result()
+        try:
+            return task.result()
+        except Exception as exc:  # one bad cycle must not end the hedging
+            log.exception("cycle_failed", currency=currency, error=repr(exc))
+            return CycleResult("", currency, "failed", repr(exc))
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         """Sleep to the next tick (a fixed rate, not a fixed gap), or until asked to stop."""

@@ -15,6 +15,7 @@ concluded never to have arrived.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -81,7 +82,9 @@ class Executor:
         clock: Clock,
         settings: ExecutionSettings,
         label_prefix: str,
+        on_send: Callable[[], None] | None = None,
     ) -> None:
+        self._on_send = on_send or (lambda: None)
         self._venue = venue
         self._ledger = ledger
         self._clock = clock
@@ -177,6 +180,7 @@ class Executor:
             tif=req.time_in_force.value,
             type=req.order_type.value,
         )
+        self._on_send()
         try:
             state = await self._venue.place_order(req)
         except (OrderRejected, RateLimited) as exc:

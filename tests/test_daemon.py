@@ -129,3 +129,27 @@ def test_hedgebot_run_stops_cleanly_on_sigterm_within_ten_seconds(tmp_path: Path
     events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
     assert "stop_requested" in events
     assert events[-1] == "daemon_stopped"
+
+
+async def test_a_cycle_that_raises_is_logged_and_the_daemon_goes_on(tmp_path: Path) -> None:
+    clock = FakeClock(NOW)
+    daemon, app = daemon_for(tmp_path, clock)
+    real_read = app.ctx.tracker.read  # type: ignore[attr-defined]
+    calls = 0
+
+    class FlakyTracker:
+        venue = app.ctx.tracker.venue  # type: ignore[attr-defined]
+
+        async def read(self, currency: str) -> object:
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                raise RuntimeError("a bug somewhere in a venue answer")
+            return await real_read(currency)
+
+    app.ctx.tracker = FlakyTracker()  # type: ignore[attr-defined]
+    with capture_logs() as logs:
+        stats = await daemon.run(asyncio.Event(), until=NOW + timedelta(minutes=5))
+    assert stats.by_status["failed"] == 1
+    assert stats.cycles == 5
+    assert any(e["event"] == "cycle_failed" for e in logs)
