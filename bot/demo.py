@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.cli import main as hedgebot
-from bot.config import Settings, load_settings
+from bot.config import load_settings
 from bot.store.db import open_ledger
 from bot.summary import render_summary
 
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(render_summary(open_ledger(ledger_url), settings, since=started))
     print(f"\nwall time {wall:.1f} s. The ledger is {ledger_url}.")
-    print(_next_steps(settings, paper))
+    print(_next_steps(paper))
     return 0
 
 
@@ -169,21 +169,24 @@ def _day(config: str, mode: list[str]) -> int:
     return 0
 
 
-def _next_steps(settings: Settings, paper: bool) -> str:
+def _next_steps(paper: bool) -> str:
     flag = " --paper" if paper else ""
     steps = [
-        f"  hedgebot report{flag}                cost of hedging: fees, slippage, attribution",
-        f"  hedgebot report{flag} --plots out/   the same with PNG plots",
+        (f"hedgebot report{flag}", "cost of hedging: fees, slippage, attribution"),
+        (f"hedgebot report{flag} --plots out/", "the same with PNG plots"),
     ]
     if paper:
-        steps.append("  hedgebot status --paper        the book, greeks, last rebalances")
+        steps.append(("hedgebot status --paper", "the book, greeks, last rebalances"))
     else:
         steps.append(
-            "  hedgebot sim & hedgebot status the venue again (it kept its account in "
-            "hedgebot-sim.db), then the book"
+            (
+                "hedgebot sim & hedgebot status",
+                "the venue again (its account is in hedgebot-sim.db), then the book",
+            )
         )
-        steps.append("  make demo-paper                the same day in paper mode")
-    return "next:\n" + "\n".join(steps)
+        steps.append(("make demo-paper", "the same day in paper mode"))
+    width = max(len(cmd) for cmd, _ in steps) + 3
+    return "next:\n" + "\n".join(f"  {cmd:<{width}}{what}" for cmd, what in steps)
 
 
 if __name__ == "__main__":
