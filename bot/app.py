@@ -130,6 +130,7 @@ def build_app(
         settings.execution,
         settings.venue.label_prefix,
         on_send=risk.record_sent,
+        may_send=risk.rate_ok,
     )
     vol = VolSource(settings.policy.volatility, ledger)
     ctx = CycleContext(settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol)

@@ -22,7 +22,7 @@ from bot.daemon import Daemon, install_signal_handlers
 from bot.lock import BookLocked
 from bot.logs import configure_logging
 from bot.policy import schedule_seconds
-from bot.reconcile import ReconciliationFailed
+from bot.reconcile import ReconciliationFailed, reconcile
 from bot.sim.faults import FaultPlan
 from bot.sim.serve import serve
 from bot.status import render_status, status_data
@@ -180,6 +180,8 @@ async def _rebalance(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with app.lock():
             for currency in currencies:
+                if not args.dry_run:
+                    await reconcile(app.ctx, currency)  # as the daemon does, before deciding
                 confirm = None if (args.yes or args.dry_run) else _ask
                 result = await rebalance_once(
                     app.ctx, currency, dry_run=args.dry_run, confirm=confirm

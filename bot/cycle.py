@@ -93,7 +93,8 @@ async def _cycle(
     rec = _Recorder(ctx, currency, cycle_id)
     try:
         unresolved = await ctx.executor.resolve_unknown(currency)
-    except VenueError as exc:
+        await ctx.executor.cancel_strays(currency)
+    except (VenueError, DataError) as exc:
         return rec.skip(f"could not resolve earlier orders: {exc}")
     if unresolved:
         return rec.skip(f"orders of unknown outcome pending: {', '.join(unresolved)}")
@@ -143,8 +144,12 @@ async def _cycle(
     rec.plan = plan
     if dry_run:
         return rec.finish("dry_run", "dry run: nothing sent")
-    if confirm is not None and not await confirm(plan):
-        return rec.finish("skipped", "declined at the prompt: nothing sent")
+    if confirm is not None:
+        if not await confirm(plan):
+            return rec.finish("skipped", "declined at the prompt: nothing sent")
+        verdict = ctx.risk.check(decision, book)  # the answer may have come minutes later
+        if not verdict.allowed:
+            return rec.finish("denied", f"after confirmation: {verdict.reason}")
     rebalance_id = rec.write("traded", decision.reason)
     try:
         execution = await ctx.executor.execute(decision, book, cycle_id, rebalance_id)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -48,6 +48,7 @@ from bot.venues.errors import (
 log = structlog.get_logger("hedgebot.execution")
 
 UNKNOWN_GRACE_SECONDS = 60.0
+FILL_LOOKBACK = timedelta(minutes=5)  # allowance for the venue's clock being behind ours
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,10 @@ class Execution:
 
 class _Unresolved(Exception):
     """An order's outcome stayed unknown: stop sending for this cycle."""
+
+
+class _RateCapped(Exception):
+    """The order-rate cap is reached: send nothing more in this decision."""
 
 
 def make_label(prefix: str, cycle_id: str, attempt: int) -> str:
@@ -83,8 +88,10 @@ class Executor:
         settings: ExecutionSettings,
         label_prefix: str,
         on_send: Callable[[], None] | None = None,
+        may_send: Callable[[], bool] | None = None,
     ) -> None:
         self._on_send = on_send or (lambda: None)
+        self._may_send = may_send or (lambda: True)
         self._venue = venue
         self._ledger = ledger
         self._clock = clock
@@ -95,8 +102,8 @@ class Executor:
         """Touch plus the slippage cap, on the tick, never beyond the cap."""
         cap = self._settings.slippage_cap_bps / 10_000
         if side is Side.BUY:
-            return math.floor(quote.ask * (1 + cap) / tick) * tick
-        return math.ceil(quote.bid * (1 - cap) / tick) * tick
+            return round(math.floor(quote.ask * (1 + cap) / tick + 1e-9) * tick, 10)
+        return round(math.ceil(quote.bid * (1 - cap) / tick - 1e-9) * tick, 10)
 
     def urgent(self, decision: HedgeDecision) -> bool:
         half_band = max(decision.band_high - decision.target, decision.target - decision.band_low)
@@ -112,17 +119,26 @@ class Executor:
         try:
             if s.post_only and not self.urgent(decision):
                 for _ in range(s.max_reprices + 1):
+                    self._check_rate()
                     remaining -= await run.passive(remaining)
                     if remaining <= 0:
                         break
                     await run.refresh_quote()
             if remaining > 0:
+                self._check_rate()
                 remaining -= await run.aggressive(remaining, OrderType.LIMIT)
             if remaining > 0 and s.allow_market:
+                self._check_rate()
                 remaining -= await run.aggressive(remaining, OrderType.MARKET)
         except _Unresolved:
             return run.result(OrderStatus.UNKNOWN)
+        except _RateCapped:
+            log.warning("order_rate_capped", remaining=remaining)
         return run.result(OrderStatus.FILLED if remaining <= 0 else run.last_status)
+
+    def _check_rate(self) -> None:
+        if not self._may_send():
+            raise _RateCapped
 
     async def resolve_unknown(self, currency: str) -> list[str]:
         """Settle every non-terminal order of ``currency`` we recorded, from venue evidence.
@@ -135,28 +151,56 @@ class Executor:
         for row in self._ledger.open_orders():
             if not row.instrument.startswith(currency):
                 continue
-            state = await self._venue.order_by_label(currency, row.label)
-            now = self._clock.now()
-            if state is not None:
-                if not state.status.terminal:
-                    log.info("order_readopted", label=row.label, status=state.status.value)
-                    state = await self._cancel(currency, state)
-                await self.settle(currency, state, row.created_at)
-                if not state.status.terminal:
+            try:
+                if not await self._resolve_one(currency, row.label, row.created_at, row.status):
                     unresolved.append(row.label)
-                continue
-            age = (now - row.created_at).total_seconds()
-            if age >= UNKNOWN_GRACE_SECONDS:
-                self._ledger.update_order(
-                    row.label,
-                    OrderStatus.REJECTED,
-                    now,
-                    f"venue has no order with this label after {age:.0f}s: it never arrived",
-                )
-                log.warning("order_never_arrived", label=row.label, age_seconds=age)
-            else:
+            except _Unresolved:
                 unresolved.append(row.label)
         return unresolved
+
+    async def _resolve_one(
+        self, currency: str, label: str, created_at: datetime, status: OrderStatus
+    ) -> bool:
+        """True when the order ended up settled (terminal, every fill recorded)."""
+        state = await self._venue.order_by_label(currency, label)
+        now = self._clock.now()
+        if state is not None:
+            if not state.status.terminal:
+                log.info("order_readopted", label=label, status=state.status.value)
+                state = await self._cancel(currency, state)
+            await self.settle(currency, state, created_at)
+            row = self._ledger.order(label)
+            return row is not None and row.status.terminal
+        age = (now - created_at).total_seconds()
+        if age < UNKNOWN_GRACE_SECONDS:
+            return False
+        self._ledger.update_order(
+            label,
+            OrderStatus.REJECTED,
+            now,
+            f"venue has no order with this label after {age:.0f}s: it never arrived",
+        )
+        log.warning("order_never_arrived", label=label, age_seconds=age, was=status.value)
+        return True
+
+    async def cancel_strays(self, currency: str) -> list[str]:
+        """Cancel open venue orders carrying our prefix that the ledger does not think are
+        working (never recorded, or written off as never arrived): a late one must not fill
+        on top of the hedge that replaced it. Their fills are recorded when the ledger knows
+        the label."""
+        cancelled: list[str] = []
+        for order in await self._venue.open_orders(currency):
+            if not order.label.startswith(self._prefix + "-"):
+                continue
+            row = self._ledger.order(order.label)
+            if row is not None and not row.status.terminal:
+                continue
+            final = await self._cancel(currency, order)
+            if row is not None:
+                await self._record_fills(currency, final, row.created_at)
+            cancelled.append(order.label)
+            log.warning("stray_order_cancelled", label=order.label, known=row is not None)
+        return cancelled
 
     async def send(
         self, req: OrderRequest, currency: str, cycle_id: str, rebalance_id: int, mid: float
@@ -195,8 +239,12 @@ class Executor:
             if found is None:
                 raise _Unresolved(req.label) from exc
             state = found
-        # The venue's acknowledgement (venue id, OPEN or done) is on record before we wait.
-        self._ledger.update_order(req.label, state, self._clock.now())
+        # The venue's acknowledgement is on record before we wait: its id always, and its
+        # state while working. A terminal state is written by settle(), after the fills.
+        if state.status.terminal:
+            self._ledger.set_venue_order_id(req.label, state.venue_order_id, self._clock.now())
+        else:
+            self._ledger.update_order(req.label, state, self._clock.now())
         return state
 
     async def wait_and_cancel(self, currency: str, state: OrderState) -> OrderState:
@@ -240,12 +288,37 @@ class Executor:
             delay = min(delay * 2, 2.0)
 
     async def settle(self, currency: str, state: OrderState, since: datetime) -> tuple[Fill, ...]:
-        """Record the order's latest state and every fill of it the venue reports."""
-        self._ledger.update_order(state.label, state, self._clock.now())
+        """Record the order's fills, then its state.
+
+        A terminal state is written only once the recorded fills add up to what the venue says
+        the order filled; until then the order stays UNKNOWN, so the next cycle looks again and
+        sends nothing meanwhile.
+        """
+        fills = await self._record_fills(currency, state, since)
+        recorded = self._ledger.filled_amount_of(state.venue_order_id)
+        if state.status.terminal and recorded + 1e-9 < state.filled_amount:
+            self._ledger.update_order(
+                state.label,
+                OrderStatus.UNKNOWN,
+                self._clock.now(),
+                f"venue says {state.filled_amount} filled, {recorded} recorded: fills not read yet",
+            )
+            log.warning(
+                "fills_incomplete", label=state.label, venue=state.filled_amount, recorded=recorded
+            )
+        else:
+            self._ledger.update_order(state.label, state, self._clock.now())
+        return fills
+
+    async def _record_fills(
+        self, currency: str, state: OrderState, since: datetime
+    ) -> tuple[Fill, ...]:
+        # Fills carry the venue's clock; read from well before ``since`` and match by order.
+        start = since - FILL_LOOKBACK
         fills = tuple(
             f
-            for f in await self._venue.fills(currency, since=since)
-            if f.venue_order_id == state.venue_order_id or f.label == state.label
+            for f in await self._venue.fills(currency, since=start)
+            if f.venue_order_id == state.venue_order_id or (state.label and f.label == state.label)
         )
         for fill in fills:
             if self._ledger.record_fill(fill):
@@ -333,12 +406,13 @@ class _Run:
         return state
 
     async def _record(self, state: OrderState) -> float:
+        """What the order filled, by the venue's word on the order (not the fills we could
+        read, which may lag): the rest of the hedge is sized on it."""
         fills = await self.ex.settle(self.book.currency, state, self.started)
         self.last_status = state.status
-        got = sum(f.amount for f in fills)
-        self.fills.extend(fills)
-        self.filled += got
-        return got
+        self.fills.extend(f for f in fills if f.trade_id not in {x.trade_id for x in self.fills})
+        self.filled += state.filled_amount
+        return state.filled_amount
 
     def result(self, status: OrderStatus) -> Execution:
         amount = sum(f.amount for f in self.fills)
@@ -346,7 +420,7 @@ class _Run:
         return Execution(
             label=self.labels[0] if self.labels else "",
             status=status,
-            filled_amount=self.side.sign * amount,
+            filled_amount=self.side.sign * self.filled,
             average_price=avg,
             fees=sum(f.fee for f in self.fills),
             fills=tuple(self.fills),

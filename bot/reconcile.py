@@ -4,7 +4,7 @@
    are unique on the venue's trade id).
 2. Orders we recorded but never saw finish are resolved by label; orders still working are
    re-adopted (cancelled, fills recorded). Open orders at the venue carrying our label prefix
-   that the ledger never recorded are cancelled and reported.
+   that the ledger never recorded, or wrote off, are cancelled and reported.
 3. The hedge position at the venue must equal the one last seen plus our fills since; an
    unexplained difference beyond ``risk.position_tolerance`` stops start-up and says what
    differs.
@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from bot.domain import DataError
+from bot.execution import FILL_LOOKBACK
 from bot.venues.errors import VenueError
 
 if TYPE_CHECKING:
@@ -47,19 +49,18 @@ async def reconcile(ctx: CycleContext, currency: str) -> Reconciliation:
     hedge = ctx.settings.venue.facts[currency].perpetual
     try:
         added = 0
-        for fill in await venue.fills(currency, since=ctx.ledger.last_fill_time()):
+        last = ctx.ledger.last_fill_time(instrument=hedge)
+        since = last - FILL_LOOKBACK if last is not None else None
+        for fill in await venue.fills(currency, since=since):
             if fill.label.startswith(prefix) and ctx.ledger.record_fill(fill):
                 added += 1
         unresolved = await ctx.executor.resolve_unknown(currency)
-        foreign: list[str] = []
-        for order in await venue.open_orders(currency):
-            if order.label.startswith(prefix) and ctx.ledger.order(order.label) is None:
-                await venue.cancel_order(order.venue_order_id)
-                foreign.append(order.label)
-                log.warning("unrecorded_order_cancelled", label=order.label)
+        foreign = await ctx.executor.cancel_strays(currency)
         held = sum(p.size for p in await venue.positions(currency) if p.instrument.name == hedge)
-    except VenueError as exc:
+    except (VenueError, DataError) as exc:
         raise ReconciliationFailed(f"{currency}: venue did not answer: {exc}") from exc
+    except Exception as exc:  # an order that cannot be settled: do not start on a guess
+        raise ReconciliationFailed(f"{currency}: could not settle earlier orders: {exc!r}") from exc
     if unresolved:
         raise ReconciliationFailed(
             f"{currency}: orders of unknown outcome: {', '.join(unresolved)}; the venue has not "

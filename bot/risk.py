@@ -7,6 +7,7 @@ raises denies the order: the gate fails closed.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,8 +53,17 @@ class RiskGate:
     def record_sent(self) -> None:
         self._sent.append(self._clock.now())
 
+    def rate_ok(self) -> bool:
+        """Whether one more order fits under ``max_orders_per_minute``."""
+        horizon = self._clock.now() - timedelta(minutes=1)
+        while self._sent and self._sent[0] < horizon:
+            self._sent.popleft()
+        return len(self._sent) < self._settings.max_orders_per_minute
+
     def _check(self, decision: HedgeDecision, book: Book) -> Verdict:
         s = self._settings
+        if not math.isfinite(decision.trade_amount) or not math.isfinite(decision.trade_delta):
+            return Verdict(False, f"trade amount is not a number: {decision.trade_amount!r}")
         state = self._state()
         if state is TradingState.HALTED:
             return Verdict(False, "trading is halted")
@@ -75,9 +85,6 @@ class RiskGate:
             return Verdict(
                 False, f"position ${after_usd:,.0f} would exceed max ${s.max_position_usd:,.0f}"
             )
-        horizon = self._clock.now() - timedelta(minutes=1)
-        while self._sent and self._sent[0] < horizon:
-            self._sent.popleft()
-        if len(self._sent) >= s.max_orders_per_minute:
+        if not self.rate_ok():
             return Verdict(False, f"order rate above {s.max_orders_per_minute} per minute")
         return Verdict(True, "ok")

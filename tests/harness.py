@@ -21,6 +21,7 @@ from bot.sim.market import SimMarket
 from bot.store.db import make_engine, upgrade
 from bot.store.paper import SqlPaperStore
 from bot.venues.base import Venue
+from bot.venues.errors import TransientError
 from bot.venues.paper import FaultPlan, PaperVenue
 from tests.books import NOW
 
@@ -167,3 +168,28 @@ class WrongDeltaTotal(Passthrough):
     async def account(self, currency: str) -> Any:
         a = await self.inner.account(currency)
         return replace(a, delta_total=(a.delta_total or 0.0) + 1.0)
+
+
+class VenueClockBehind(Passthrough):
+    """A venue whose clock runs ``lag`` seconds behind ours: its fills carry older times."""
+
+    lag = 30.0
+
+    async def fills(self, currency: str, since: datetime | None = None) -> Any:
+        shifted = [
+            replace(f, timestamp=f.timestamp - timedelta(seconds=self.lag))
+            for f in await self.inner.fills(currency, None)
+        ]
+        return [f for f in shifted if since is None or f.timestamp >= since]
+
+
+class FillsReadFailsOnce(Passthrough):
+    """The first read of fills fails after retries; later reads work."""
+
+    failures = 1
+
+    async def fills(self, currency: str, since: datetime | None = None) -> Any:
+        if self.failures > 0:
+            self.failures -= 1
+            raise TransientError("fills read timed out")
+        return await self.inner.fills(currency, since)

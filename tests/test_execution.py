@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.clock import FakeClock
 from bot.cycle import rebalance_once
 from bot.domain import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from bot.reconcile import reconcile
-from tests.harness import CountingVenue, stack
+from tests.books import NOW
+from tests.harness import CountingVenue, FillsReadFailsOnce, VenueClockBehind, stack
 
 
 async def test_a_hedge_just_outside_its_band_starts_post_only_at_the_touch(
@@ -90,3 +92,57 @@ async def test_an_order_left_working_by_a_stopped_process_is_readopted_at_start(
     assert row.status is OrderStatus.CANCELLED
     assert [o.label for o in await app.venue.open_orders("BTC")] == []
     assert app.venue.count.placed == 1  # type: ignore[attr-defined]
+
+
+URGENT = {
+    "policy": {"delta_band": {"band": 0.05}},
+    "hedge": {"target_delta": 1.0},
+    "execution": {"urgent_band_multiple": 2, "allow_market": True},
+}
+
+
+async def hedge_held(app: object) -> float:
+    positions = await app.venue.positions("BTC")  # type: ignore[attr-defined]
+    return sum(p.size for p in positions if p.instrument.name == "BTC-PERPETUAL")
+
+
+async def test_a_venue_clock_behind_ours_neither_doubles_the_hedge_nor_loses_the_fill(
+    tmp_path: Path,
+) -> None:
+    app = stack(tmp_path, wrap=VenueClockBehind, **URGENT)
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status == "traded"
+    assert result.decision is not None
+    assert await hedge_held(app) == result.decision.trade_amount  # sent once, not twice
+    assert app.ledger.hedge_position_from_fills("BTC-PERPETUAL") == result.decision.trade_amount
+
+
+async def test_a_fill_read_that_fails_after_the_order_filled_is_read_again_before_any_new_order(
+    tmp_path: Path,
+) -> None:
+    app = stack(tmp_path, wrap=FillsReadFailsOnce, **URGENT)
+    first = await rebalance_once(app.ctx, "BTC")
+    assert first.status == "failed"
+    (order,) = app.ledger.orders()
+    assert not order.status.terminal  # not FILLED until its fills are on record
+    held = await hedge_held(app)
+    assert held != 0
+    second = await rebalance_once(app.ctx, "BTC")
+    assert second.status == "no_trade", second.reason
+    assert len(app.ledger.orders()) == 1
+    assert app.ledger.order(order.label).status is OrderStatus.FILLED  # type: ignore[union-attr]
+    assert app.ledger.hedge_position_from_fills("BTC-PERPETUAL") == held
+
+
+async def test_a_plan_confirmed_after_the_data_went_stale_is_denied(tmp_path: Path) -> None:
+    clock = FakeClock(NOW)
+    app = stack(tmp_path, clock=clock, wrap=CountingVenue, **URGENT)
+
+    async def slow_yes(_: object) -> bool:
+        clock.advance(600)  # the user came back ten minutes later
+        return True
+
+    result = await rebalance_once(app.ctx, "BTC", confirm=slow_yes)
+    assert result.status == "denied"
+    assert "after confirmation" in result.reason
+    assert app.venue.count.placed == 0  # type: ignore[attr-defined]

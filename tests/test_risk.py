@@ -93,3 +93,10 @@ def test_book_age_uses_the_clock_not_the_wall() -> None:
     g, _ = gate(max_data_age_seconds=30)
     b = book(as_of=NOW - timedelta(seconds=29))
     assert g.check(decision(-100), b).allowed
+
+
+def test_a_nan_trade_is_denied() -> None:
+    g, _ = gate()
+    verdict = g.check(decision(float("nan")), book())
+    assert not verdict.allowed
+    assert "not a number" in verdict.reason

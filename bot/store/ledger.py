@@ -386,6 +386,15 @@ class Ledger:
         with self._sessions() as session:
             return session.scalar(query)
 
+    def filled_amount_of(self, venue_order_id: str) -> float:
+        """Sum of the recorded fills of one venue order: compared with what the venue says the
+        order filled, it tells whether every fill has been read."""
+        query = select(func.coalesce(func.sum(FillModel.amount), 0)).where(
+            FillModel.venue_order_id == venue_order_id
+        )
+        with self._sessions() as session:
+            return float(session.scalar(query) or 0.0)
+
     def hedge_position_from_fills(self, instrument: str) -> float:
         """Signed sum of our fills in ``instrument`` (buys positive), in its amount unit."""
         signed = case((FillModel.side == Side.BUY.value, FillModel.amount), else_=-FillModel.amount)
