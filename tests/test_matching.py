@@ -33,16 +33,8 @@ from bot.sim.matching import (
     snap,
 )
 from bot.venues.errors import OrderRejected
+from tests.books import PERP
 
-PERP = Instrument(
-    name="BTC-PERPETUAL",
-    currency="BTC",
-    kind=InstrumentKind.PERPETUAL,
-    contract_size=10,
-    min_amount=10,
-    amount_step=10,
-    tick_size=0.5,
-)
 CALL = Instrument(
     name="BTC-27MAR26-90000-C",
     currency="BTC",

@@ -35,18 +35,10 @@ from bot.venues.errors import (
 )
 from bot.venues.paper import FaultPlan, PaperVenue
 from bot.venues.paper_state import MemoryPaperStore, PaperChange, PaperPosition
+from tests.books import PERP
 
 START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 FEES = FeeSettings()
-PERP = Instrument(
-    name="BTC-PERPETUAL",
-    currency="BTC",
-    kind=InstrumentKind.PERPETUAL,
-    contract_size=10,
-    min_amount=10,
-    amount_step=10,
-    tick_size=0.5,
-)
 CALL = Instrument(
     name="BTC-4FEB26-50000-C",
     currency="BTC",
