@@ -190,6 +190,16 @@ def _parse_dates(path: Path, text: pd.Series, fmt: str) -> Seconds:
         raise DataError(f"{path}: unreadable time in {text.name!r}: {exc}") from exc
 
 
+def _first_per_time(times: npt.NDArray[Any]) -> tuple[npt.NDArray[np.intp], int]:
+    """Row indices in time order keeping the first row of each repeated time, and how many
+    repeats were dropped."""
+    order = np.argsort(times, kind="stable")
+    t_sorted = times[order]
+    keep = np.ones(t_sorted.size, dtype=bool)
+    keep[1:] = t_sorted[1:] != t_sorted[:-1]
+    return order[keep], int(np.count_nonzero(~keep))
+
+
 def _spacing(times: Seconds) -> tuple[int, int, int]:
     """Nominal step (the most common spacing), count of longer gaps, and the longest."""
     d = np.diff(times)
@@ -268,11 +278,7 @@ def load_cryptocompare_hourly(path: str | Path) -> PriceHistory:
     times = _parse_dates(p, df["datetime"].astype(str), "ISO8601")
     prices = _prices(p, df)
     repaired = _repair_ohlc(prices)
-    order = np.argsort(times, kind="stable")
-    t_sorted = times[order]
-    keep = np.ones(t_sorted.size, dtype=bool)
-    keep[1:] = t_sorted[1:] != t_sorted[:-1]
-    rows = order[keep]
+    rows, removed = _first_per_time(times)
     step, gaps, max_gap = _spacing(times[rows])
     report = LoadReport(
         source=str(p),
@@ -280,7 +286,7 @@ def load_cryptocompare_hourly(path: str | Path) -> PriceHistory:
         rows_kept=int(rows.size),
         newest_first=bool(times[0] > times[-1]),
         date_formats=(("ISO8601", len(df)),),
-        duplicates_removed=int(np.count_nonzero(~keep)),
+        duplicates_removed=removed,
         gaps=gaps,
         max_gap_seconds=max_gap,
         ohlc_repaired=repaired,
@@ -328,11 +334,7 @@ def load_funding(path: str | Path) -> FundingSeries:
     if not np.all(np.isfinite(rate)):
         row = int(np.flatnonzero(~np.isfinite(rate))[0])
         raise DataError(f"{p}: funding_rate missing or not a number at data row {row + 1}")
-    order = np.argsort(rounded, kind="stable")
-    t_sorted = rounded[order]
-    keep = np.ones(t_sorted.size, dtype=bool)
-    keep[1:] = t_sorted[1:] != t_sorted[:-1]
-    rows = order[keep]
+    rows, removed = _first_per_time(rounded)
     _, gaps, max_gap = _spacing(rounded[rows])
     report = LoadReport(
         source=str(p),
@@ -340,7 +342,7 @@ def load_funding(path: str | Path) -> FundingSeries:
         rows_kept=int(rows.size),
         newest_first=bool(rounded[0] > rounded[-1]),
         date_formats=(("ISO8601", len(df)),),
-        duplicates_removed=int(np.count_nonzero(~keep)),
+        duplicates_removed=removed,
         gaps=gaps,
         max_gap_seconds=max_gap,
         timestamp_jitter_rows=jitter,
