@@ -111,6 +111,7 @@ def test_a_timeout_after_an_accepted_order_ends_with_exactly_one_hedge(tmp_path:
         first = run(tmp_path, client, "rebalance", "--yes")
         assert first.returncode == 0, first.stderr[-2000:]
         assert "order_outcome_unknown" in [e["event"] for e in events(first.stderr)]
+        assert SECRET not in first.stdout + first.stderr  # secrets are never logged
         assert "BTC: traded" in first.stdout
         second = run(tmp_path, client, "rebalance", "--yes")
         assert "BTC: no_trade" in second.stdout, second.stdout + second.stderr[-2000:]
@@ -118,6 +119,9 @@ def test_a_timeout_after_an_accepted_order_ends_with_exactly_one_hedge(tmp_path:
     per_label = orders_per_label([f for f in venue if f.label.startswith("hb-")])
     assert len(per_label) == 1
     assert all(len(ids) == 1 for ids in per_label.values())
+    db_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("live.db*"))  # with its WAL
+    assert SECRET.encode() not in db_bytes  # nor stored
+    assert KEY.encode() not in db_bytes
     ledger = open_ledger(client["HEDGEBOT__DATABASE__URL"])
     (order,) = ledger.orders()
     assert order.status is OrderStatus.FILLED
