@@ -20,7 +20,10 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
             book = await app.ctx.tracker.read(currency)
             g = portfolio_greeks(book, app.clock.now())
         except (DataError, VenueError) as exc:
-            books[currency] = {"error": f"{type(exc).__name__}: {exc}"}
+            error = f"{type(exc).__name__}: {exc}"
+            if app.settings.venue.kind == "sim" and not app.paper:
+                error += f" (is `hedgebot sim` running at {app.settings.venue.sim_url}?)"
+            books[currency] = {"error": error}
             continue
         books[currency] = {
             "as_of": book.as_of.isoformat(),
