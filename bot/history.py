@@ -260,8 +260,19 @@ def load_binance_hourly(path: str | Path) -> PriceHistory:
         max_gap_seconds=max_gap,
         ohlc_repaired=repaired,
     )
+    return _kept(kept_times, prices, rows, step, report)
+
+
+def _kept(
+    times: Seconds,
+    prices: dict[str, Array],
+    rows: npt.NDArray[np.intp],
+    step: int,
+    report: LoadReport,
+) -> PriceHistory:
+    """The history of the kept ``rows`` (already in time order)."""
     return PriceHistory(
-        times=kept_times,
+        times=times,
         open=prices["open"][rows],
         high=prices["high"][rows],
         low=prices["low"][rows],
@@ -291,15 +302,7 @@ def load_cryptocompare_hourly(path: str | Path) -> PriceHistory:
         max_gap_seconds=max_gap,
         ohlc_repaired=repaired,
     )
-    return PriceHistory(
-        times=times[rows],
-        open=prices["open"][rows],
-        high=prices["high"][rows],
-        low=prices["low"][rows],
-        close=prices["close"][rows],
-        step_seconds=step,
-        report=report,
-    )
+    return _kept(times[rows], prices, rows, step, report)
 
 
 def load_prices(path: str | Path) -> PriceHistory:
