@@ -27,10 +27,10 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/mypy
 
 demo: $(STAMP) ## hedge BTC and ETH books for a simulated day through ccxt against the sim venue
-	$(BIN)/python -m bot.demo
+	$(BIN)/python -m bot.cli.demo
 
 demo-paper: $(STAMP) ## the same simulated day in paper mode (no venue process)
-	$(BIN)/python -m bot.demo --paper
+	$(BIN)/python -m bot.cli.demo --paper
 
 bench: $(STAMP) ## benchmarks: a table with ratios against the named baselines
 	$(BIN)/python -m bench

@@ -1,7 +1,8 @@
 """Backtest throughput: path-steps per second on 10,000 paths.
 
 One path-step is one book valuation (Black-76 price, delta, gamma), one policy decision and the
-trade, cost and P&L arithmetic for one path at one time step. Measured on :func:`bot.backtest.
+trade, cost and P&L arithmetic for one path at one time step. Measured on
+:func:`bot.backtest.engine.
 simulate` with the standard scenario's short ATM call, against REFERENCE.md §5's plain-numpy
 Black-76 anchor (options per second; a path-step needs at least one option evaluation, which
 :func:`bot.greeks.black76` spreads over two threads) and against a bare numpy delta-hedging loop
@@ -18,8 +19,8 @@ import numpy.typing as npt
 from scipy.special import ndtr
 
 from bench.common import Row, seconds_per_call
-from bot.backtest import CostModel, OptionLeg, PolicyRun, simulate
-from bot.paths import gbm
+from bot.backtest.engine import CostModel, OptionLeg, PolicyRun, simulate
+from bot.backtest.paths import gbm
 from strategies.delta_band import DeltaBandParams
 from strategies.gamma_scaled import GammaScaledParams
 from strategies.time_band import TimeBandParams

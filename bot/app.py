@@ -19,14 +19,14 @@ from bot.lock import BookLock, lock_path_for
 from bot.policy import VolSource
 from bot.positions import PositionTracker
 from bot.risk import RiskGate
-from bot.sim.market import SimMarket
 from bot.store.db import make_engine, open_ledger
 from bot.store.ledger import Ledger
 from bot.store.paper import SqlPaperStore
 from bot.store.records import TradingState
 from bot.venues.base import Venue
-from bot.venues.deribit import DeribitVenue
-from bot.venues.paper import PaperVenue
+from bot.venues.deribit.adapter import DeribitVenue
+from bot.venues.paper.market import SimMarket
+from bot.venues.paper.venue import PaperVenue
 
 
 @dataclass

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli.config_doc import render
+from bot.cli.main import main
 from bot.config import ConfigError, load_settings
-from bot.config_doc import render
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config.example.yaml"
@@ -24,7 +24,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_example_config_is_exactly_what_the_code_documents() -> None:
-    assert EXAMPLE.read_text() == render(), "run: python -m bot.config_doc > config.example.yaml"
+    assert EXAMPLE.read_text() == render(), (
+        "run: python -m bot.cli.config_doc > config.example.yaml"
+    )
 
 
 def test_example_config_loads_to_the_declared_defaults() -> None:

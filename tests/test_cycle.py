@@ -10,9 +10,9 @@ from structlog.testing import capture_logs
 from bot.clock import FakeClock
 from bot.cycle import rebalance_once
 from bot.domain import OrderStatus
-from bot.venues.paper import FaultPlan
-from tests.books import NOW
-from tests.harness import (
+from bot.venues.paper.venue import FaultPlan
+from tests.support.books import NOW
+from tests.support.harness import (
     CountingVenue,
     EmptyPositions,
     NanIndex,

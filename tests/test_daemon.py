@@ -17,8 +17,8 @@ from structlog.testing import capture_logs
 from bot.clock import FakeClock
 from bot.daemon import Daemon
 from bot.store.db import open_ledger
-from tests.books import NOW
-from tests.harness import stack
+from tests.support.books import NOW
+from tests.support.harness import stack
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,7 +98,7 @@ def test_hedgebot_run_stops_cleanly_on_sigterm_within_ten_seconds(tmp_path: Path
         "HEDGEBOT__POLICY__CHECK_SECONDS": "0.2",
         "HEDGEBOT__LOGGING__FORMAT": "json",
     }
-    cli = [sys.executable, "-m", "bot.cli", "--config", str(tmp_path / "none.yaml")]
+    cli = [sys.executable, "-m", "bot.cli.main", "--config", str(tmp_path / "none.yaml")]
     subprocess.run(
         [*cli, "db", "upgrade", "--paper"], env=env, check=True, cwd=tmp_path, capture_output=True
     )

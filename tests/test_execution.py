@@ -9,8 +9,8 @@ from bot.clock import FakeClock
 from bot.cycle import rebalance_once
 from bot.domain import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from bot.reconcile import reconcile
-from tests.books import NOW
-from tests.harness import CountingVenue, FillsReadFailsOnce, VenueClockBehind, stack
+from tests.support.books import NOW
+from tests.support.harness import CountingVenue, FillsReadFailsOnce, VenueClockBehind, stack
 
 
 async def test_a_hedge_just_outside_its_band_starts_post_only_at_the_touch(

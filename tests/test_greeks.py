@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from bot.datafiles import shared_data
+from bot.backtest.datafiles import shared_data
 from bot.domain import (
     Account,
     Book,
@@ -665,7 +665,7 @@ def test_empty_book_has_zero_greeks_and_usd_target_equal_to_equity() -> None:
 
 def test_the_books_implied_vol_is_the_vega_weighted_mean_of_its_options_ivs() -> None:
     from bot.domain import OptionType
-    from tests.books import NOW, book, option
+    from tests.support.books import NOW, book, option
 
     near = option(90_000, OptionType.CALL, days=7)
     far = option(90_000, OptionType.PUT, days=60)

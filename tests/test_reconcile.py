@@ -9,7 +9,7 @@ import pytest
 from bot.cycle import rebalance_once
 from bot.domain import OrderRequest, OrderType, Side, TimeInForce
 from bot.reconcile import ReconciliationFailed, reconcile
-from tests.harness import stack
+from tests.support.harness import stack
 
 BAND = {"policy": {"delta_band": {"band": 0.05}}, "hedge": {"target_delta": 0.5}}
 

@@ -11,7 +11,7 @@ from bot.config import RiskSettings
 from bot.domain import HedgeDecision
 from bot.risk import RiskGate
 from bot.store.records import TradingState
-from tests.books import NOW, book
+from tests.support.books import NOW, book
 
 
 def decision(amount: float) -> HedgeDecision:

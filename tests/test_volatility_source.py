@@ -14,8 +14,8 @@ from bot.config import PolicySettings
 from bot.daemon import Daemon
 from bot.policy import policy_params
 from strategies.time_band import TimeBandParams
-from tests.books import NOW
-from tests.harness import stack
+from tests.support.books import NOW
+from tests.support.harness import stack
 
 
 def test_the_time_band_interval_scales_with_the_inverse_square_of_sigma() -> None:

@@ -1,10 +1,5 @@
-"""The simulated market: a seeded index with jumps, a perpetual, listed options and matching.
+"""Deribit's API v2 (JSON-RPC over HTTP and WebSocket) served on 127.0.0.1 over a paper venue.
 
-``SimMarket`` is hedgebot's embedded default market and the engine behind the simulated Deribit
-server; ``bot.sim.matching`` and ``bot.sim.accounting`` are the rules both paper trading and
-that server fill, charge and settle by.
+The exchange engine it fronts (market, matching, accounting) lives in ``bot.venues.paper``; this
+package only speaks Deribit's wire format, its errors and its fault plan.
 """
-
-from bot.sim.market import MarketSource, SimMarket
-
-__all__ = ["MarketSource", "SimMarket"]

@@ -13,13 +13,13 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.sim import deribit_json as dj
-from bot.sim.accounting import carried_value
 from bot.sim.orders import OrderDirectory
 from bot.sim.params import Params, currencies_param, currency_param
 from bot.sim.public_data import PublicData
 from bot.sim.ratelimit import RateLimits
 from bot.sim.ticker_greeks import ticker_greeks
 from bot.venues.base import Venue
+from bot.venues.paper.accounting import carried_value
 
 if TYPE_CHECKING:
     from bot.sim.api import CallInfo

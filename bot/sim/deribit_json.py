@@ -26,9 +26,9 @@ from bot.domain import (
     OrderType,
     Side,
 )
-from bot.sim import instruments as names
 from bot.sim.orders import OrderRecord, TradeRecord
 from bot.sim.ticker_greeks import TickerGreeks, implied_vol
+from bot.venues.paper import instruments as names
 
 Json = dict[str, Any]
 PERPETUAL_EXPIRY_MS = 32_503_708_800_000  # what Deribit shows as a perpetual's expiry (3000-01-01)

@@ -33,8 +33,8 @@ from typing import Literal, Protocol
 import numpy as np
 
 from bot.domain import DataError, Instrument, Mark, Quote
-from bot.sim.market import MarketSource
-from bot.sim.matching import Level, round_down
+from bot.venues.paper.market import MarketSource
+from bot.venues.paper.matching import Level, round_down
 
 Trigger = float | Sequence[int]
 DropMode = Literal["close", "hold"]

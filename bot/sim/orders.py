@@ -20,8 +20,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.domain import Fill, OrderState, OrderStatus, OrderType, Side, TimeInForce
-from bot.sim.instruments import currency_of
 from bot.venues.base import Venue
+from bot.venues.paper.instruments import currency_of
 
 _FILLED_EPS = 1e-9
 

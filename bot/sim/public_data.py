@@ -17,10 +17,10 @@ from bot.config import FeeSettings
 from bot.domain import DataError, Instrument, Mark
 from bot.sim import deribit_json as dj
 from bot.sim.faults import ServedMarket
-from bot.sim.matching import Level, round_down, round_up
 from bot.sim.orders import OrderDirectory, TradeRecord
 from bot.sim.ticker_greeks import implied_vol, ticker_greeks
 from bot.venues.base import Venue
+from bot.venues.paper.matching import Level, round_down, round_up
 
 Json = dict[str, Any]
 PERP_PRICE_BAND = 0.015

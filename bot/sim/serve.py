@@ -23,11 +23,11 @@ from typing import TextIO
 from bot.clock import Clock, clock_for, day_start
 from bot.config import SIM_API_KEY, SIM_API_SECRET, Settings
 from bot.sim.faults import FaultPlan, ThinnableMarket
-from bot.sim.market import SimMarket
 from bot.sim.ratelimit import RateLimits
 from bot.sim.server import SimServer
-from bot.venues.paper import PaperVenue
-from bot.venues.paper_state import MemoryPaperStore, PaperStateStore
+from bot.venues.paper.market import SimMarket
+from bot.venues.paper.state import MemoryPaperStore, PaperStateStore
+from bot.venues.paper.venue import PaperVenue
 
 KEY_ENV = "HEDGEBOT_SIM_API_KEY"
 SECRET_ENV = "HEDGEBOT_SIM_API_SECRET"

@@ -26,13 +26,13 @@ from bot.domain import (
 )
 from bot.sim import deribit_json as dj
 from bot.sim.faults import ThinnableMarket
-from bot.sim.matching import check_amount, check_price, round_down
 from bot.sim.orders import OrderDirectory, OrderRecord, TradeRecord
 from bot.sim.params import Params, currencies_param, currency_param
 from bot.sim.public_data import PublicData, price_band
 from bot.sim.rpc_errors import RpcError
 from bot.venues.base import Venue
 from bot.venues.errors import OrderNotFound
+from bot.venues.paper.matching import check_amount, check_price, round_down
 
 if TYPE_CHECKING:
     from bot.sim.api import CallInfo

@@ -31,12 +31,12 @@ from aiohttp import WSMsgType, web
 from bot.domain import DataError
 from bot.sim.account_api import AccountApi
 from bot.sim.envelope import Outcome, dumps
-from bot.sim.instruments import currency_of
 from bot.sim.orders import OrderRecord, TradeRecord
 from bot.sim.params import Params
 from bot.sim.public_data import PublicData
 from bot.sim.rpc_errors import RpcError
 from bot.sim.trading import TradingApi
+from bot.venues.paper.instruments import currency_of
 
 if TYPE_CHECKING:
     from bot.sim.server import SimServer

@@ -2,7 +2,7 @@
 
 These tables are the *venue's* books (balances, positions, orders, trades), kept apart from
 the ledger's record of what hedgebot did; restart recovery reconciles the two as it would
-against an exchange. Implements ``bot.venues.paper_state.PaperStateStore``.
+against an exchange. Implements ``bot.venues.paper.state.PaperStateStore``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from bot.store.models import (
     fill_columns,
     fill_of,
 )
-from bot.venues.paper_state import PaperChange, PaperPosition, PaperSnapshot
+from bot.venues.paper.state import PaperChange, PaperPosition, PaperSnapshot
 
 
 class SqlPaperStore:

@@ -1,7 +1,8 @@
 """The ``venue`` fixture every contract test runs against, once per adapter:
 
-- ``paper``: :class:`bot.venues.paper.PaperVenue` on a :class:`bot.sim.market.SimMarket`;
-- ``deribit``: :class:`bot.venues.deribit.DeribitVenue` (ccxt) talking HTTP to the simulated
+- ``paper``: :class:`bot.venues.paper.venue.PaperVenue` on a
+:class:`bot.venues.paper.market.SimMarket`;
+- ``deribit``: :class:`bot.venues.deribit.adapter.DeribitVenue` (ccxt) talking HTTP to the simulated
   Deribit server (:class:`bot.sim.server.SimServer`) started in the test's event loop on
   127.0.0.1, port 0, which itself keeps its account in a paper venue on the same market.
 
@@ -19,12 +20,12 @@ from pydantic import SecretStr
 
 from bot.clock import FakeClock
 from bot.config import DEFAULT_FACTS, FeeSettings, MarketSettings, VenueSettings
-from bot.sim.market import SimMarket
 from bot.sim.server import SimServer
 from bot.venues.base import Venue
-from bot.venues.deribit import DeribitVenue
-from bot.venues.paper import PaperVenue
-from bot.venues.paper_state import MemoryPaperStore
+from bot.venues.deribit.adapter import DeribitVenue
+from bot.venues.paper.market import SimMarket
+from bot.venues.paper.state import MemoryPaperStore
+from bot.venues.paper.venue import PaperVenue
 
 START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 CURRENCY = "BTC"

@@ -1,0 +1,1 @@
+"""The ``hedgebot`` command: one module per command group, each registering its subcommands."""

@@ -1,0 +1,2 @@
+"""Deribit through ccxt: the adapter (the only ccxt importer) and the mapping of Deribit's
+answers."""
