@@ -22,7 +22,7 @@ from bot.risk import RiskGate
 from bot.store.db import make_engine, open_ledger
 from bot.store.ledger import Ledger
 from bot.store.paper import SqlPaperStore
-from bot.store.records import TradingState
+from bot.store.records import TradingState, strictest
 from bot.venues.base import Venue
 from bot.venues.deribit.adapter import DeribitVenue
 from bot.venues.paper.market import SimMarket
@@ -119,8 +119,13 @@ def build_app(
         venue, settings.venue.facts, clock, settings.risk.max_data_age_seconds
     )
 
-    def trading_state() -> TradingState:
-        return TradingState(ledger.get_trading_state().state)
+    def trading_state(currency: str) -> TradingState:
+        """All trading's state or this currency's, whichever is stricter (read each cycle, so
+        `hedgebot halt` reaches a running daemon at its next cycle)."""
+        return strictest(
+            TradingState(ledger.get_trading_state().state),
+            TradingState(ledger.get_trading_state(currency).state),
+        )
 
     risk = RiskGate(settings.risk, clock, trading_state)
     executor = Executor(

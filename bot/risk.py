@@ -36,7 +36,7 @@ class RiskGate:
         self,
         settings: RiskSettings,
         clock: Clock,
-        state_reader: Callable[[], TradingState],
+        state_reader: Callable[[str], TradingState],
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -64,7 +64,7 @@ class RiskGate:
         s = self._settings
         if not math.isfinite(decision.trade_amount) or not math.isfinite(decision.trade_delta):
             return Verdict(False, f"trade amount is not a number: {decision.trade_amount!r}")
-        state = self._state()
+        state = self._state(book.currency)  # the currency's state, or all trading's
         if state is TradingState.HALTED:
             return Verdict(False, "trading is halted")
         price = book.hedge_quote.mid

@@ -98,7 +98,7 @@ def test_hedgebot_run_stops_cleanly_on_sigterm_within_ten_seconds(tmp_path: Path
         "HEDGEBOT__POLICY__CHECK_SECONDS": "0.2",
         "HEDGEBOT__LOGGING__FORMAT": "json",
     }
-    cli = [sys.executable, "-m", "bot.cli.main", "--config", str(tmp_path / "none.yaml")]
+    cli = [sys.executable, "-m", "bot.cli.main", "--config", os.devnull]
     subprocess.run(
         [*cli, "db", "upgrade", "--paper"], env=env, check=True, cwd=tmp_path, capture_output=True
     )

@@ -20,7 +20,7 @@ def decision(amount: float) -> HedgeDecision:
 
 def gate(state: TradingState = TradingState.ACTIVE, **limits: float) -> tuple[RiskGate, FakeClock]:
     clock = FakeClock(NOW)
-    return RiskGate(RiskSettings(**limits), clock, lambda: state), clock  # type: ignore[arg-type]
+    return RiskGate(RiskSettings(**limits), clock, lambda _currency: state), clock  # type: ignore[arg-type]
 
 
 def test_an_order_within_every_limit_is_allowed() -> None:
@@ -74,7 +74,7 @@ def test_order_rate_is_capped_per_minute_and_recovers_after_it() -> None:
 
 
 def test_a_guard_that_raises_denies_the_order() -> None:
-    def broken() -> TradingState:
+    def broken(_currency: str) -> TradingState:
         raise RuntimeError("state table unreadable")
 
     g = RiskGate(RiskSettings(), FakeClock(NOW), broken)

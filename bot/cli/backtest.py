@@ -9,16 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from bot.backtest.engine import BacktestConfig, CostModel, OptionLeg, PolicyRun, run_backtest
-from bot.backtest.frontier import plot_frontier, results_table, sweep_runs
-from bot.backtest.paths import PathModel
-from bot.backtest.replay import ReplayConfig, run_replay
-from bot.config import Settings
+if TYPE_CHECKING:  # the engine pulls numpy, scipy, pandas: imported only when a backtest runs
+    from bot.backtest.engine import CostModel, OptionLeg, PolicyRun
+    from bot.config import Settings
 
 
-def add_parser(sub: Any) -> None:
+def register(sub: Any) -> None:
     p = sub.add_parser(
         "backtest",
         help="policies over simulated or historical paths, or a real Deribit book",
@@ -66,6 +64,8 @@ def add_parser(sub: Any) -> None:
 
 def parse_policy(spec: str, settings: Settings) -> PolicyRun:
     """``NAME[:k=v,…]``; parameters not given come from the settings' policy section."""
+    from bot.backtest.engine import PolicyRun
+
     name, _, rest = spec.partition(":")
     name = name.strip()
     section = getattr(settings.policy, name, None)
@@ -79,6 +79,8 @@ def parse_policy(spec: str, settings: Settings) -> PolicyRun:
 
 
 def parse_leg(spec: str) -> OptionLeg:
+    from bot.backtest.engine import OptionLeg
+
     parts = spec.split(":")
     if len(parts) not in (3, 4) or parts[0] not in ("call", "put"):
         raise ValueError(f"leg {spec!r} is not TYPE:SIZE:DAYS[:MONEYNESS] with TYPE call or put")
@@ -97,6 +99,8 @@ def _number(raw: str) -> Any:
 
 
 def _costs(args: argparse.Namespace) -> CostModel:
+    from bot.backtest.engine import CostModel
+
     funding_file = None
     rate = 0.0
     if Path(args.funding).suffix == ".csv":
@@ -113,6 +117,11 @@ def _costs(args: argparse.Namespace) -> CostModel:
 
 
 def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.backtest.engine import BacktestConfig, OptionLeg, run_backtest
+    from bot.backtest.frontier import plot_frontier, results_table, sweep_runs
+    from bot.backtest.paths import PathModel
+    from bot.backtest.replay import ReplayConfig, run_replay
+
     try:
         policies = tuple(parse_policy(p, settings) for p in args.policy)
         legs = tuple(parse_leg(leg) for leg in args.leg) or (

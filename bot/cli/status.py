@@ -1,19 +1,72 @@
-"""``hedgebot status``: the book as the venue sees it, its greeks, and the ledger's last word."""
+"""``hedgebot status``: the book as the venue sees it, its greeks, and the ledger's last word.
+
+The first line says which network the book is on (paper, sim, Deribit testnet or MAINNET), so
+the simulator and real money never look alike; the exit code is 1 when a book cannot be read.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
 from typing import TYPE_CHECKING, Any
 
-from bot.domain import DataError
-from bot.greeks import portfolio_greeks
-from bot.venues.errors import VenueError
+from bot.cli.common import EXIT_FAILED, EXIT_OK, redact_url
+from bot.cli.ledger import require_ledger
 
 if TYPE_CHECKING:
     from bot.app import App
+    from bot.config import Settings
+
+
+def register(sub: Any) -> None:
+    st = sub.add_parser(
+        "status",
+        help="network, book, greeks, last rebalances, trading state (exit 1: a book unread)",
+    )
+    st.add_argument("--paper", action="store_true", help="the paper venue and ledger")
+    st.add_argument("--json", action="store_true", help="print JSON instead of text")
+    st.set_defaults(handler=cmd_status)
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    require_ledger(args, settings)
+    return asyncio.run(_status(args, settings))
+
+
+async def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import build_app
+
+    app: App = build_app(settings, paper=args.paper, mode="status")
+    try:
+        data: dict[str, Any] = await status_data(app)
+    finally:
+        await app.close()
+    print(json.dumps(data, indent=2, default=str) if args.json else render_status(data))
+    unread = any("error" in book for book in data["books"].values())
+    return EXIT_FAILED if unread else EXIT_OK
+
+
+def network(settings: Settings, paper: bool) -> dict[str, str]:
+    """Which market the book trades on: ``paper``, ``sim``, ``testnet``, ``mainnet``, ``custom``."""
+    venue = settings.venue
+    if paper:
+        return {"network": "paper", "label": "PAPER: local fills on the simulated market"}
+    if venue.kind == "sim":
+        return {"network": "sim", "label": f"SIM: simulated Deribit at {venue.sim_url}"}
+    if venue.network == "mainnet":
+        return {"network": "mainnet", "label": "DERIBIT MAINNET: REAL MONEY"}
+    if venue.network == "testnet":
+        return {"network": "testnet", "label": "DERIBIT TESTNET (test.deribit.com)"}
+    return {"network": "custom", "label": f"DERIBIT-COMPATIBLE at {redact_url(venue.url or '')}"}
 
 
 async def status_data(app: App, last: int = 10) -> dict[str, Any]:
     """Everything ``status`` shows, as plain data (also the ``--json`` output)."""
+    from bot.domain import DataError
+    from bot.greeks import portfolio_greeks
+    from bot.venues.errors import VenueError
+
     books: dict[str, Any] = {}
     for currency in app.settings.venue.currencies:
         try:
@@ -49,11 +102,14 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
             },
             "target_mode": app.settings.hedge.target_mode.value,
         }
-    state = app.ledger.get_trading_state()
+    from bot.cli.control import trading_states
+
+    states = trading_states(app.ledger, app.settings.venue.currencies)
     return {
+        **network(app.settings, app.paper),
         "venue": app.venue.name,
-        "database": app.database_url,
-        "trading_state": {"state": state.state, "reason": state.reason},
+        "database": redact_url(app.database_url),
+        "trading_state": states,
         "books": books,
         "last_rebalances": [
             {

@@ -44,6 +44,12 @@ class TradingState(StrEnum):
     HALTED = "halted"
 
 
+def strictest(*states: TradingState) -> TradingState:
+    """The most restrictive of ``states`` (halted, then reducing, then active)."""
+    order = (TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED)
+    return max(states, key=order.index, default=TradingState.ACTIVE)
+
+
 OPEN_STATUSES: tuple[OrderStatus, ...] = tuple(s for s in OrderStatus if not s.terminal)
 
 

@@ -23,11 +23,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_a_ledger_without_schema_refuses_to_start_and_says_what_to_run(
+def test_a_missing_paper_ledger_refuses_to_start_names_the_paper_upgrade_and_creates_nothing(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["rebalance", "--paper", "--dry-run"]) == 3
-    assert "run `hedgebot db upgrade`" in capsys.readouterr().err
+    assert "run `hedgebot db upgrade --paper`" in capsys.readouterr().err
+    assert list(home.glob("*.db*")) == []
 
 
 def test_db_upgrade_then_current_reports_the_head_revision(
