@@ -135,7 +135,9 @@ def _source(
         name = _env_name(loc[:i])
         if name in env:
             return f"environment variable {name}"
-    below = sorted(n for n in env if _env_path(n)[: len(loc)] == loc)
+    below = sorted(
+        n for n in env if _env_path(n)[: len(loc)] == loc and _env_path(n)[-1] not in SECRET_KEYS
+    )
     for i in range(len(loc), 0, -1):
         if loc[:i] in lines and file is not None:
             where = f"{file} line {lines[loc[:i]]}"

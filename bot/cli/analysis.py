@@ -80,8 +80,8 @@ def _funding(value: str | None) -> Any:
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     _writable_dir("--csv", args.csv)
     _writable_dir("--plots", args.plots)
-    url = require_ledger(args, settings, args.db)
     funding = _funding(args.funding)
+    url = require_ledger(args, settings, args.db)
     from bot.analysis.report import build_report, plot_report, render_report, to_csv, to_json
     from bot.domain import DataError
     from bot.store.db import open_ledger

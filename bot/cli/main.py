@@ -109,6 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         say(f"hedgebot {args.command}: interrupted")
         return EXIT_INTERRUPTED
+    except ModuleNotFoundError as exc:  # e.g. the driver of a database URL's dialect
+        say(
+            f"hedgebot {args.command}: Python module {exc.name!r} is not installed; install it "
+            f"into hedgebot's environment (.venv/bin/pip install {exc.name})"
+        )
+        return EXIT_USAGE
     except Exception as exc:
         known = _known(exc)
         if known is None:

@@ -42,7 +42,8 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
         data: dict[str, Any] = await status_data(app)
     finally:
         await app.close()
-    print(json.dumps(data, indent=2, default=str) if args.json else render_status(data))
+    command = "hedgebot status" + (" --paper" if args.paper else "")
+    print(json.dumps(data, indent=2, default=str) if args.json else render_status(data, command))
     unread = any("error" in book for book in data["books"].values())
     return EXIT_FAILED if unread else EXIT_OK
 
@@ -125,32 +126,73 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
     }
 
 
-def render_status(data: dict[str, Any]) -> str:
-    lines = [
-        f"venue {data['venue']}   ledger {data['database']}   "
-        f"trading {data['trading_state']['state']}",
+def render_status(data: dict[str, Any], command: str = "hedgebot status") -> str:
+    """The status as aligned tables, headed by the network so real money is unmistakable."""
+    from bot.cli.tables import table
+
+    ts = data["trading_state"]
+    parts = [
+        f"{command}   network {data['label']}",
+        f"ledger {data['database']}   venue client {data['venue']}",
     ]
+    scopes = [("all", ts["state"], ts.get("updated_at"), ts["reason"])]
+    scopes += [
+        (cur, f"{s['state']} (own: {s['own_state']})", s["updated_at"], s["reason"])
+        for cur, s in ts.get("by_currency", {}).items()
+    ]
+    parts.append(
+        table(
+            "trading state (hedgebot halt | reduce | resume)",
+            ["scope", "state", "set at (UTC)", "why (by whom)"],
+            [(a, b, _when(c), d) for a, b, c, d in scopes],
+        )
+    )
     for currency, book in data["books"].items():
         if "error" in book:
-            lines.append(f"\n{currency}: cannot read the book: {book['error']}")
+            parts.append(f"{currency}: CANNOT READ THE BOOK: {book['error']}")
             continue
         g, h = book["greeks"], book["hedge"]
-        lines += [
-            f"\n{currency} at {book['as_of']}  index {book['index_price']:,.2f}  "
-            f"equity {book['equity']:.6f} {currency}",
-            f"  delta (coin, delta_total) {g['delta_coin']:+.5f}   "
-            f"delta (usd target) {g['delta_usd_target']:+.5f}   [{book['target_mode']} target]",
-            f"  gamma {g['gamma']:+.3e}/$  dollar gamma {g['dollar_gamma']:+,.0f}  "
-            f"vega {g['vega']:+,.1f}  theta {g['theta']:+,.1f}",
-            f"  hedge {h['instrument']} {h['position']:+,.0f}  (bid {h['bid']:,.2f} / "
-            f"ask {h['ask']:,.2f})",
+        rows = [
+            ("index", f"{book['index_price']:,.2f}", "USD"),
+            ("equity", f"{book['equity']:.6f}", currency),
+            ("delta (coin, delta_total)", f"{g['delta_coin']:+.5f}", currency),
+            ("delta (usd target)", f"{g['delta_usd_target']:+.5f}", currency),
+            ("delta", f"{g['delta_usd']:+,.0f}", "USD"),
+            ("gamma", f"{g['gamma']:+.3e}", f"{currency} per USD"),
+            ("dollar gamma", f"{g['dollar_gamma']:+,.0f}", "USD per 1% move"),
+            ("vega", f"{g['vega']:+,.1f}", "USD per vol point"),
+            ("theta", f"{g['theta']:+,.1f}", "USD per day"),
+            (f"hedge {h['instrument']}", f"{h['position']:+,.0f}", "USD (contracts x face)"),
+            ("hedge bid / ask", f"{h['bid']:,.2f} / {h['ask']:,.2f}", "USD"),
         ]
-        lines += [f"    {p['instrument']:<28} {p['size']:+,.4f}" for p in book["positions"]]
-    lines.append("\nlast rebalances:")
-    for r in data["last_rebalances"]:
-        amount = r["trade_amount"]
-        lines.append(
-            f"  {r['ts'][:19]}  {r['currency']}  {r['status']:<9} "
-            f"{'' if amount is None else f'{amount:+,.0f}':>10}  {r['reason']}"
+        rows += [(p["instrument"], f"{p['size']:+,.4f}", currency) for p in book["positions"]]
+        parts.append(
+            table(
+                f"{currency} book at {book['as_of'][:19]} UTC ({book['target_mode']} target)",
+                ["quantity", "value", "unit"],
+                rows,
+                right=[1],
+            )
         )
-    return "\n".join(lines)
+    parts.append(
+        table(
+            "last rebalances",
+            ["time (UTC)", "currency", "status", "trade (USD)", "reason"],
+            [
+                (
+                    r["ts"][:19],
+                    r["currency"],
+                    r["status"],
+                    "" if r["trade_amount"] is None else f"{r['trade_amount']:+,.0f}",
+                    r["reason"],
+                )
+                for r in data["last_rebalances"]
+            ],
+            right=[3],
+        )
+    )
+    return "\n\n".join(parts)
+
+
+def _when(value: Any) -> str:
+    return "never" if value is None else str(value)[:19]
