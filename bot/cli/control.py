@@ -98,14 +98,14 @@ def _refusal(
         if overall.state == target:
             return f"all trading is already {target} ({overall.reason})"
         return None
-    own = ledger.get_trading_state(scope)
-    if own.state == target:
-        return f"{scope} trading is already {target} ({own.reason})"
     if target == "active" and overall.state != "active":
         return (
             f"{scope} would stay {overall.state}: all trading is {overall.state} "
             f"({overall.reason}); `{fix(args, 'resume')}` resumes all"
         )
+    own = ledger.get_trading_state(scope)
+    if own.state == target:
+        return f"{scope} trading is already {target} ({own.reason})"
     if target == "reducing" and overall.state == "halted":
         return f"all trading is halted ({overall.reason}), stricter than reducing {scope}"
     return None
