@@ -4,7 +4,6 @@ exposure on a grid of price and volatility moves)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -115,6 +114,8 @@ def cmd_risk(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"--vols {args.vols}: a vol move of -100 points or less leaves no vol")
     currencies = configured_currencies(args, settings)
     require_ledger(args, settings)
+    import asyncio  # not at module top: `hedgebot --help` stays quick
+
     return asyncio.run(_risk(args, settings, currencies, moves, list(args.vols)))
 
 

@@ -59,11 +59,21 @@ def version() -> str:
         return "unknown"
 
 
+class _Version(argparse.Action):
+    """``--version``, looked up only when asked (importlib.metadata is not free)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        parser.exit(0, f"hedgebot {version()}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="hedgebot", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--version", action="version", version=f"hedgebot {version()}")
+    p.add_argument("--version", action=_Version, help="print hedgebot's version and exit")
     p.add_argument(
         "--config",
         default=None,

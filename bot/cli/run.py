@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,9 +17,9 @@ from bot.cli.common import (
     positive_int,
 )
 from bot.cli.ledger import configured_currencies, require_ledger
-from bot.cli.prompt import Prompt
 
 if TYPE_CHECKING:
+    from bot.cli.prompt import Prompt
     from bot.config import Settings
     from bot.cycle import CycleResult, Plan
 
@@ -51,6 +50,8 @@ def register(sub: Any) -> None:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     require_ledger(args, settings)
+    import asyncio  # not at module top: `hedgebot --help` stays quick
+
     return asyncio.run(_run(args, settings))
 
 
@@ -60,6 +61,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.policy import schedule_seconds
 
     app = build_app(settings, paper=args.paper)
+    import asyncio  # not at module top: `hedgebot --help` stays quick
+
     stop = asyncio.Event()
     install_signal_handlers(stop)
     try:
@@ -84,11 +87,14 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_rebalance(args: argparse.Namespace, settings: Settings) -> int:
     currencies = configured_currencies(args, settings)
     require_ledger(args, settings)
+    import asyncio  # not at module top: `hedgebot --help` stays quick
+
     return asyncio.run(_rebalance(args, settings, currencies))
 
 
 async def _rebalance(args: argparse.Namespace, settings: Settings, currencies: list[str]) -> int:
     from bot.app import build_app
+    from bot.cli.prompt import Prompt
     from bot.cycle import rebalance_once
     from bot.reconcile import reconcile
 

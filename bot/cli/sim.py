@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import errno
 import json
 import socket
@@ -76,6 +75,8 @@ def cmd_sim(args: argparse.Namespace, settings: Settings) -> int:
         except argparse.ArgumentTypeError as exc:
             raise UsageError(f"--db: {exc}") from None
     check_port_free(args.port)
+    import asyncio  # not at module top: `hedgebot --help` stays quick
+
     from bot.sim.serve import serve
 
     asyncio.run(serve(settings, HOST, args.port, database_url=args.db or None, fault_plan=plan))

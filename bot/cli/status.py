@@ -7,7 +7,6 @@ the simulator and real money never look alike; the exit code is 1 when a book ca
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +30,8 @@ def register(sub: Any) -> None:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     require_ledger(args, settings)
+    import asyncio  # not at module top: `hedgebot --help` stays quick
+
     return asyncio.run(_status(args, settings))
 
 

@@ -25,7 +25,6 @@ def table(
     """``rows`` under ``columns`` (put the unit in the header, e.g. ``"delta (BTC)"``); the
     columns numbered in ``right`` are right-aligned (numbers)."""
     from rich.box import SIMPLE_HEAD
-    from rich.console import Console
     from rich.table import Table
 
     aligned = set(right)

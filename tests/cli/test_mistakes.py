@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -118,11 +119,6 @@ def test_sim_on_a_busy_port_says_so_in_one_line(
     _assert_one_line_exit_2(code, capsys.readouterr().err, f"--port {busy}")
 
 
-@pytest.fixture
-def _no_env(home: Path) -> None:
-    return None
-
-
 def _value_options() -> Iterator[tuple[str, str, argparse.Action]]:
     """Every (command, option, action) of the parser that takes a value."""
     parser = build_parser()
@@ -166,13 +162,10 @@ def test_a_sweep_of_every_option_with_bad_values_finds_no_traceback_and_no_new_d
     assert list(home.glob("*.db*")) == []
 
 
-class _listening:
-    def __enter__(self) -> int:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1)
-        port: int = self.sock.getsockname()[1]
-        return port
-
-    def __exit__(self, *_: object) -> None:
-        self.sock.close()
+@contextmanager
+def _listening() -> Iterator[int]:
+    """A port something listens on, for as long as the block runs."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        yield sock.getsockname()[1]
