@@ -41,16 +41,27 @@ class Prompt:
 
     async def __call__(self, plan: Any) -> bool:
         out = self._out or sys.stdout
-        print(self._describe(plan), file=out)
-        print("Send this order? [y/N] ", end="", file=out, flush=True)
-        line = await self._read_line()
+        loop = asyncio.get_running_loop()
+        ctrl_c: asyncio.Future[None] = loop.create_future()
+        sigint = False
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            # taken before the question shows, so a Ctrl-C at any moment of it is an answer
+            loop.add_signal_handler(signal.SIGINT, _settle, ctrl_c)
+            sigint = True
+        try:
+            print(self._describe(plan), file=out)
+            print("Send this order? [y/N] ", end="", file=out, flush=True)
+            line = await self._read_line(ctrl_c)
+        finally:
+            if sigint:
+                loop.remove_signal_handler(signal.SIGINT)
         if line is None:  # Ctrl-D (end of input) or Ctrl-C
             print(file=out)
         answer = line is not None and line.strip().lower() in ("y", "yes")
         self._answers[id(plan)] = answer
         return answer
 
-    async def _read_line(self) -> str | None:
+    async def _read_line(self, ctrl_c: asyncio.Future[None]) -> str | None:
         """The next line, or None at end of input or on Ctrl-C (then ``interrupted`` is set)."""
         stdin = self._stdin or sys.stdin
         try:
@@ -58,7 +69,7 @@ class Prompt:
         except (AttributeError, ValueError, OSError):
             return None
         while b"\n" not in self._buffer:
-            chunk = await self._read_chunk(fd)
+            chunk = await _read_chunk(fd, ctrl_c)
             if chunk is None:
                 self.interrupted = True
                 return None
@@ -70,33 +81,29 @@ class Prompt:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line.decode(errors="replace")
 
-    async def _read_chunk(self, fd: int) -> bytes | None:
-        """Bytes from ``fd`` once readable; b"" at end of input; None on Ctrl-C."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[bytes | None] = loop.create_future()
 
-        def readable() -> None:
-            if not done.done():
-                try:
-                    done.set_result(os.read(fd, 4096))
-                except OSError:
-                    done.set_result(b"")
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
-        def interrupted() -> None:
-            if not done.done():
-                done.set_result(None)
 
-        try:
-            loop.add_reader(fd, readable)
-        except (PermissionError, NotImplementedError, OSError):
-            return os.read(fd, 4096)  # a regular file: reading never blocks
-        sigint = False
-        try:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signal.SIGINT, interrupted)
-                sigint = True
-            return await done
-        finally:
-            loop.remove_reader(fd)
-            if sigint:
-                loop.remove_signal_handler(signal.SIGINT)
+async def _read_chunk(fd: int, ctrl_c: asyncio.Future[None]) -> bytes | None:
+    """Bytes from ``fd`` once readable; b"" at end of input; None on Ctrl-C."""
+    if ctrl_c.done():
+        return None
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    try:
+        loop.add_reader(fd, _settle, ready)
+    except (PermissionError, NotImplementedError, OSError):
+        return os.read(fd, 4096)  # a regular file: reading never blocks
+    try:
+        await asyncio.wait({ready, ctrl_c}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        loop.remove_reader(fd)
+    if ctrl_c.done():
+        return None
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return b""
