@@ -30,12 +30,21 @@ def register(sub: Any) -> None:
     rep = sub.add_parser("report", help="what hedging cost: fees, slippage, funding, attribution")
     rep.add_argument("--paper", action="store_true", help="the paper ledger")
     rep.add_argument(
-        "--db", type=database_url_arg, help="any SQLAlchemy URL instead of the configured ledger"
+        "--db",
+        type=database_url_arg,
+        metavar="URL",
+        help="any SQLAlchemy URL instead of the configured ledger",
     )
-    rep.add_argument("--currency", type=currency, help="one currency only")
-    rep.add_argument("--since", type=iso_time, help="ISO UTC start, e.g. 2026-01-31T08:00")
-    rep.add_argument("--funding", help="rate per 8 h or a funding CSV (default 0.0001)")
-    rep.add_argument("--rows", type=positive_int, default=20, help="rebalances listed (default 20)")
+    rep.add_argument("--currency", type=currency, metavar="CUR", help="one currency only")
+    rep.add_argument(
+        "--since", type=iso_time, metavar="TIME", help="ISO UTC start, e.g. 2026-01-31T08:00"
+    )
+    rep.add_argument(
+        "--funding", metavar="RATE|CSV", help="rate per 8 h or a funding CSV (default 0.0001)"
+    )
+    rep.add_argument(
+        "--rows", type=positive_int, default=20, metavar="N", help="rebalances listed (default 20)"
+    )
     rep.add_argument("--csv", metavar="DIR", help="also write CSV tables to DIR")
     rep.add_argument("--plots", metavar="DIR", help="also write PNG plots to DIR")
     rep.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -43,14 +52,25 @@ def register(sub: Any) -> None:
 
     risk = sub.add_parser("risk", help="greeks and P&L on a grid of price and vol moves")
     risk.add_argument("--paper", action="store_true", help="the paper venue and ledger")
-    risk.add_argument("--currency", type=currency, help="one currency only")
+    risk.add_argument("--currency", type=currency, metavar="CUR", help="one currency only")
     risk.add_argument(
-        "--range", type=positive_float, default=0.30, help="price moves ± (default 0.30)"
+        "--range",
+        type=positive_float,
+        default=0.30,
+        metavar="FRACTION",
+        help="price moves ± (default 0.30)",
     )
-    risk.add_argument("--step", type=positive_float, default=0.05, help="price step (default 0.05)")
+    risk.add_argument(
+        "--step",
+        type=positive_float,
+        default=0.05,
+        metavar="FRACTION",
+        help="price step (default 0.05)",
+    )
     risk.add_argument(
         "--vols",
         type=float_list,
+        metavar="LIST",
         default=[-20.0, -10.0, 0.0, 10.0, 20.0],
         help="vol moves in points (default -20,-10,0,10,20)",
     )

@@ -33,7 +33,11 @@ def register(sub: Any) -> None:
         p = sub.add_parser(name, help=help_text, description=__doc__)
         p.add_argument("--paper", action="store_true", help="the paper ledger")
         p.add_argument(
-            "--currency", type=currency, default=None, help="one currency (default: all trading)"
+            "--currency",
+            type=currency,
+            metavar="CUR",
+            default=None,
+            help="one currency (default: all trading)",
         )
         p.add_argument("--reason", default="", metavar="TEXT", help="why, kept in the ledger")
         p.set_defaults(handler=cmd_control, target_state=state)

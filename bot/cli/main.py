@@ -66,7 +66,8 @@ class _Version(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
-        parser.exit(0, f"hedgebot {version()}\n")
+        print(f"hedgebot {version()}")
+        parser.exit(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-format",
         choices=["auto", "console", "json"],
         default=None,
+        metavar="FORMAT",
         help="auto (the default): console on a terminal, JSON lines otherwise",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")

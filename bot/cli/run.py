@@ -28,9 +28,15 @@ def register(sub: Any) -> None:
     run = sub.add_parser("run", help="the daemon: hedge on the policy's schedule")
     run.add_argument("--paper", action="store_true", help="paper venue and paper ledger")
     run.add_argument(
-        "--duration", type=positive_float, default=None, help="stop after N clock seconds"
+        "--duration",
+        type=positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after N clock seconds",
     )
-    run.add_argument("--max-cycles", type=positive_int, default=None, help="stop after N cycles")
+    run.add_argument(
+        "--max-cycles", type=positive_int, default=None, metavar="N", help="stop after N cycles"
+    )
     run.set_defaults(handler=cmd_run)
 
     reb = sub.add_parser(
@@ -43,7 +49,11 @@ def register(sub: Any) -> None:
     reb.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reb.add_argument("--dry-run", action="store_true", help="print the plan, send nothing")
     reb.add_argument(
-        "--currency", type=currency, default=None, help="one currency (default: all configured)"
+        "--currency",
+        type=currency,
+        metavar="CUR",
+        default=None,
+        help="one currency (default: all configured)",
     )
     reb.set_defaults(handler=cmd_rebalance)
 

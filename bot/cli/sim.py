@@ -19,10 +19,13 @@ HOST = "127.0.0.1"
 
 def register(sub: Any) -> None:
     sim = sub.add_parser("sim", help="a Deribit-compatible simulated venue on 127.0.0.1")
-    sim.add_argument("--port", type=port, default=8642, help="TCP port (default 8642; 0: any)")
+    sim.add_argument(
+        "--port", type=port, default=8642, metavar="PORT", help="TCP port (default 8642; 0: any)"
+    )
     sim.add_argument(
         "--db",
         default="sqlite:///hedgebot-sim.db",
+        metavar="URL",
         help="the venue's own account ('' keeps it in memory)",
     )
     sim.add_argument(

@@ -27,3 +27,12 @@ def test_loading_the_entry_point_imports_no_heavy_module() -> None:
 def test_building_the_whole_parser_imports_no_heavy_module() -> None:
     loaded = _modules_after("from bot.cli.main import build_parser\nbuild_parser()")
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_the_readme_lists_every_command_and_option_the_parser_accepts() -> None:
+    from pathlib import Path
+
+    from bot.cli.usage import render
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert render() in readme, "run: .venv/bin/python -m bot.cli.usage --write README.md"
