@@ -42,9 +42,9 @@ def _rows(parser: argparse.ArgumentParser) -> list[str]:
         if action.option_strings:
             name = ", ".join(action.option_strings)
             if action.nargs != 0:
-                name += f" {action.metavar or action.dest.upper()}"
+                name += f" {action.metavar or action.dest.upper()!s}"
         else:
-            name = action.metavar or action.dest
+            name = str(action.metavar or action.dest)
         what = action.help or ""
         if action.choices and not isinstance(action, argparse._SubParsersAction):
             what += f" (one of: {', '.join(str(c) for c in action.choices)})"
