@@ -316,6 +316,7 @@ def plot_report(report: Report, directory: str | Path) -> list[Path]:
             fig, ax = plt.subplots(figsize=(10, 5))
             try:
                 draw(b, ax)
+                ax.set_xlabel("time (UTC)")  # the ledger's timestamps are UTC
                 ax.grid(alpha=0.3)
                 fig.autofmt_xdate()
                 fig.tight_layout()

@@ -35,6 +35,8 @@ STANDARD_COST = 0.0005  # 5 bp: Deribit's perpetual taker fee
 TIME_BAND_INTERVALS = (900.0, 1800.0, 3600.0, 7200.0, 14_400.0, 28_800.0, 86_400.0)
 DELTA_BANDS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
 RISK_AVERSIONS = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
+# The one knob each policy's curve sweeps, labelled on the frontier plot.
+KNOBS = {"time_band": "interval_seconds", "delta_band": "band", "gamma_scaled": "risk_aversion"}
 
 
 def standard_scenario(
@@ -101,13 +103,25 @@ def dominated_cost(results: Iterable[PolicyResult], policy: str, max_error: floa
 
 
 def plot_frontier(results: Iterable[PolicyResult], path: str | Path, title: str = "") -> Path:
-    """Write a PNG of mean cost against hedge-error std, one curve per policy."""
+    """Write a PNG of mean cost against hedge-error std, one curve per policy, each point
+    labelled with its knob's value (interval seconds, band, risk aversion)."""
     out = Path(path)
+    results = list(results)
     fig, ax = plt.subplots(figsize=(7.0, 4.5), dpi=120)
     try:
         for name, points in sorted(frontier(results).items()):
             xs, ys = zip(*points, strict=True)
             ax.plot(xs, ys, marker="o", label=name)
+        for r in results:  # each point says which knob value it is
+            knob = KNOBS.get(r.policy)
+            if knob and isinstance(r.params.get(knob), int | float):
+                ax.annotate(
+                    f"{r.params[knob]:g}",
+                    (r.hedge_error_std, r.cost),
+                    textcoords="offset points",
+                    xytext=(4, 4),
+                    fontsize=6,
+                )
         ax.set_xlabel("hedge error std (USD per path)")
         ax.set_ylabel("mean hedging cost (USD per path)")
         ax.set_title(title or "Hedging cost against hedge error")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,7 @@ from bot.cli.common import (
     iso_time,
     positive_float,
     positive_int,
+    redact_url,
 )
 from bot.cli.ledger import configured_currencies, require_ledger
 
@@ -79,6 +82,25 @@ def register(sub: Any) -> None:
     risk.set_defaults(handler=cmd_risk)
 
 
+LARGE = 20_000  # rebalances beyond which a report says it is working, even off a terminal
+
+
+@contextmanager
+def progress(message: str, *, large: bool) -> Iterator[None]:
+    """A spinner on a terminal; elsewhere one line before and after, for large work only."""
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        with Console(stderr=True).status(message + " ..."):
+            yield
+        return
+    if large:
+        print(f"{message} ...", file=sys.stderr)
+    yield
+    if large:
+        print(f"{message}: done", file=sys.stderr)
+
+
 def _writable_dir(option: str, value: str | None) -> None:
     if value is not None and Path(value).exists() and not Path(value).is_dir():
         raise UsageError(f"{option} {value}: exists and is not a directory; name a directory")
@@ -105,13 +127,23 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from bot.domain import DataError
     from bot.store.db import open_ledger
 
+    ledger = open_ledger(url)
+    rows = ledger.summary().rebalances
     try:
-        report = build_report(
-            open_ledger(url), funding=funding, currency=args.currency, since=args.since
-        )
+        with progress(f"building the report from {rows:,} rebalances", large=rows > LARGE):
+            report = build_report(ledger, funding=funding, currency=args.currency, since=args.since)
     except DataError as exc:
         print(f"hedgebot report: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        ledger.close()
+    if not args.json:
+        print(
+            f"hedgebot report{' --paper' if args.paper else ''}: ledger {redact_url(url)}, "
+            f"{rows:,} rebalances; currency {args.currency or 'all'}, since "
+            f"{args.since.isoformat() if args.since else 'the first'}, funding "
+            f"{args.funding or '0.0001 per 8 h'}\n"
+        )
     print(to_json(report) if args.json else render_report(report, max_rows=args.rows))
     for path in to_csv(report, args.csv) if args.csv else []:
         print(f"wrote {path}", file=sys.stderr)
@@ -153,6 +185,11 @@ async def _risk(
     from bot.venues.errors import VenueError
 
     app = build_app(settings, paper=args.paper, mode="risk")
+    if not args.json:
+        print(
+            f"hedgebot risk{' --paper' if args.paper else ''}: price moves ±{args.range:.0%} in "
+            f"steps of {args.step:.0%}, vol moves {', '.join(f'{v:+g}' for v in vols)} points\n"
+        )
     out: dict[str, Any] = {}
     failed = False
     try:
