@@ -75,3 +75,30 @@ def test_a_url_password_is_masked_and_the_rest_kept() -> None:
     assert redact_url("sqlite:///hedgebot.db") == "sqlite:///hedgebot.db"
     assert DB_PASSWORD not in scrub(f"could not connect with {PG_URL}")
     assert "sentinel" not in scrub(f"key {API_KEY} rejected", [API_KEY])
+
+
+def test_the_demo_refusing_bad_settings_shows_no_secret(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("HEDGEBOT__")}
+    env.update(
+        {
+            "HEDGEBOT__VENUE__API_KEY": API_KEY,
+            "HEDGEBOT__VENUE__API_SECRET": API_SECRET,
+            "HEDGEBOT__VENUE__CURRENCIES": '["SOL"]',
+            "HEDGEBOT__DATABASE__URL": PG_URL,
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli.demo"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert b"SOL" in done.stdout + done.stderr  # it did say what is wrong
+    for secret in SECRETS:
+        assert secret.encode() not in done.stdout + done.stderr
