@@ -83,9 +83,10 @@ def check_environment(
             close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]}?" if close else ""
             lines.append(f"environment variable {name}: names no setting{hint}")
-        elif kind == "section":
+        elif kind == "section" and not _is_json_object(value):
             lines.append(
-                f"environment variable {name}: names a whole section; set one field, "
+                f"environment variable {name}: a whole section takes a JSON object; or set one "
+                "field, "
                 f"e.g. {_env_name((*path, next(iter(_children(kinds, path)))))}"
             )
         elif kind in ("list", "mapping") and path[-1] not in SECRET_KEYS:
@@ -101,6 +102,13 @@ def check_environment(
                     f"{'list' if kind == 'list' else 'object'}; write e.g. {name}='{example}'"
                 )
     return lines
+
+
+def _is_json_object(value: str) -> bool:
+    try:
+        return isinstance(json.loads(value), dict)
+    except ValueError:
+        return False
 
 
 def _children(kinds: Mapping[tuple[str, ...], str], path: tuple[str, ...]) -> list[str]:
