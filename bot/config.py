@@ -4,6 +4,11 @@ Precedence, highest first: environment, YAML file, the defaults declared here. E
 documented where it is declared and repeated in ``config.example.yaml``. API keys come only from
 the environment (``HEDGEBOT__VENUE__API_KEY``, ``HEDGEBOT__VENUE__API_SECRET``): a YAML file that
 carries them is refused, and they are ``SecretStr`` so they never print.
+
+:func:`load_settings` refuses a named file that does not exist and any ``HEDGEBOT__`` variable
+that names no setting (suggesting the closest), and renders each error itself (never pydantic's
+text, which repeats the input, secrets included) with where the value came from
+(:mod:`bot.config_sources`).
 """
 
 from __future__ import annotations
