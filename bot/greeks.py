@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -227,6 +228,14 @@ def _option_inputs(position: Position, mark: Mark | None) -> tuple[float, float,
     return forward, strike, sigma, inst.option_type is OptionType.CALL
 
 
+def _reject_option(position: Position, mark: Mark | None) -> NoReturn:
+    """DataError naming what an option position lacks (expiry, mark, IV, type, strike)."""
+    if position.instrument.expiry is None:
+        raise DataError(f"{position.instrument.name}: option without expiry")
+    _option_inputs(position, mark)
+    raise DataError(f"{position.instrument.name}: option position cannot be valued")
+
+
 def _future_mark(book: Book, position: Position) -> float:
     name = position.instrument.name
     mark = book.marks.get(name)
@@ -254,50 +263,67 @@ def portfolio_greeks(book: Book, now: datetime) -> PortfolioGreeks:
     now = utc(now)
 
     skipped: list[str] = []
-    fwd: list[float] = []
-    strike: list[float] = []
-    sigma: list[float] = []
-    is_call: list[bool] = []
-    tau: list[float] = []
-    size: list[float] = []
-    factor: list[float] = []
-    inverse: list[bool] = []
+    options: list[Position] = []
+    # One row per live option: forward, strike, IV, call, tau, size, settlement factor, inverse.
+    rows: list[tuple[float | None, float | None, float | None, bool, float, float, float, bool]]
+    rows = []
     futures_delta = 0.0
+    # Time to expiry and the settlement factor depend on the expiry only: once per expiry.
+    per_expiry: dict[datetime, tuple[float, float]] = {}
+    marks = book.marks
+    call = OptionType.CALL
 
     for pos in book.positions:
         inst = pos.instrument
+        size = pos.size
         if inst.currency != book.currency:
             raise DataError(f"{inst.name}: currency {inst.currency} in a {book.currency} book")
-        if not math.isfinite(pos.size):
-            raise DataError(f"{inst.name}: position size must be finite, got {pos.size!r}")
-        if pos.size == 0.0:
+        if not math.isfinite(size):
+            raise DataError(f"{inst.name}: position size must be finite, got {size!r}")
+        if size == 0.0:
             continue
-        if inst.expiry is not None and now >= utc(inst.expiry):
-            skipped.append(inst.name)
-            continue
+        expiry = inst.expiry
+        timing: tuple[float, float] | None = None
+        if expiry is not None:
+            timing = per_expiry.get(expiry)
+            if timing is None:
+                timing = (year_fraction(now, expiry), settlement_factor(now, expiry))
+                per_expiry[expiry] = timing
+            if timing[0] <= 0.0:
+                skipped.append(inst.name)
+                continue
         if inst.kind is InstrumentKind.OPTION:
-            if inst.expiry is None:
-                raise DataError(f"{inst.name}: option without expiry")
-            f, k, s, c = _option_inputs(pos, book.marks.get(inst.name))
-            fwd.append(f)
-            strike.append(k)
-            sigma.append(s)
-            is_call.append(c)
-            tau.append(year_fraction(now, inst.expiry))
-            size.append(pos.size)
-            factor.append(settlement_factor(now, inst.expiry))
-            inverse.append(inst.inverse)
+            mark = marks.get(inst.name)
+            if timing is None or mark is None or mark.mark_iv is None or inst.option_type is None:
+                _reject_option(pos, mark)
+            options.append(pos)
+            rows.append(
+                (
+                    mark.underlying_price,
+                    inst.strike,
+                    mark.mark_iv,
+                    inst.option_type is call,
+                    timing[0],
+                    size,
+                    timing[1],
+                    inst.inverse,
+                )
+            )
         else:
-            futures_delta += inst.coin_delta_of_amount(pos.size, _future_mark(book, pos))
+            futures_delta += inst.coin_delta_of_amount(size, _future_mark(book, pos))
 
     delta_net = delta_bs = gamma = vega = theta = 0.0
-    iv: float | None = None
-    if size:
-        g = black76(fwd, strike, tau, sigma, is_call)
-        n = np.asarray(size)
-        live = np.asarray(factor)
+    iv = mean_iv = nearest_tau = None
+    if rows:
+        cols = np.array(rows, dtype=np.float64).T  # None becomes NaN
+        fwd, strike, sigma, is_call, tau, n, live, inverse = cols
+        good = (cols[:3] > 0.0) & (cols[:3] < np.inf)
+        if not good.all():
+            first = int(np.argmax(~good.all(axis=0)))
+            _option_inputs(options[first], marks.get(options[first].instrument.name))
+        g = black76(fwd, strike, tau, sigma, is_call.astype(np.bool_))
         bs = g.delta * live
-        net = np.where(np.asarray(inverse), g.net_delta * live, bs)
+        net = np.where(inverse.astype(np.bool_), g.net_delta * live, bs)
         delta_bs = float(n @ bs)
         delta_net = float(n @ net)
         gamma = float(n @ (g.gamma * live))
@@ -305,7 +331,9 @@ def portfolio_greeks(book: Book, now: datetime) -> PortfolioGreeks:
         theta = float(n @ g.theta)
         weights = np.abs(n * g.vega)
         if weights.sum() > 0:  # vega-weighted mean IV: the book's own implied vol
-            iv = float(weights @ np.asarray(sigma) / weights.sum())
+            iv = float(weights @ sigma / weights.sum())
+        mean_iv = float(sigma.mean())
+        nearest_tau = float(tau.min())
 
     delta_coin = delta_net + futures_delta
     return PortfolioGreeks(
@@ -323,4 +351,6 @@ def portfolio_greeks(book: Book, now: datetime) -> PortfolioGreeks:
         equity=equity,
         expired_skipped=tuple(skipped),
         iv=iv,
+        mean_iv=mean_iv,
+        nearest_tau=nearest_tau,
     )
