@@ -6,7 +6,17 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("pandas", "matplotlib", "ccxt", "pyarrow", "scipy", "sqlalchemy", "alembic", "pydantic")
+HEAVY = (
+    "pandas",
+    "matplotlib",
+    "ccxt",
+    "pyarrow",
+    "scipy",
+    "numba",
+    "sqlalchemy",
+    "alembic",
+    "pydantic",
+)
 
 
 def _modules_after(code: str) -> set[str]:
