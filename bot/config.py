@@ -269,7 +269,9 @@ class DatabaseSettings(_Section):
 
 
 class DaemonSettings(_Section):
-    heartbeat_seconds: float = Field(30.0, gt=0, description="wall seconds between heartbeats")
+    heartbeat_seconds: float = Field(
+        30.0, gt=0, description="seconds between heartbeats, on the clock (simulated if sped up)"
+    )
     stop_grace_seconds: float = Field(8.0, gt=0, le=60, description="abandon a cycle after this")
     lock_dir: str = Field(".", description="where the single-flight lock file lives")
 
