@@ -129,7 +129,7 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
 
 def render_status(data: dict[str, Any], command: str = "hedgebot status") -> str:
     """The status as aligned tables, headed by the network so real money is unmistakable."""
-    from bot.cli.tables import table
+    from bot.analysis.tables import table
 
     ts = data["trading_state"]
     parts = [

@@ -1,7 +1,7 @@
 """Terminal tables (rich): aligned columns with units in the headers, a title saying what ran.
 
 Rendered to text, without colour unless the output is a terminal, so commands can print, test
-and pipe the same string.
+and pipe the same string. rich is imported on first use only: ``hedgebot --help`` never pays it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-WIDTH = 110
+WIDTH = 240  # off a terminal: wide enough that no column is cut; a table takes what it needs
 
 
 def table(
@@ -41,8 +41,9 @@ def render(renderable: Any) -> str:
 
     buffer = io.StringIO()
     tty = sys.stdout.isatty()
+    width = Console().width if tty else WIDTH
     console = Console(
-        file=buffer, width=WIDTH, force_terminal=tty, color_system="auto" if tty else None
+        file=buffer, width=width, force_terminal=tty, color_system="auto" if tty else None
     )
     console.print(renderable)
     return buffer.getvalue().rstrip("\n")
