@@ -72,14 +72,13 @@ def test_rebalance_yes_sends_the_hedge_and_status_shows_it(
     assert abs(status["books"]["BTC"]["greeks"]["delta_coin"] - 1.5) < 0.1
 
 
-def test_rebalance_asks_first_and_a_no_sends_nothing(
+def test_rebalance_with_no_one_to_answer_the_prompt_sends_nothing_and_exits_6(
     home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HEDGEBOT__HEDGE__TARGET_DELTA", "1.5")
-    monkeypatch.setattr("builtins.input", lambda _prompt: "n")
     main(["db", "upgrade", "--paper"])
-    main(["rebalance", "--paper"])
-    assert "declined" in capsys.readouterr().out
+    assert main(["rebalance", "--paper"]) == 6  # the test's stdin cannot be read: no answer
+    assert "declined at the prompt: nothing sent" in capsys.readouterr().out
     main(["status", "--paper", "--json"])
     assert json.loads(capsys.readouterr().out)["books"]["BTC"]["hedge"]["position"] == 0
 
