@@ -164,7 +164,7 @@ def _day(config: str, mode: list[str]) -> int:
         ["status", *mode],
     ):
         code = _run(config, *argv)
-        if code != 0 and not (argv[0] == "status" and code == 1):  # 1: a book it could not read
+        if code != 0:
             return code
     return 0
 

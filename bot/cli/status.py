@@ -1,7 +1,8 @@
 """``hedgebot status``: the book as the venue sees it, its greeks, and the ledger's last word.
 
 The first line says which network the book is on (paper, sim, Deribit testnet or MAINNET), so
-the simulator and real money never look alike; the exit code is 1 when a book cannot be read.
+the simulator and real money never look alike; the exit code is 1 when the venue could not be
+read (data read but not trusted, such as stale marks, is shown as the reason instead).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 def register(sub: Any) -> None:
     st = sub.add_parser(
         "status",
-        help="network, book, greeks, last rebalances, trading state (exit 1: a book unread)",
+        help="network, book, greeks, last rebalances, trading state (exit 1: venue unread)",
     )
     st.add_argument("--paper", action="store_true", help="the paper venue and ledger")
     st.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -45,7 +46,7 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
         await app.close()
     command = "hedgebot status" + (" --paper" if args.paper else "")
     print(json.dumps(data, indent=2, default=str) if args.json else render_status(data, command))
-    unread = any("error" in book for book in data["books"].values())
+    unread = any(book.get("read_failed") for book in data["books"].values())
     return EXIT_FAILED if unread else EXIT_OK
 
 
@@ -78,7 +79,9 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
             error = f"{type(exc).__name__}: {exc}"
             if app.settings.venue.kind == "sim" and not app.paper:
                 error += f" (is `hedgebot sim` running at {app.settings.venue.sim_url}?)"
-            books[currency] = {"error": error}
+            # a read that failed (VenueError) makes `status` exit 1; data it read but does not
+            # trust (stale, inconsistent) is shown as the reason, as a cycle would skip on it
+            books[currency] = {"error": error, "read_failed": isinstance(exc, VenueError)}
             continue
         books[currency] = {
             "as_of": book.as_of.isoformat(),
