@@ -145,10 +145,19 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
             f"{args.funding or '0.0001 per 8 h'}\n"
         )
     print(to_json(report) if args.json else render_report(report, max_rows=args.rows))
-    for path in to_csv(report, args.csv) if args.csv else []:
-        print(f"wrote {path}", file=sys.stderr)
-    for path in plot_report(report, args.plots) if args.plots else []:
-        print(f"wrote {path}", file=sys.stderr)
+    for option, target, write in (
+        ("--csv", args.csv, to_csv),
+        ("--plots", args.plots, plot_report),
+    ):
+        if target:
+            try:
+                written = write(report, target)
+            except OSError as exc:
+                raise UsageError(
+                    f"{option} {target}: cannot write there ({exc.strerror})"
+                ) from None
+            for path in written:
+                print(f"wrote {path}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -216,7 +225,10 @@ async def _risk(
                 path = Path(args.plot)
                 if len(currencies) > 1:
                     path = path.with_name(f"{path.stem}_{cur}{path.suffix}")
-                print(f"wrote {plot_gamma_profile(grid, path)}", file=sys.stderr)
+                try:
+                    print(f"wrote {plot_gamma_profile(grid, path)}", file=sys.stderr)
+                except OSError as exc:
+                    raise UsageError(f"--plot {path}: cannot write it ({exc.strerror})") from None
     finally:
         await app.close()
     if args.json:

@@ -169,3 +169,21 @@ def _listening() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen(1)
         yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "--paper", "--csv", "afile/out"],
+        ["report", "--paper", "--plots", "afile/out"],
+        ["risk", "--paper", "--plot", "afile/x.png"],
+    ],
+)
+def test_an_output_path_that_cannot_be_written_gets_one_line(
+    home: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    (home / "afile").write_text("a file, not a directory")
+    assert run(["db", "upgrade", "--paper"]) == 0
+    capsys.readouterr()
+    code = run(argv)
+    _assert_one_line_exit_2(code, capsys.readouterr().err, argv[-2])
