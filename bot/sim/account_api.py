@@ -9,10 +9,10 @@ size 0 with ``direction: "zero"`` once flat, as Deribit lists it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.sim import deribit_json as dj
+from bot.sim.handler import CallInfo, Handler
 from bot.sim.orders import OrderDirectory
 from bot.sim.params import Params, currencies_param, currency_param
 from bot.sim.public_data import PublicData
@@ -20,9 +20,6 @@ from bot.sim.ratelimit import RateLimits
 from bot.sim.ticker_greeks import ticker_greeks
 from bot.venues.base import Venue
 from bot.venues.paper.accounting import carried_value
-
-if TYPE_CHECKING:
-    from bot.sim.api import CallInfo
 
 Json = dict[str, Any]
 
@@ -53,7 +50,7 @@ class AccountApi:
         self._limits = limits
         self._served = public.market.currencies
 
-    def handlers(self) -> dict[str, Callable[[Params, CallInfo], Awaitable[Any]]]:
+    def handlers(self) -> dict[str, Handler]:
         return {
             "get_positions": self._positions,
             "get_position": self._position,

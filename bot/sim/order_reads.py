@@ -9,19 +9,17 @@ Trade pages follow Deribit: ``count`` (default 10), ``sorting`` (newest first un
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.domain import OrderStatus
 from bot.sim import deribit_json as dj
+from bot.sim.handler import CallInfo, Handler
 from bot.sim.orders import OrderDirectory, OrderRecord, TradeRecord
 from bot.sim.params import Params, currency_param
 from bot.sim.rpc_errors import RpcError
 from bot.sim.trading import KINDS, TradingApi, kind_of
-
-if TYPE_CHECKING:
-    from bot.sim.api import CallInfo
 
 Json = dict[str, Any]
 SORTINGS = ("asc", "desc", "default")
@@ -37,7 +35,7 @@ class OrderReadsApi:
         self._dir = directory
         self._served = self._market.currencies
 
-    def handlers(self) -> dict[str, Callable[[Params, CallInfo], Awaitable[Any]]]:
+    def handlers(self) -> dict[str, Handler]:
         return {
             "get_order_state": self._order_state,
             "get_order_state_by_label": self._order_state_by_label,

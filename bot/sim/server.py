@@ -29,10 +29,11 @@ from bot.clock import Clock
 from bot.config import FeeSettings
 from bot.domain import DataError
 from bot.sim.account_api import AccountApi
-from bot.sim.api import CallInfo, DeribitApi, ReplyLost
+from bot.sim.api import DeribitApi, ReplyLost
 from bot.sim.auth import Authenticator
 from bot.sim.envelope import Outcome
 from bot.sim.faults import FaultPlan, Faults, FaultSchedule, ServedMarket, ThinnableMarket
+from bot.sim.handler import CallInfo
 from bot.sim.order_reads import OrderReadsApi
 from bot.sim.orders import OrderDirectory
 from bot.sim.params import Params

@@ -11,9 +11,9 @@ hidden from label look-ups and open-order lists for a while (the fault plan's re
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.domain import (
     DataError,
@@ -26,6 +26,7 @@ from bot.domain import (
 )
 from bot.sim import deribit_json as dj
 from bot.sim.faults import ThinnableMarket
+from bot.sim.handler import CallInfo, Handler
 from bot.sim.orders import OrderDirectory, OrderRecord, TradeRecord
 from bot.sim.params import Params, currencies_param, currency_param
 from bot.sim.public_data import PublicData, price_band
@@ -33,9 +34,6 @@ from bot.sim.rpc_errors import RpcError
 from bot.venues.base import Venue
 from bot.venues.errors import OrderNotFound
 from bot.venues.paper.matching import check_amount, check_price, round_down
-
-if TYPE_CHECKING:
-    from bot.sim.api import CallInfo
 
 Json = dict[str, Any]
 MAX_LABEL = 64
@@ -71,7 +69,7 @@ class TradingApi:
         self._ratio = partial_fill_ratio
         self._served = public.market.currencies
 
-    def handlers(self) -> dict[str, Callable[[Params, CallInfo], Awaitable[Any]]]:
+    def handlers(self) -> dict[str, Handler]:
         return {
             "buy": self._buy,
             "sell": self._sell,

@@ -29,7 +29,6 @@ from bot.domain import (
     TimeInForce,
     require_positive,
 )
-from bot.store.db import transaction
 from bot.store.models import (
     LABEL_LENGTH,
     FillModel,
@@ -56,6 +55,7 @@ from bot.store.records import (
     greeks_to_json,
     to_json,
 )
+from bot.store.session import transaction
 from bot.store.summary import summarise
 
 GLOBAL_SCOPE = "global"
