@@ -36,6 +36,7 @@ from bot.domain import (
     TimeInForce,
 )
 from bot.store.ledger import Ledger
+from bot.units import MAX_LABEL_LENGTH
 from bot.venues.base import Venue
 from bot.venues.errors import (
     OrderNotFound,
@@ -72,8 +73,8 @@ class _RateCapped(Exception):
 
 def make_label(prefix: str, cycle_id: str, attempt: int) -> str:
     label = f"{prefix}-{cycle_id}-{attempt}"
-    if len(label) > 64:
-        raise ValueError(f"order label {label!r} is longer than Deribit's 64 characters")
+    if len(label) > MAX_LABEL_LENGTH:
+        raise ValueError(f"order label {label!r} is longer than Deribit's {MAX_LABEL_LENGTH}")
     return label
 
 

@@ -22,7 +22,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -39,14 +39,11 @@ from bot.domain import (
     require_positive,
     utc,
 )
+from bot.units import DAYS_PER_YEAR, EXPIRY_TIME_UTC, SECONDS_PER_YEAR, SETTLEMENT_WINDOW
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-SECONDS_PER_YEAR = 365.0 * 86_400.0
-DAYS_PER_YEAR = 365.0
-EXPIRY_TIME_UTC = time(8, 0)
-SETTLEMENT_WINDOW = timedelta(minutes=30)
 SETTLEMENT_WINDOW_YEARS = SETTLEMENT_WINDOW.total_seconds() / SECONDS_PER_YEAR
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)

@@ -12,6 +12,7 @@ import numpy as np
 
 from bot.config import Settings
 from bot.store.ledger import Ledger
+from bot.units import SECONDS_PER_HOUR
 
 
 def render_summary(ledger: Ledger, settings: Settings, since: datetime | None = None) -> str:
@@ -19,7 +20,7 @@ def render_summary(ledger: Ledger, settings: Settings, since: datetime | None = 
     rebalances = [r for r in ledger.rebalances() if since is None or r.ts >= since]
     lines = ["ledger summary"]
     if s.first_ts and s.last_ts:
-        hours = (s.last_ts - s.first_ts).total_seconds() / 3600
+        hours = (s.last_ts - s.first_ts).total_seconds() / SECONDS_PER_HOUR
         lines.append(
             f"  period          {s.first_ts:%Y-%m-%d %H:%M} → {s.last_ts:%Y-%m-%d %H:%M}"
             f" UTC ({hours:.1f} h simulated)"

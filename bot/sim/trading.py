@@ -31,12 +31,12 @@ from bot.sim.orders import OrderDirectory, OrderRecord, TradeRecord
 from bot.sim.params import Params, currencies_param, currency_param
 from bot.sim.public_data import PublicData, price_band
 from bot.sim.rpc_errors import RpcError
+from bot.units import MAX_LABEL_LENGTH
 from bot.venues.base import Venue
 from bot.venues.errors import OrderNotFound
 from bot.venues.paper.matching import check_amount, check_price, round_down
 
 Json = dict[str, Any]
-MAX_LABEL = 64
 STOP_TYPES = ("stop_limit", "stop_market", "take_limit", "take_market", "trailing_stop")
 KINDS = ("future", "option", "spot", "future_combo", "option_combo", "any")
 _EPS = 1e-9
@@ -140,8 +140,8 @@ class TradingApi:
         except ValueError:
             raise RpcError.of(-32602, reason="unsupported", param="time_in_force") from None
         label = p.opt_text("label", "") or ""
-        if len(label) > MAX_LABEL:
-            raise RpcError.of(-32602, reason=f"longer than {MAX_LABEL}", param="label")
+        if len(label) > MAX_LABEL_LENGTH:
+            raise RpcError.of(-32602, reason=f"longer than {MAX_LABEL_LENGTH}", param="label")
         post_only = p.flag("post_only")
         if post_only and (order_type == "market" or tif is not TimeInForce.GTC):
             raise RpcError.of(11029, reason="post_only needs a good_til_cancelled limit")

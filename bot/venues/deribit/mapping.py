@@ -36,6 +36,7 @@ from bot.domain import (
     Side,
     TimeInForce,
 )
+from bot.units import MAX_LABEL_LENGTH
 from bot.venues.errors import (
     AuthError,
     OrderNotFound,
@@ -48,7 +49,6 @@ from bot.venues.errors import (
 
 Row = Mapping[str, Any]
 
-MAX_LABEL = 64  # Deribit's label limit (REFERENCE.md §2)
 _REL = 1e-9
 
 _STATUS = {
@@ -322,8 +322,8 @@ def _multiple(value: float, step: float) -> bool:
 def check_order(request: OrderRequest, instrument: Instrument) -> None:
     """Refuse locally what ccxt would otherwise truncate or round silently (25 → 20)."""
     label = request.label
-    if not label or len(label) > MAX_LABEL:
-        raise OrderRejected(f"label must be 1..{MAX_LABEL} characters, got {len(label)}")
+    if not label or len(label) > MAX_LABEL_LENGTH:
+        raise OrderRejected(f"label must be 1..{MAX_LABEL_LENGTH} characters, got {len(label)}")
     amount = request.amount
     if not math.isfinite(amount) or amount <= 0:
         raise OrderRejected(f"{instrument.name}: amount must be positive, got {amount!r}")
