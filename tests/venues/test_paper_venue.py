@@ -34,7 +34,7 @@ from bot.venues.errors import (
 from bot.venues.paper.market import SimMarket
 from bot.venues.paper.matching import INVALID_AMOUNT, POST_ONLY_REJECT, Level
 from bot.venues.paper.state import MemoryPaperStore, PaperChange, PaperPosition
-from bot.venues.paper.venue import FaultPlan, PaperVenue
+from bot.venues.paper.venue import PaperFaultPlan, PaperVenue
 from tests.support.books import PERP
 
 START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -418,7 +418,7 @@ async def test_starting_book_on_the_sim_market_settles_at_expiry_on_the_twap(
 async def test_a_lost_reply_after_accept_leaves_the_order_findable_by_label(
     clock: FakeClock, market: FakeMarket
 ) -> None:
-    faults = FaultPlan(outcome_unknown=1.0)
+    faults = PaperFaultPlan(outcome_unknown=1.0)
     venue = venue_on(market, MemoryPaperStore(), clock, rng=np.random.default_rng(1), faults=faults)
     with pytest.raises(OutcomeUnknown):
         await venue.place_order(order("lost", Side.BUY, 100))
@@ -432,7 +432,7 @@ async def test_rate_limits_and_transient_reads_are_injected_from_the_seeded_plan
     clock: FakeClock, market: FakeMarket
 ) -> None:
     store = MemoryPaperStore()
-    faults = FaultPlan(rate_limited=1.0, transient_read=1.0)
+    faults = PaperFaultPlan(rate_limited=1.0, transient_read=1.0)
     venue = venue_on(market, store, clock, rng=np.random.default_rng(1), faults=faults)
     with pytest.raises(RateLimited):
         await venue.place_order(order("rl", Side.BUY, 100))
@@ -451,4 +451,4 @@ async def test_without_explicit_equity_the_account_starts_with_the_markets_equit
 
 def test_a_fault_plan_without_a_seeded_rng_is_refused(clock: FakeClock, market: FakeMarket) -> None:
     with pytest.raises(ValueError, match="rng"):
-        venue_on(market, MemoryPaperStore(), clock, faults=FaultPlan(rate_limited=0.1))
+        venue_on(market, MemoryPaperStore(), clock, faults=PaperFaultPlan(rate_limited=0.1))
