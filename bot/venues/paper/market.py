@@ -163,16 +163,7 @@ class SimMarket:
     # --- listing --------------------------------------------------------------------------
 
     def _perp(self, currency: str) -> Instrument:
-        facts = self._facts[currency]
-        return Instrument(
-            name=facts.perpetual,
-            currency=currency,
-            kind=InstrumentKind.PERPETUAL,
-            contract_size=facts.perp_contract_usd,
-            min_amount=facts.perp_min_amount,
-            amount_step=facts.perp_amount_step,
-            tick_size=facts.perp_tick_size,
-        )
+        return self._facts[currency].perpetual_instrument(currency)
 
     def listed_from(self, expiry: datetime) -> datetime:
         return max(names.listing_time(expiry), self._start)
