@@ -46,7 +46,8 @@ class _Section(BaseModel):
 
 
 class CurrencyFacts(_Section):
-    """Venue facts of one currency (REFERENCE.md §2): data, so a venue change is a setting."""
+    """Venue facts of one currency (Deribit's contract specifications): data, so a venue change
+    is a setting."""
 
     perpetual: str = Field(description="hedge perpetual's name, e.g. BTC-PERPETUAL")
     perp_contract_usd: float = Field(gt=0, description="USD per perpetual contract")
@@ -97,7 +98,7 @@ DEFAULT_FACTS: dict[str, CurrencyFacts] = {
 
 
 class FeeSettings(_Section):
-    """Deribit's default fees, as fractions (REFERENCE.md §2)."""
+    """Deribit's default fees, as fractions (Deribit's fee schedule)."""
 
     perp_maker: float = Field(0.0, ge=-0.01, le=0.01, description="perpetual maker fee")
     perp_taker: float = Field(0.0005, ge=0, le=0.01, description="perpetual taker fee")
@@ -106,7 +107,8 @@ class FeeSettings(_Section):
 
 
 class RateLimitSettings(_Section):
-    """Deribit's request credits (REFERENCE.md §2); beyond them it answers 10028."""
+    """Deribit's request credits (Deribit API docs, "Rate Limits"); beyond them it answers
+    10028."""
 
     matching_per_second: float = Field(
         5.0, gt=0, le=1000, description="buy/sell/edit/cancel calls per second"

@@ -10,7 +10,8 @@ the same loop and the same policy functions as the Monte-Carlo backtest.
 Per snapshot and leg:
 
 * value in USD = Deribit's mark (BTC per option) × the expiry's forward (``underlying``): the
-  chain's marks are Black-76 on that forward, divided by it (REFERENCE.md §1);
+  Deribit quotes an option's mark in coin as its Black-76 USD price on that forward divided by
+  the forward;
 * delta and gamma: :func:`bot.greeks.black76` on the forward, the mark IV and the snapshot time
   (Deribit's recorded delta agrees to 1e-4; it records no gamma);
 * the hedge trades BTC-PERPETUAL at its recorded mark where the perpetual file covers the

@@ -268,7 +268,7 @@ def test_quote_with_an_empty_side_is_a_data_error() -> None:
 def test_created_order_through_ccxt_parser_keeps_label_and_deribit_units() -> None:
     client = ccxt.deribit()
     parsed = client.parse_order(order_row())
-    assert parsed["clientOrderId"] is None  # ccxt does not map the label (REFERENCE.md §3)
+    assert parsed["clientOrderId"] is None  # ccxt does not map Deribit's label
     state = m.order_from_row(parsed["info"])
     assert state.label == "hb-1-abc"
     assert state.status is OrderStatus.FILLED

@@ -3,9 +3,10 @@ errors to the venue outcomes.
 
 Pure functions, so each mapping is tested on real recorded messages without a server. We read
 Deribit's own fields rather than ccxt's unified ones because ccxt's units are wrong for inverse
-contracts (REFERENCE.md §3): sizes here stay in Deribit units (USD for perpetuals and futures,
-coin for options). A field that is missing, NaN or out of range raises ``DataError`` naming the
-instrument and the field; nothing is defaulted silently.
+contracts (ccxt 4.5 reports ``contractSize`` 10 for BTC-PERPETUAL while Deribit's ``amount`` is
+already USD, so ``contracts * contractSize`` is off by ten): sizes here stay in Deribit units
+(USD for perpetuals and futures, coin for options). A field that is missing, NaN or out of
+range raises ``DataError`` naming the instrument and the field; nothing is defaulted silently.
 """
 
 from __future__ import annotations
@@ -377,7 +378,7 @@ def deribit_code(exc: BaseException) -> int | None:
 
 
 def map_error(exc: Exception, *, write: bool) -> VenueError:
-    """ccxt's error classes to the venue outcomes (REFERENCE.md §3).
+    """ccxt's error classes to the venue outcomes (ccxt's ``deribit`` exception map).
 
     ``write`` is true for create/edit/cancel: there a network failure is *ambiguous* (the request
     may have been executed), never a failure. Order matters: OrderNotFound is an InvalidOrder,

@@ -1,10 +1,10 @@
 """The paper venue: a Deribit-like account filled locally against a market's public data.
 
-An adapter, not a flag (DESIGN.md): it implements ``bot.venues.base.Venue`` and persists every
-change through a ``PaperStateStore``, so a restarted daemon reconciles against it exactly as it
-would against a real exchange. Orders match with ``bot.venues.paper.matching``; balances, P&L and
-settlement follow ``bot.venues.paper.accounting``. Whenever any method is called the venue first
-settles
+An adapter, not a flag: it implements ``bot.venues.base.Venue`` and persists every change
+through a ``PaperStateStore``, so a restarted daemon reconciles against it exactly as it would
+against a real exchange, and no code outside ``bot/venues`` asks whether it is paper. Orders
+match with ``bot.venues.paper.matching``; balances, P&L and settlement follow
+``bot.venues.paper.accounting``. Whenever any method is called the venue first settles
 expired positions, cancels orders on expired instruments and fills resting orders the market
 has traded through. There is no margin model: ``available`` equals equity.
 """
