@@ -156,11 +156,6 @@ class Attribution:
         return len(self.start)
 
     @property
-    def explained(self) -> FloatArray:
-        out: FloatArray = self.delta + self.gamma + self.theta + self.vega
-        return out
-
-    @property
     def variance_removed(self) -> float | None:
         if self.variance_hedged is None or self.variance_unhedged is None:
             return None

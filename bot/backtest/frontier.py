@@ -10,7 +10,6 @@ further left is the better one. Once trading costs, band policies beat clock pol
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -20,12 +19,10 @@ import matplotlib.pyplot as plt
 
 from bot.backtest.engine import (
     BacktestConfig,
-    BacktestReport,
     CostModel,
     OptionLeg,
     PolicyResult,
     PolicyRun,
-    run_backtest,
 )
 from bot.backtest.paths import PathModel
 from strategies.delta_band import DeltaBandParams
@@ -79,11 +76,6 @@ def sweep_runs(
         for g in risk_aversions
     ]
     return tuple(runs)
-
-
-def sweep(base: BacktestConfig, runs: Sequence[PolicyRun] | None = None) -> BacktestReport:
-    """Run ``runs`` (default :func:`sweep_runs`) on ``base``'s paths, all in one lockstep pass."""
-    return run_backtest(replace(base, policies=tuple(runs or sweep_runs())))
 
 
 def frontier(results: Iterable[PolicyResult]) -> dict[str, list[tuple[float, float]]]:

@@ -76,10 +76,6 @@ class PriceHistory:
     def __len__(self) -> int:
         return int(self.times.size)
 
-    @property
-    def datetimes(self) -> npt.NDArray[np.datetime64]:
-        return self.times.astype("datetime64[s]")
-
     def on_grid(self, step_seconds: int, start: int | None = None) -> tuple[Seconds, Array, int]:
         """Close prices on a regular grid of ``step_seconds`` from ``start`` (epoch s).
 

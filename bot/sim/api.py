@@ -80,9 +80,6 @@ class DeribitApi:
     def is_private(method: str) -> bool:
         return method.startswith("private/")
 
-    def knows(self, method: str) -> bool:
-        return method in self._handlers
-
     async def call(self, method: str, params: Params, info: CallInfo | None = None) -> Any:
         """The ``result`` of ``method`` (``public/ticker``); RpcError or ReplyLost otherwise."""
         name = method.partition("/")[2]

@@ -58,12 +58,7 @@ class OrderReadsApi:
     # --- orders ---------------------------------------------------------------------------
 
     async def _order_state(self, p: Params, _: CallInfo) -> Any:
-        order_id = p.text("order_id")
-        record = await self._dir.resolve(order_id, self._served)
-        if record is None:
-            raise RpcError.of(10004, reason=f"no order {order_id}", param="order_id")
-        await self._dir.refresh(record.currency)
-        return self._t.order_json(record)
+        return self._t.order_json(await self._t.known_record(p.text("order_id")))
 
     async def _visible(self, currency: str) -> list[OrderRecord]:
         await self._dir.refresh(currency)
@@ -172,10 +167,7 @@ class OrderReadsApi:
 
     async def _trades_by_order(self, p: Params, _: CallInfo) -> Any:
         order_id = p.text("order_id")
-        record = await self._dir.resolve(order_id, self._served)
-        if record is None:
-            raise RpcError.of(10004, reason=f"no order {order_id}", param="order_id")
-        await self._dir.refresh(record.currency)
+        record = await self._t.known_record(order_id)
         trades = [t for t in self._dir.trades(record.currency) if t.order_id == order_id]
         if p.choice("sorting", SORTINGS, "default") == "desc":
             trades.reverse()

@@ -153,10 +153,6 @@ class SimServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/api/v2"
-
     # --- one request, whatever the transport ----------------------------------------------
 
     def _us(self) -> int:

@@ -204,11 +204,16 @@ class TradingApi:
 
     # --- changing and cancelling ----------------------------------------------------------
 
-    async def _open_record(self, order_id: str) -> OrderRecord:
+    async def known_record(self, order_id: str) -> OrderRecord:
+        """Order ``order_id``, brought up to date; Deribit's 10004 (order not found) if unknown."""
         record = await self._dir.resolve(order_id, self._served)
         if record is None:
             raise RpcError.of(10004, reason=f"no order {order_id}", param="order_id")
         await self._dir.refresh(record.currency)
+        return record
+
+    async def _open_record(self, order_id: str) -> OrderRecord:
+        record = await self.known_record(order_id)
         if record.status is not OrderStatus.OPEN:
             raise RpcError.of(11044, reason=f"order {order_id} is {record.status.value}")
         return record

@@ -13,7 +13,6 @@ from bot.config import DEFAULT_FACTS, FeeSettings, MarketSettings
 from bot.domain import (
     DataError,
     Instrument,
-    InstrumentKind,
     Mark,
     OptionType,
     OrderRequest,
@@ -35,22 +34,11 @@ from bot.venues.paper.market import SimMarket
 from bot.venues.paper.matching import INVALID_AMOUNT, POST_ONLY_REJECT, Level
 from bot.venues.paper.state import MemoryPaperStore, PaperChange, PaperPosition
 from bot.venues.paper.venue import PaperFaultPlan, PaperVenue
-from tests.support.books import PERP
+from tests.support.books import PERP, option
 
 START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 FEES = FeeSettings()
-CALL = Instrument(
-    name="BTC-4FEB26-50000-C",
-    currency="BTC",
-    kind=InstrumentKind.OPTION,
-    contract_size=1,
-    min_amount=0.1,
-    amount_step=0.1,
-    tick_size=0.0005,
-    expiry=datetime(2026, 2, 4, 8, tzinfo=UTC),
-    strike=50_000,
-    option_type=OptionType.CALL,
-)
+CALL = option(50_000, OptionType.CALL, days=30)  # BTC-4FEB26-50000-C
 
 
 class FakeMarket:
