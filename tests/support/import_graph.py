@@ -33,7 +33,16 @@ ROOM_OF_PREFIX: dict[str, str] = {
     "bot": "floor",  # the package marker bot/__init__.py
     **{
         f"bot.{name}": "floor"
-        for name in ("domain", "config", "clock", "units", "greeks", "volatility", "logs")
+        for name in (
+            "domain",
+            "config",
+            "clock",
+            "units",
+            "greeks",
+            "black76_kernel",
+            "volatility",
+            "logs",
+        )
     },
     **{
         f"bot.{name}": "pipeline"
