@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ from bot.config import PolicySettings, VolatilitySettings
 from bot.domain import Book, DataError, HedgeDecision, Instrument, PortfolioGreeks, TargetMode
 from bot.store.ledger import Ledger
 from bot.units import DAYS_PER_YEAR
-from bot.volatility import make_forecaster
+from bot.volatility import RollingVol, make_forecaster
 from strategies.common import HedgeOrders, HedgeState, LotSpec, Reason
 from strategies.registry import PolicyParams, make_params
 from strategies.registry import decide as decide_arrays
@@ -126,28 +126,39 @@ class VolSource:
         self._settings = settings
         self._ledger = ledger
         self._forecaster = make_forecaster(settings.source, lam=settings.ewma_lambda)
+        self._windows: dict[str, RollingVol] = {}
         self._warned: set[str] = set()
 
     def sigma(self, currency: str, now: datetime, implied: float | None) -> float | None:
         s = self._settings
         if s.source == "implied":
             return implied
-        since = now - timedelta(hours=s.lookback_hours)
-        snaps = self._ledger.greeks_snapshots(since, currency=currency)
-        if len(snaps) < s.min_points:
+        window = self._windows.get(currency)
+        if window is None:
+            window = RollingVol(self._forecaster, s.lookback_hours * 3_600.0)
+            self._windows[currency] = window
+        # Only the snapshots recorded since the last cycle are read: the window is kept here.
+        last = window.last_time
+        if last is None:
+            rows = self._ledger.index_prices(currency, now - timedelta(hours=s.lookback_hours))
+        else:
+            rows = self._ledger.index_prices(
+                currency, datetime.fromtimestamp(last, tz=UTC), after=True
+            )
+        for when, price in rows:
+            window.observe(when.timestamp(), price)
+        if len(window) < s.min_points:
             if currency not in self._warned:
                 self._warned.add(currency)
                 log.info(
                     "volatility_fallback_to_implied",
                     currency=currency,
-                    points=len(snaps),
+                    points=len(window),
                     needed=s.min_points,
                 )
             return implied
-        prices = np.array([x.index_price for x in snaps])
-        times = np.array([x.ts.timestamp() for x in snaps])
         try:
-            return self._forecaster.forecast(prices, times, implied=implied or DEFAULT_SIGMA)
+            return window.forecast(implied=implied or DEFAULT_SIGMA)
         except DataError as exc:
             log.warning("volatility_forecast_failed", currency=currency, error=str(exc))
             return implied
