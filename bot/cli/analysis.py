@@ -124,6 +124,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     funding = _funding(args.funding)
     url = require_ledger(args, settings, args.db)
     from bot.analysis.report import build_report, plot_report, render_report, to_csv, to_json
+    from bot.config import hedge_instruments
     from bot.domain import DataError
     from bot.store.db import open_ledger
 
@@ -131,7 +132,13 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     rows = ledger.summary().rebalances
     try:
         with progress(f"building the report from {rows:,} rebalances", large=rows > LARGE):
-            report = build_report(ledger, funding=funding, currency=args.currency, since=args.since)
+            report = build_report(
+                ledger,
+                hedge_instruments(settings.venue.facts),
+                funding=funding,
+                currency=args.currency,
+                since=args.since,
+            )
     except DataError as exc:
         print(f"hedgebot report: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -12,7 +12,7 @@ from bot.cli.common import EXIT_OK, UsageError, port
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.sim.faults import FaultPlan
+    from bot.sim.faults import WireFaultPlan
 
 HOST = "127.0.0.1"
 
@@ -37,9 +37,9 @@ def register(sub: Any) -> None:
     sim.set_defaults(handler=cmd_sim)
 
 
-def fault_plan(text: str) -> FaultPlan:
-    """``--faults`` JSON as a :class:`FaultPlan`; a one-line UsageError otherwise."""
-    from bot.sim.faults import FaultPlan
+def fault_plan(text: str) -> WireFaultPlan:
+    """``--faults`` JSON as a :class:`WireFaultPlan`; a one-line UsageError otherwise."""
+    from bot.sim.faults import WireFaultPlan
 
     try:
         raw = json.loads(text)
@@ -47,9 +47,9 @@ def fault_plan(text: str) -> FaultPlan:
             raise TypeError("not a JSON object")
         if isinstance(raw.get("latency_ms"), list):
             raw["latency_ms"] = tuple(raw["latency_ms"])
-        return FaultPlan(**raw)
+        return WireFaultPlan(**raw)
     except (ValueError, TypeError) as exc:
-        raise UsageError(f"--faults: {exc}; give a JSON object of FaultPlan fields") from None
+        raise UsageError(f"--faults: {exc}; give a JSON object of WireFaultPlan fields") from None
 
 
 def check_port_free(number: int) -> None:
