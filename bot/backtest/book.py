@@ -71,23 +71,35 @@ class BookMarks:
 BookAt = Callable[[int], BookMarks]
 
 
-def bs_value_delta_gamma(
-    spot: Array, strike: Array, tau: Array, sigma: float, is_call: bool, rate: float
-) -> tuple[Array, Array, Array]:
-    """Black–Scholes value, delta and gamma for live options (``tau > 0`` everywhere)."""
+def bs_greeks(
+    spot: Array,
+    strike: Array,
+    tau: Array,
+    sigma: float,
+    is_call: bool,
+    rate: float,
+    *,
+    with_value: bool = True,
+) -> tuple[Array | None, Array, Array]:
+    """Black–Scholes value (``None`` unless ``with_value``), delta and gamma of live options
+    (``tau > 0`` everywhere). The value costs a second normal CDF, the dearest operation here,
+    so a loop that needs it only at the ends asks for it only there."""
     vol_t = sigma * np.sqrt(tau)
     disc_k = strike * np.exp(-rate * tau)
     d1 = np.log(spot / disc_k)
     d1 /= vol_t
     d1 += 0.5 * vol_t
     n1 = ndtr(d1)
-    n2 = ndtr(d1 - vol_t)
-    call = spot * n1 - disc_k * n2
-    value = np.where(is_call, call, call - spot + disc_k)  # put by parity
-    delta = np.where(is_call, n1, n1 - 1.0)
-    gamma = np.exp(-0.5 * d1 * d1)
-    gamma *= _INV_SQRT_2PI
+    value = None
+    if with_value:
+        call = spot * n1 - disc_k * ndtr(d1 - vol_t)
+        value = call if is_call else call - spot + disc_k  # put by parity
+    delta = n1 if is_call else n1 - 1.0
+    gamma = np.square(d1, out=d1)
+    gamma *= -0.5
+    np.exp(gamma, out=gamma)
     gamma /= spot * vol_t
+    gamma *= _INV_SQRT_2PI
     return value, delta, gamma
 
 
@@ -97,6 +109,7 @@ def option_book(
     step_seconds: float,
     default_sigma: float,
     rate: float = 0.0,
+    value_steps: frozenset[int] | None = None,
 ) -> BookAt:
     """``legs`` priced at their fixed sigma on ``prices`` (steps ``step_seconds`` apart).
 
@@ -104,6 +117,7 @@ def option_book(
     settles at its intrinsic value on the first step at or after its expiry, then held as cash
     earning ``rate`` to the end. Steps are valued :data:`STEP_BLOCK` at a time, in
     order, so asking for step ``k`` twice or going back is cheap only within a block.
+    ``value_steps``: the only steps whose ``value`` is computed (NaN elsewhere), ``None`` all.
     """
     s0, n_paths = prices[0], prices.shape[1]
     strikes = [s0 * g.moneyness if g.strike is None else np.full(n_paths, g.strike) for g in legs]
@@ -119,21 +133,20 @@ def option_book(
         value = np.zeros_like(block)
         delta = np.zeros_like(block)
         gamma = np.zeros_like(block)
+        valued = [j for j in range(k1 - k0) if value_steps is None or k0 + j in value_steps]
         for i, leg in enumerate(legs):
             tau = (expiry[i] - steps * step_seconds) / SECONDS_PER_YEAR  # (rows, 1)
             live = int(np.count_nonzero(tau[:, 0] > 0))  # rows are in time order
+            is_call = leg.option_type == "call"
             if live:
-                v, d, g = bs_value_delta_gamma(
-                    block[:live],
-                    strikes[i],
-                    tau[:live],
-                    sigmas[i],
-                    leg.option_type == "call",
-                    rate,
-                )
-                value[:live] += leg.size * v
+                args = (strikes[i], tau[:live], sigmas[i], is_call, rate)
+                _, d, g = bs_greeks(block[:live], *args, with_value=False)
                 delta[:live] += leg.size * d
                 gamma[:live] += leg.size * g
+            rows = [j for j in valued if j < live]
+            if rows:
+                v, _, _ = bs_greeks(block[rows], strikes[i], tau[rows], sigmas[i], is_call, rate)
+                value[rows] += leg.size * np.asarray(v)
             if live < block.shape[0]:
                 if settled[i] is None:
                     s = block[live]
@@ -146,6 +159,8 @@ def option_book(
                     settled[i] = leg.size * payoff
                 grown = np.exp(rate * (steps[live:] * step_seconds - expiry[i]) / SECONDS_PER_YEAR)
                 value[live:] += settled[i] * grown  # the payoff in cash, earning the rate
+        if value_steps is not None:
+            value[[j for j in range(k1 - k0) if j not in valued]] = np.nan
         cache.clear()
         for j in range(block.shape[0]):
             k = k0 + j

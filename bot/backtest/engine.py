@@ -182,8 +182,9 @@ def run_backtest(config: BacktestConfig, progress: Progress | None = None) -> Ba
         if funding is None:
             funding, notes, s0 = _funding_rates(config, gen.epoch0), gen.notes, gen.prices[0, 0]
         times = config.step_seconds * np.arange(n_steps + 1, dtype=np.float64)
+        ends = frozenset((0, n_steps))
         book = option_book(
-            gen.prices, config.legs, config.step_seconds, config.model.sigma, config.rate
+            gen.prices, config.legs, config.step_seconds, config.model.sigma, config.rate, ends
         )
         chunk = hedge_outcomes(
             gen.prices,

@@ -209,7 +209,8 @@ def simulate(
     """Hedge ``legs`` on ``prices`` (rows ``step_seconds`` apart) with each policy:
     :func:`~bot.backtest.book.option_book` fed to :func:`hedge_book`, whose keywords these are."""
     times = step_seconds * np.arange(prices.shape[0], dtype=np.float64)
-    book = option_book(prices, legs, step_seconds, default_sigma, rate)
+    ends = frozenset((0, prices.shape[0] - 1))
+    book = option_book(prices, legs, step_seconds, default_sigma, rate, value_steps=ends)
     return hedge_book(
         prices,
         times,

@@ -22,7 +22,7 @@ from strategies.time_band import TIME_TOLERANCE_SECONDS, TimeBandParams, is_due,
 
 # Steps whose multiples are not exact in binary floating point, from a third of a second to a
 # week: k · step and (k + 1) · step differ by a rounding error less than step for many k.
-AWKWARD_STEPS = (1 / 3, 0.1, 0.7, 514.2857142857143, 900.1, 1234.567, 3600 / 7, 604_800 / 3)
+AWKWARD_STEPS = (1 / 3, 0.1, 0.7, 514.2857142857143, 900.1, 1234.567, 2 / 3, 604_800 / 3)
 N_STEPS = 80
 
 
