@@ -132,6 +132,25 @@ def results_table(results: Iterable[PolicyResult]) -> str:
         )
         for r in results
     ]
+    return _aligned(header, rows)
+
+
+def rolling_table(results: Iterable[PolicyResult]) -> str:
+    """Per policy across real straddles (one per path): hedged and unhedged P&L std, the mean
+    hedged P&L, cost and trades (USD per straddle)."""
+    header = ("policy", "hedged std", "unhedged std", "hedged mean", "cost", "trades")
+    rows = [
+        (
+            r.label,
+            *(f"{v:,.0f}" for v in (r.std_pnl, r.unhedged_std, r.mean_pnl, r.cost)),
+            f"{r.trades:,.1f}",
+        )
+        for r in results
+    ]
+    return _aligned(header, rows)
+
+
+def _aligned(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     lines = [header, tuple("-" * w for w in widths), *rows]
     return "\n".join(
