@@ -199,15 +199,12 @@ BAD_INPUT = {
 }
 
 
-@pytest.mark.parametrize("argv, says", BAD_INPUT.values(), ids=BAD_INPUT.keys())
+@pytest.mark.parametrize(("argv", "says"), BAD_INPUT.values(), ids=BAD_INPUT.keys())
 def test_each_bad_backtest_input_gives_one_line_and_exit_2(
     argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(
-        ["backtest", "--paths", "10", "--days", "1", *argv]
-        if "--paths" not in argv
-        else ["backtest", "--days", "1", *argv]
-    )
+    small = [] if "--paths" in argv else ["--paths", "10"]
+    code = main(["backtest", "--days", "1", *small, *argv])
     captured = capsys.readouterr()
     assert code == 2
     lines = captured.err.strip().splitlines()
