@@ -80,8 +80,10 @@ def bs_greeks(
     rate: float,
     *,
     with_value: bool = True,
-) -> tuple[Array | None, Array, Array]:
-    """Black–Scholes value (``None`` unless ``with_value``), delta and gamma of live options
+    with_gamma: bool = True,
+) -> tuple[Array | None, Array, Array | None]:
+    """Black–Scholes value (``None`` unless ``with_value``), delta and gamma (``None`` unless
+    ``with_gamma``) of live options
     (``tau > 0`` everywhere). The value costs a second normal CDF, the dearest operation here,
     so a loop that needs it only at the ends asks for it only there."""
     vol_t = sigma * np.sqrt(tau)
@@ -95,6 +97,8 @@ def bs_greeks(
         call = spot * n1 - disc_k * ndtr(d1 - vol_t)
         value = call if is_call else call - spot + disc_k  # put by parity
     delta = n1 if is_call else n1 - 1.0
+    if not with_gamma:
+        return value, delta, None
     gamma = np.square(d1, out=d1)
     gamma *= -0.5
     np.exp(gamma, out=gamma)
@@ -110,6 +114,7 @@ def option_book(
     default_sigma: float,
     rate: float = 0.0,
     value_steps: frozenset[int] | None = None,
+    with_gamma: bool = True,
 ) -> BookAt:
     """``legs`` priced at their fixed sigma on ``prices`` (steps ``step_seconds`` apart).
 
@@ -117,7 +122,9 @@ def option_book(
     settles at its intrinsic value on the first step at or after its expiry, then held as cash
     earning ``rate`` to the end. Steps are valued :data:`STEP_BLOCK` at a time, in
     order, so asking for step ``k`` twice or going back is cheap only within a block.
-    ``value_steps``: the only steps whose ``value`` is computed (NaN elsewhere), ``None`` all.
+    ``value_steps``: the only steps whose ``value`` is computed (NaN elsewhere), ``None`` all;
+    without ``with_gamma`` the gamma is NaN (for policies that do not read it). A step's marks
+    stay valid until the block after next is valued.
     """
     s0, n_paths = prices[0], prices.shape[1]
     strikes = [s0 * g.moneyness if g.strike is None else np.full(n_paths, g.strike) for g in legs]
@@ -125,50 +132,64 @@ def option_book(
     expiry = [g.expiry_days * 86_400.0 for g in legs]
     settled: list[Array | None] = [None] * len(legs)
     cache: dict[int, BookMarks] = {}
+    # Two sets of buffers, used in turn: warm memory instead of fresh pages every block, and
+    # the marks of the block before stay valid while the next one is valued.
+    shape = (min(STEP_BLOCK, prices.shape[0]), n_paths)
+    buffers = [(np.empty(shape), np.empty(shape)) for _ in range(2)]
+    no_gamma = np.asarray(np.nan)  # a policy that reads it fails loudly (HedgeState checks)
+    blocks = [0]
 
     def fill(k0: int) -> None:
         k1 = min(k0 + STEP_BLOCK, prices.shape[0])
+        n = k1 - k0
         block = prices[k0:k1]
         steps = np.arange(k0, k1, dtype=np.float64)[:, None]
-        value = np.zeros_like(block)
-        delta = np.zeros_like(block)
-        gamma = np.zeros_like(block)
-        valued = [j for j in range(k1 - k0) if value_steps is None or k0 + j in value_steps]
+        delta_buf, gamma_buf = buffers[blocks[0] % 2]
+        blocks[0] += 1
+        delta, gamma = delta_buf[:n], gamma_buf[:n]
+        delta.fill(0.0)
+        gamma.fill(0.0)
+        valued = [j for j in range(n) if value_steps is None or k0 + j in value_steps]
+        value = np.zeros((len(valued), n_paths))
         for i, leg in enumerate(legs):
             tau = (expiry[i] - steps * step_seconds) / SECONDS_PER_YEAR  # (rows, 1)
             live = int(np.count_nonzero(tau[:, 0] > 0))  # rows are in time order
             is_call = leg.option_type == "call"
             if live:
                 args = (strikes[i], tau[:live], sigmas[i], is_call, rate)
-                _, d, g = bs_greeks(block[:live], *args, with_value=False)
-                delta[:live] += leg.size * d
-                gamma[:live] += leg.size * g
+                _, d, g = bs_greeks(block[:live], *args, with_value=False, with_gamma=with_gamma)
+                d *= leg.size
+                delta[:live] += d
+                if g is not None:
+                    g *= leg.size
+                    gamma[:live] += g
             rows = [j for j in valued if j < live]
             if rows:
                 v, _, _ = bs_greeks(block[rows], strikes[i], tau[rows], sigmas[i], is_call, rate)
-                value[rows] += leg.size * np.asarray(v)
-            if live < block.shape[0]:
+                value[: len(rows)] += leg.size * np.asarray(v)  # live rows come first
+            if live < n:
                 if settled[i] is None:
-                    s = block[live]
-                    k = strikes[i]
-                    payoff = (
-                        np.maximum(s - k, 0.0)
-                        if leg.option_type == "call"
-                        else np.maximum(k - s, 0.0)
-                    )
+                    s, k = block[live], strikes[i]
+                    payoff = np.maximum(s - k, 0.0) if is_call else np.maximum(k - s, 0.0)
                     settled[i] = leg.size * payoff
-                grown = np.exp(rate * (steps[live:] * step_seconds - expiry[i]) / SECONDS_PER_YEAR)
-                value[live:] += settled[i] * grown  # the payoff in cash, earning the rate
-        if value_steps is not None:
-            value[[j for j in range(k1 - k0) if j not in valued]] = np.nan
+                for r, j in enumerate(valued):
+                    if j >= live:  # the payoff in cash, earning the rate
+                        grown = math.exp(
+                            rate
+                            * (k0 + j - expiry[i] / step_seconds)
+                            * step_seconds
+                            / SECONDS_PER_YEAR
+                        )
+                        value[r] += np.asarray(settled[i]) * grown
         cache.clear()
-        for j in range(block.shape[0]):
+        nan_value = np.asarray(np.nan)
+        for j in range(n):
             k = k0 + j
             alive = [i for i in range(len(legs)) if expiry[i] > k * step_seconds]
             cache[k] = BookMarks(
-                value=value[j],
+                value=value[valued.index(j)] if j in valued else nan_value,
                 delta=delta[j],
-                gamma=gamma[j],
+                gamma=gamma[j] if with_gamma else no_gamma,
                 sigma=float(np.mean([sigmas[i] for i in alive])) if alive else default_sigma,
                 tau=min(expiry[i] - k * step_seconds for i in alive) / SECONDS_PER_YEAR
                 if alive

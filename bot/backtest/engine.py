@@ -37,6 +37,7 @@ from bot.backtest.loop import (
     FUNDING_PERIOD_SECONDS,
     hedge_book,
     hedge_outcomes,
+    reads_gamma,
     simulate,
 )
 from bot.backtest.paths import PathModel
@@ -184,7 +185,13 @@ def run_backtest(config: BacktestConfig, progress: Progress | None = None) -> Ba
         times = config.step_seconds * np.arange(n_steps + 1, dtype=np.float64)
         ends = frozenset((0, n_steps))
         book = option_book(
-            gen.prices, config.legs, config.step_seconds, config.model.sigma, config.rate, ends
+            gen.prices,
+            config.legs,
+            config.step_seconds,
+            config.model.sigma,
+            config.rate,
+            ends,
+            with_gamma=reads_gamma(config.policies),
         )
         chunk = hedge_outcomes(
             gen.prices,

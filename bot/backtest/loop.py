@@ -48,6 +48,12 @@ class _Hedger:
         self.warnings: set[str] = set()
 
 
+def reads_gamma(policies: tuple[PolicyRun, ...]) -> bool:
+    """Whether any policy reads the book's gamma: only the gamma-scaled band does
+    (:func:`strategies.gamma_scaled.gamma_scaled`); the others are spared computing it."""
+    return any(run.policy == "gamma_scaled" for run in policies)
+
+
 def _scalar(x: float) -> Array:
     """A 0-d array: the policies broadcast it to every path without a copy."""
     return np.asarray(x, dtype=np.float64)
@@ -210,7 +216,9 @@ def simulate(
     :func:`~bot.backtest.book.option_book` fed to :func:`hedge_book`, whose keywords these are."""
     times = step_seconds * np.arange(prices.shape[0], dtype=np.float64)
     ends = frozenset((0, prices.shape[0] - 1))
-    book = option_book(prices, legs, step_seconds, default_sigma, rate, value_steps=ends)
+    book = option_book(
+        prices, legs, step_seconds, default_sigma, rate, ends, with_gamma=reads_gamma(policies)
+    )
     return hedge_book(
         prices,
         times,
