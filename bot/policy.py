@@ -16,7 +16,6 @@ import structlog
 
 from bot.config import PolicySettings, VolatilitySettings
 from bot.domain import Book, DataError, HedgeDecision, Instrument, PortfolioGreeks, TargetMode
-from bot.greeks import year_fraction
 from bot.store.ledger import Ledger
 from bot.volatility import make_forecaster
 from strategies.common import HedgeState, LotSpec
@@ -74,25 +73,6 @@ def schedule_seconds(settings: PolicySettings) -> float:
     return settings.check_seconds
 
 
-def book_sigma_tau(book: Book, now: datetime) -> tuple[float, float]:
-    """Vega-free summary for the gamma band: mean IV of held options and the nearest expiry."""
-    ivs: list[float] = []
-    taus: list[float] = []
-    for pos in book.positions:
-        inst = pos.instrument
-        if not inst.is_option or inst.expiry is None:
-            continue
-        tau = year_fraction(now, inst.expiry)
-        mark = book.marks.get(inst.name)
-        if tau <= 0 or mark is None or mark.mark_iv is None:
-            continue
-        ivs.append(mark.mark_iv)
-        taus.append(tau)
-    sigma = float(np.mean(ivs)) if ivs else DEFAULT_SIGMA
-    tau = min(taus) if taus else 1.0 / 365
-    return sigma, tau
-
-
 def decide(
     book: Book,
     greeks: PortfolioGreeks,
@@ -108,7 +88,8 @@ def decide(
     ``sigma`` is the volatility the policy should use (a forecast); None uses the held options'
     mean IV.
     """
-    implied, tau = book_sigma_tau(book, now)
+    implied = greeks.mean_iv if greeks.mean_iv is not None else DEFAULT_SIGMA
+    tau = greeks.nearest_tau if greeks.nearest_tau is not None else 1.0 / 365
     vol = sigma if sigma is not None else implied
     price = book.hedge_quote.mid
     state = HedgeState(
