@@ -6,8 +6,8 @@ compounded ``rate`` (Black, Scholes 1973; Hull, *Options, Futures and Other Deri
 (put ``N(d1) − 1``), gamma ``φ(d1) / (S·σ·√τ)``. With ``rate = 0`` this is exactly Black-76 on a
 forward equal to ``S``, Deribit's convention for its options (:func:`bot.greeks.black76`).
 
-Only value, delta and gamma are computed, for a block of steps at once: one large array
-operation per block costs far less than a dozen small ones per step.
+Only value, delta and gamma are computed, for a block of steps at once; delta and gamma, needed
+at every step, by the compiled one-pass kernel of :mod:`bot.backtest.kernel`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtr
+
+from bot.backtest.kernel import add_leg
 
 Array = npt.NDArray[np.float64]
 SECONDS_PER_YEAR = 365.0 * 86_400.0
@@ -156,13 +158,8 @@ def option_book(
             live = int(np.count_nonzero(tau[:, 0] > 0))  # rows are in time order
             is_call = leg.option_type == "call"
             if live:
-                args = (strikes[i], tau[:live], sigmas[i], is_call, rate)
-                _, d, g = bs_greeks(block[:live], *args, with_value=False, with_gamma=with_gamma)
-                d *= leg.size
-                delta[:live] += d
-                if g is not None:
-                    g *= leg.size
-                    gamma[:live] += g
+                args = (strikes[i], tau[:live, 0], sigmas[i], is_call, rate, leg.size)
+                add_leg(block[:live], *args, delta[:live], gamma[:live], with_gamma=with_gamma)
             rows = [j for j in valued if j < live]
             if rows:
                 v, _, _ = bs_greeks(block[rows], strikes[i], tau[rows], sigmas[i], is_call, rate)

@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from bot.backtest.book import bs_greeks
 from bot.backtest.engine import (
     CONTINUOUS_LOT,
     BacktestConfig,
@@ -15,6 +16,7 @@ from bot.backtest.engine import (
     run_backtest,
     simulate,
 )
+from bot.backtest.kernel import add_leg
 from bot.backtest.paths import PathModel, generate
 from strategies.common import HedgeState
 from strategies.delta_band import DeltaBandParams
@@ -129,3 +131,20 @@ def test_chunks_must_be_whole_blocks_of_paths() -> None:
         replace(chunk_config(10, 1000), chunk_paths=1500)
     with pytest.raises(ValueError, match="multiple of 1000"):
         generate(PathModel(), 5, 10, 900.0, 10, first_path=10)
+
+
+@pytest.mark.parametrize("is_call", [True, False])
+@pytest.mark.parametrize("rate", [0.0, 0.05])
+def test_the_compiled_delta_and_gamma_equal_the_numpy_black_scholes(
+    is_call: bool, rate: float
+) -> None:
+    rng = np.random.default_rng(4)
+    prices = 100.0 * np.exp(rng.normal(0, 0.2, (5, 300)))
+    strike = np.full(300, 105.0)
+    tau = np.linspace(0.5, 0.01, 5)
+    delta, gamma = np.zeros_like(prices), np.ones_like(prices)
+    add_leg(prices, strike, tau, 0.3, is_call, rate, -2.0, delta, gamma, with_gamma=True)
+    _, d, g = bs_greeks(prices, strike, tau[:, None], 0.3, is_call, rate, with_value=False)
+    assert g is not None
+    np.testing.assert_allclose(delta, -2.0 * d, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(gamma, 1.0 - 2.0 * g, rtol=1e-12, atol=1e-14)
