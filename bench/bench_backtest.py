@@ -44,6 +44,8 @@ S0, SIGMA, DAYS, STEP = 90_000.0, 0.6, 7.0, 900.0
 N_STEPS = round(DAYS * 86_400 / STEP)  # 672
 YEAR = 365.0 * 86_400.0
 SIZES = (10_000, 100_000)
+TARGET_PATH_STEPS = 20e6  # issue 13: at 10,000 paths
+TARGET_MIB = 1024.0  # issue 13: 100,000 paths x 672 steps under 1 GiB
 
 
 def config(n_paths: int) -> BacktestConfig:
@@ -128,6 +130,8 @@ def peak_mib(which: str, n_paths: int) -> float:
 
 
 def run() -> list[Row]:
+    """Speed at 1e4 and 1e5 paths and peak memory, each against the bare loop; the issue's
+    absolute targets as rows against the target itself (ratio >= 1 meets it)."""
     check_equal()
     rows = []
     for n in SIZES:
@@ -136,26 +140,15 @@ def run() -> list[Row]:
         t_ours, t_bare = interleaved_seconds(
             [partial(ours, n), partial(bare, n)], min_time=0.0, repeat=repeat
         )
-        target = " (target >= 20 M)" if n == 10_000 else ""
-        rows.append(
-            Row(
-                f"backtest {n:,} paths x {N_STEPS} steps{target}",
-                path_steps / t_ours,
-                " path-steps/s",
-                "bare numpy hedging loop",
-                path_steps / t_bare,
-            )
-        )
+        name = f"backtest {n:,} paths x {N_STEPS} steps"
+        rate, unit = path_steps / t_ours, " path-steps/s"
+        rows.append(Row(name, rate, unit, "bare numpy hedging loop", path_steps / t_bare))
+        if n == 10_000:
+            rows.append(Row(name, rate, unit, "target", TARGET_PATH_STEPS, target=1.0))
     for n in SIZES:
-        target = " (target < 1024 MiB)" if n == 100_000 else ""
-        rows.append(
-            Row(
-                f"backtest peak memory, {n:,} paths{target}",
-                peak_mib("ours", n),
-                " MiB",
-                "bare numpy hedging loop",
-                peak_mib("bare", n),
-                higher_is_better=False,
-            )
-        )
+        name = f"backtest peak memory, {n:,} paths"
+        peak = peak_mib("ours", n)
+        rows.append(Row(name, peak, " MiB", "bare numpy hedging loop", peak_mib("bare", n), False))
+        if n == 100_000:
+            rows.append(Row(name, peak, " MiB", "target", TARGET_MIB, False, target=1.0))
     return rows

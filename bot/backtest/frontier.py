@@ -3,7 +3,9 @@
 A hedging policy trades risk for cost: hedging more often shrinks the hedge error and raises the
 bill. Sweeping each policy's one knob (time-band interval, delta-band width, gamma-scaled risk
 aversion) on the same paths traces one curve per policy; the policy whose curve lies lower and
-further left is the better one (REFERENCE.md §4: bands beat clocks once trading costs).
+further left is the better one (with trading costs, bands beat clocks: Whalley and Wilmott,
+"An asymptotic analysis of an optimal hedging model for option pricing with transaction costs",
+Mathematical Finance 7(3), 1997).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bot.backtest.engine import (
     OptionLeg,
     PolicyResult,
     PolicyRun,
+    Progress,
     run_backtest,
 )
 from bot.backtest.paths import PathModel
@@ -42,7 +45,7 @@ def standard_scenario(
     n_paths: int = 4000,
     seed: int = 7,
 ) -> BacktestConfig:
-    """The reference backtest of REFERENCE.md §4's example, for comparisons and tests.
+    """The reference backtest, for comparisons and tests.
 
     A short 7-day at-the-money BTC call of 1 BTC at S0 = 90,000 USD, GBM with sigma 0.6 (the
     option is priced at the same sigma, so only discreteness and costs make hedge error),
@@ -80,9 +83,14 @@ def sweep_runs(
     return tuple(runs)
 
 
-def sweep(base: BacktestConfig, runs: Sequence[PolicyRun] | None = None) -> BacktestReport:
-    """Run ``runs`` (default :func:`sweep_runs`) on ``base``'s paths, all in one lockstep pass."""
-    return run_backtest(replace(base, policies=tuple(runs or sweep_runs())))
+def sweep(
+    base: BacktestConfig,
+    runs: Sequence[PolicyRun] | None = None,
+    progress: Progress | None = None,
+) -> BacktestReport:
+    """Run ``runs`` (default :func:`sweep_runs`) on ``base``'s paths, all in one lockstep pass;
+    ``progress`` hears after each chunk of paths."""
+    return run_backtest(replace(base, policies=tuple(runs or sweep_runs())), progress)
 
 
 def frontier(results: Iterable[PolicyResult]) -> dict[str, list[tuple[float, float]]]:

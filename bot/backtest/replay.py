@@ -10,7 +10,8 @@ the same loop and the same policy functions as the Monte-Carlo backtest.
 Per snapshot and leg:
 
 * value in USD = Deribit's mark (BTC per option) × the expiry's forward (``underlying``): the
-  chain's marks are Black-76 on that forward, divided by it (REFERENCE.md §1);
+  chain's marks are Black-76 on that forward, divided by it (Deribit API docs,
+  ``public/get_book_summary_by_currency``: ``mark_price`` in BTC, ``underlying_price``);
 * delta and gamma: :func:`bot.greeks.black76` on the forward, the mark IV and the snapshot time
   (Deribit's recorded delta agrees to 1e-4; it records no gamma);
 * the hedge trades BTC-PERPETUAL at its recorded mark where the perpetual file covers the
