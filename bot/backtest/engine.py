@@ -110,6 +110,8 @@ class BacktestConfig:
             raise ValueError("a backtest needs at least one option leg and one policy")
         if not (self.horizon_days > 0 and self.step_seconds > 0 and self.n_paths >= 1):
             raise ValueError("horizon_days, step_seconds and n_paths must be positive")
+        if self.seed < 0:
+            raise ValueError(f"seed must be 0 or more, got {self.seed}")
         if not (math.isfinite(self.rate) and abs(self.rate) < 1.0):
             raise ValueError(f"rate must be an annual fraction in (-1, 1), got {self.rate!r}")
         if self.chunk_paths < 1 or self.chunk_paths % paths.PATH_BLOCK:
