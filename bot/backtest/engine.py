@@ -75,6 +75,8 @@ Array = npt.NDArray[np.float64]
 Progress = Callable[[int, int], None]
 """Called after each chunk with (paths done, paths in all)."""
 DEFAULT_CHUNK_PATHS = 10_000
+MIN_STEP_SECONDS = 1.0
+MAX_STEPS = 1_000_000  # about 28 years of 15-minute steps: beyond it, a typo, not a study
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,14 @@ class BacktestConfig:
             raise ValueError(f"rate must be an annual fraction in (-1, 1), got {self.rate!r}")
         if self.chunk_paths < 1 or self.chunk_paths % paths.PATH_BLOCK:
             raise ValueError(f"chunk_paths must be a positive multiple of {paths.PATH_BLOCK}")
+        if self.step_seconds < MIN_STEP_SECONDS:
+            raise ValueError(
+                f"step_seconds must be at least {MIN_STEP_SECONDS:g} s (far above the time"
+                f" band's tolerance), got {self.step_seconds:g}"
+            )
         steps = self.horizon_days * 86_400.0 / self.step_seconds
+        if steps > MAX_STEPS:
+            raise ValueError(f"horizon is {steps:,.0f} steps; at most {MAX_STEPS:,} are run")
         if abs(steps - round(steps)) > 1e-9 * steps:
             raise ValueError(f"horizon is {steps:.6g} steps; it must be a whole number")
 

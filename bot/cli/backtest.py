@@ -215,6 +215,8 @@ def check_args(args: argparse.Namespace) -> None:
             raise BadInput(
                 f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}"
             )
+    if not 1e-4 <= args.sigma <= 10:
+        raise BadInput(f"--sigma is annual and decimal, 0.0001 to 10, got {args.sigma}")
     if args.deribit_replay and args.deribit_rolling:
         raise BadInput("--deribit-replay and --deribit-rolling are two different runs: pick one")
     if args.expiry and not args.deribit_replay:
