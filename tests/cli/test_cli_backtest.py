@@ -189,6 +189,16 @@ BAD_INPUT = {
         "needs --start",
     ),
     "bad start": (["--model", "replay", "--history", HISTORY, "--start", "soon"], "ISO"),
+    "history replay after its data": (
+        ["--model", "replay", "--history", HISTORY, "--start", "2030-01-01"]
+        + ["--step-seconds", "3600"],
+        "outside the history",
+    ),
+    "history step finer than the data": (
+        ["--model", "bootstrap", "--history", HISTORY],
+        "multiple of the data's 3600s",
+    ),
+    "a file that is not prices": (["--model", "replay", "--history", __file__], "neither"),
     "unknown policy": (["--policy", "martingale"], "martingale"),
     "policy parameter not key=value": (["--policy", "delta_band:0.05"], "key=value"),
     "unknown policy parameter": (["--policy", "delta_band:width=0.05"], "width"),
