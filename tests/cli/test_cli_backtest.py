@@ -146,6 +146,7 @@ def test_a_real_deribit_straddle_replays_hedged_against_unhedged(
 
 
 HISTORY = str(DATA / "prices" / "btc_usd_1h_cryptocompare_2022_2026.csv")
+LATE = "2030-01-01"
 
 # Each mistake and a word its one-line answer must contain.
 BAD_INPUT = {
@@ -190,8 +191,7 @@ BAD_INPUT = {
     ),
     "bad start": (["--model", "replay", "--history", HISTORY, "--start", "soon"], "ISO"),
     "history replay after its data": (
-        ["--model", "replay", "--history", HISTORY, "--start", "2030-01-01"]
-        + ["--step-seconds", "3600"],
+        ["--model", "replay", "--history", HISTORY, "--start", LATE, "--step-seconds", "3600"],
         "outside the history",
     ),
     "history step finer than the data": (
