@@ -22,9 +22,9 @@ import numpy.typing as npt
 from scipy.special import ndtr
 
 from bot.backtest.kernel import add_leg
+from bot.units import SECONDS_PER_DAY, SECONDS_PER_YEAR
 
 Array = npt.NDArray[np.float64]
-SECONDS_PER_YEAR = 365.0 * 86_400.0
 STEP_BLOCK = 32  # steps valued per block: big enough to amortise calls, small enough to cache
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -131,7 +131,7 @@ def option_book(
     s0, n_paths = prices[0], prices.shape[1]
     strikes = [s0 * g.moneyness if g.strike is None else np.full(n_paths, g.strike) for g in legs]
     sigmas = [g.sigma or default_sigma for g in legs]
-    expiry = [g.expiry_days * 86_400.0 for g in legs]
+    expiry = [g.expiry_days * SECONDS_PER_DAY for g in legs]
     settled: list[Array | None] = [None] * len(legs)
     cache: dict[int, BookMarks] = {}
     # Two sets of buffers, used in turn: warm memory instead of fresh pages every block, and

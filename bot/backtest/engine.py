@@ -34,7 +34,6 @@ from bot.backtest.history import epoch_seconds, load_funding
 from bot.backtest.loop import (
     BTC_PERPETUAL_LOT,
     CONTINUOUS_LOT,
-    FUNDING_PERIOD_SECONDS,
     hedge_book,
     hedge_outcomes,
     reads_gamma,
@@ -48,12 +47,12 @@ from bot.backtest.results import (
     PolicyRun,
     expected_shortfall,
 )
+from bot.units import SECONDS_PER_DAY
 from strategies.common import LotSpec
 
 __all__ = [
     "BTC_PERPETUAL_LOT",
     "CONTINUOUS_LOT",
-    "FUNDING_PERIOD_SECONDS",
     "BacktestConfig",
     "BacktestReport",
     "BookAt",
@@ -123,7 +122,7 @@ class BacktestConfig:
                 f"step_seconds must be at least {MIN_STEP_SECONDS:g} s (far above the time"
                 f" band's tolerance), got {self.step_seconds:g}"
             )
-        steps = self.horizon_days * 86_400.0 / self.step_seconds
+        steps = self.horizon_days * SECONDS_PER_DAY / self.step_seconds
         if steps > MAX_STEPS:
             raise ValueError(f"horizon is {steps:,.0f} steps; at most {MAX_STEPS:,} are run")
         if abs(steps - round(steps)) > 1e-9 * steps:
@@ -131,7 +130,7 @@ class BacktestConfig:
 
     @property
     def n_steps(self) -> int:
-        return round(self.horizon_days * 86_400.0 / self.step_seconds)
+        return round(self.horizon_days * SECONDS_PER_DAY / self.step_seconds)
 
 
 @dataclass(frozen=True)

@@ -18,14 +18,14 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from bot.backtest.book import SECONDS_PER_YEAR, BookAt, OptionLeg, option_book
+from bot.backtest.book import BookAt, OptionLeg, option_book
 from bot.backtest.results import CostModel, PathOutcome, PolicyResult, PolicyRun
 from bot.domain import DataError
+from bot.units import FUNDING_PERIOD_SECONDS, SECONDS_PER_YEAR
 from strategies.common import HedgeState, LotSpec
 from strategies.registry import decide
 
 Array = npt.NDArray[np.float64]
-FUNDING_PERIOD_SECONDS = 8 * 3600.0
 BTC_PERPETUAL_LOT = LotSpec(step=10.0, min_amount=10.0, inverse=True)
 CONTINUOUS_LOT = LotSpec(step=1e-9, min_amount=1e-9, inverse=False)
 """Hedge sizes in units of the underlying to a billionth: continuous for any book whose delta

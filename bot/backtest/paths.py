@@ -20,9 +20,9 @@ import numpy.typing as npt
 
 from bot.backtest.history import epoch_seconds, load_prices
 from bot.domain import DataError
+from bot.units import SECONDS_PER_YEAR
 
 Array = npt.NDArray[np.float64]
-SECONDS_PER_YEAR = 365.0 * 86_400.0
 PATH_BLOCK = 1000
 """Simulated paths are drawn in blocks of this many, block ``b`` from the seed ``(seed, b)``:
 any chunk made of whole blocks gets the same numbers as the whole run would."""

@@ -10,8 +10,8 @@ the same loop and the same policy functions as the Monte-Carlo backtest.
 Per snapshot and leg:
 
 * value in USD = Deribit's mark (BTC per option) × the expiry's forward (``underlying``): the
-  chain's marks are Black-76 on that forward, divided by it (Deribit API docs,
-  ``public/get_book_summary_by_currency``: ``mark_price`` in BTC, ``underlying_price``);
+  Deribit quotes an option's mark in coin as its Black-76 USD price on that forward divided by
+  the forward;
 * delta and gamma: :func:`bot.greeks.black76` on the forward, the mark IV and the snapshot time
   (Deribit's recorded delta agrees to 1e-4; it records no gamma);
 * the hedge trades BTC-PERPETUAL at its recorded mark where the perpetual file covers the
@@ -44,7 +44,8 @@ from bot.backtest.engine import (
 )
 from bot.backtest.history import epoch_seconds, load_funding
 from bot.domain import DataError
-from bot.greeks import SECONDS_PER_YEAR, black76
+from bot.greeks import black76
+from bot.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_YEAR
 from strategies.common import LotSpec
 
 Array = npt.NDArray[np.float64]
@@ -125,7 +126,7 @@ def choose_instruments(
     source = source or Chain(config.chain_file)
     first_t, last_t = source.span()
     start_t = epoch_seconds(config.start)
-    first_day = first_t - first_t % 86_400.0  # a start on the first day's date is fine
+    first_day = first_t - first_t % SECONDS_PER_DAY  # a start on the first day's date is fine
     if not first_day <= start_t <= last_t:
         raise DataError(
             f"start {config.start} is outside the recorded chain, "
@@ -136,7 +137,7 @@ def choose_instruments(
         raise DataError(f"no chain snapshot at or after {config.start}")
     snap_file, t0 = found
     chain = source.rows(CHAIN_COLUMNS, [("snapshot_file", "=", snap_file)])
-    days = (epochs(chain["expiry_datetime"]) - t0) / 86_400.0
+    days = (epochs(chain["expiry_datetime"]) - t0) / SECONDS_PER_DAY
     codes = chain["instrument_name"].str.split("-").str[1].to_numpy()
     if config.expiry is not None:
         pick = codes == config.expiry.upper()
@@ -267,7 +268,7 @@ def run_replay(
         at_settle = source.rows(("index_price",), [("snapshot_file", "=", file)])
         spot = float(at_settle["index_price"].median())
         m.settle(file, t_settle, spot)
-        lag = (t_settle - expiry_t) / 3600.0
+        lag = (t_settle - expiry_t) / SECONDS_PER_HOUR
         m.notes.append(f"settled on the index {spot:,.2f} at {_iso(t_settle)}, {lag:.1f} h late")
 
     perp = perp_marks(config.perp_file) if perp is None else perp

@@ -27,9 +27,12 @@ from bot.backtest.replay import (
     run_replay,
 )
 from bot.domain import DataError
+from bot.units import SECONDS_PER_DAY, SECONDS_PER_HOUR
 
-WEEK_SECONDS = 7 * 86_400.0
-FRIDAY_EXPIRY_OFFSET = 1 * 86_400.0 + 8 * 3600.0  # epoch 0 was a Thursday; +1 d 8 h: Fri 08:00
+WEEK_SECONDS = 7 * SECONDS_PER_DAY
+FRIDAY_EXPIRY_OFFSET = (
+    SECONDS_PER_DAY + 8 * SECONDS_PER_HOUR
+)  # epoch 0 was a Thursday; +1 d 8 h: Fri 08:00
 RollingProgress = Callable[[int, int], None]
 """Called after each straddle with (straddles done, straddles in all)."""
 
@@ -96,17 +99,17 @@ def roll_starts(config: RollingConfig, chain: Chain) -> list[float]:
     requested window, leaving ``target_days`` of data after each."""
     first, last = chain.span()
     lo = first if config.start is None else max(first, epoch_seconds(config.start))
-    hi = last - config.target_days * 86_400.0
+    hi = last - config.target_days * SECONDS_PER_DAY
     if config.end is not None:
         hi = min(hi, epoch_seconds(config.end))
     week = (lo - FRIDAY_EXPIRY_OFFSET) // WEEK_SECONDS
     t = FRIDAY_EXPIRY_OFFSET + week * WEEK_SECONDS
     while t < lo:
-        t += config.every_days * 86_400.0
+        t += config.every_days * SECONDS_PER_DAY
     starts = []
     while t <= hi:
         starts.append(t)
-        t += config.every_days * 86_400.0
+        t += config.every_days * SECONDS_PER_DAY
     return starts
 
 
