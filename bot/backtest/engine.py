@@ -143,6 +143,7 @@ class BacktestReport:
     n_steps: int
     results: tuple[PolicyResult, ...]
     notes: tuple[str, ...] = ()
+    book_value: float = math.nan  # the book's mean value at the start, USD (< 0 when short)
 
     def result(self, label: str) -> PolicyResult:
         for r in self.results:
@@ -156,6 +157,7 @@ class BacktestReport:
             "s0": self.s0,
             "n_paths": self.n_paths,
             "n_steps": self.n_steps,
+            "book_value": self.book_value,
             "notes": list(self.notes),
             "results": [r.to_dict() for r in self.results],
         }
@@ -184,6 +186,7 @@ def run_backtest(config: BacktestConfig, progress: Progress | None = None) -> Ba
     s0 = math.nan
     notes: tuple[str, ...] = ()
     funding: Array | None = None
+    value_sum = 0.0
     n_steps = config.n_steps
     for first in range(0, config.n_paths, config.chunk_paths):
         count = min(config.chunk_paths, config.n_paths - first)
@@ -203,6 +206,7 @@ def run_backtest(config: BacktestConfig, progress: Progress | None = None) -> Ba
             ends,
             with_gamma=reads_gamma(config.policies),
         )
+        value_sum += float(book(0).value.sum())
         chunk = hedge_outcomes(
             gen.prices,
             times,
@@ -226,11 +230,13 @@ def run_backtest(config: BacktestConfig, progress: Progress | None = None) -> Ba
         PolicyResult.of(run, PathOutcome.concat(parts[i]), tuple(sorted(warnings[i]))[:5])
         for i, run in enumerate(config.policies)
     )
+    n_paths = sum(p.trades.size for p in parts[0])
     return BacktestReport(
         config=config,
         s0=float(s0),
-        n_paths=sum(p.trades.size for p in parts[0]),
+        n_paths=n_paths,
         n_steps=n_steps,
         results=results,
         notes=notes,
+        book_value=value_sum / n_paths,
     )

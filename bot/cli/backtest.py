@@ -399,6 +399,7 @@ def _simulated(
         f" {args.step_seconds:g} s; per path, USD"
         + (f", present values at {args.rate:g}" if args.rate else "")
     )
+    print(f"book value at the start: ${report.book_value:,.2f} per path")
     print(results_table(report.results))
     for note in report.notes:
         print(f"note: {note}")

@@ -63,6 +63,7 @@ def bs_price() -> float:
 
 def test_the_option_is_worth_hulls_240000() -> None:
     assert bs_price() == pytest.approx(240_000, rel=0.005)
+    assert run_backtest(hull_config(5.0)).book_value == pytest.approx(-bs_price(), rel=1e-12)
 
 
 @pytest.mark.parametrize(
