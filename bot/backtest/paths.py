@@ -289,5 +289,15 @@ def generate(
     for done in range(0, n_paths, PATH_BLOCK):
         count = min(PATH_BLOCK, n_paths - done)
         rng = np.random.default_rng([seed, (first_path + done) // PATH_BLOCK])
-        out[:, done : done + count] = _block_draw(m, rng, n, dt, count, returns)
+        if m.kind == "gbm":  # as gbm() computes it, written in place: log prices for now
+            z = rng.standard_normal((n, count))
+            z *= m.sigma * np.sqrt(dt)
+            z += (m.mu - 0.5 * m.sigma**2) * dt
+            np.cumsum(z, axis=0, out=out[1:, done : done + count])
+        else:
+            out[:, done : done + count] = _block_draw(m, rng, n, dt, count, returns)
+    if m.kind == "gbm":
+        out[0] = 0.0
+        np.exp(out, out=out)
+        out *= m.s0
     return GeneratedPaths(out, None, notes)

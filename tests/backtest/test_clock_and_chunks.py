@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bot.backtest.book import bs_greeks
+from bot.backtest.datafiles import shared_data
 from bot.backtest.engine import (
     CONTINUOUS_LOT,
     BacktestConfig,
@@ -16,8 +17,9 @@ from bot.backtest.engine import (
     run_backtest,
     simulate,
 )
+from bot.backtest.history import load_prices
 from bot.backtest.kernel import add_leg
-from bot.backtest.paths import PathModel, generate
+from bot.backtest.paths import PathModel, bootstrap, gbm, generate, log_returns, merton
 from strategies.common import HedgeState
 from strategies.delta_band import DeltaBandParams
 from strategies.time_band import TIME_TOLERANCE_SECONDS, TimeBandParams, is_due, time_band
@@ -26,6 +28,7 @@ from strategies.time_band import TIME_TOLERANCE_SECONDS, TimeBandParams, is_due,
 # week: k · step and (k + 1) · step differ by a rounding error less than step for many k.
 AWKWARD_STEPS = (1 / 3, 0.1, 0.7, 514.2857142857143, 900.1, 1234.567, 2 / 3, 604_800 / 3)
 N_STEPS = 80
+PRICES = shared_data() / "prices"
 
 
 def test_most_awkward_steps_really_make_a_clock_whose_ticks_fall_short_of_the_step() -> None:
@@ -148,3 +151,24 @@ def test_the_compiled_delta_and_gamma_equal_the_numpy_black_scholes(
     assert g is not None
     np.testing.assert_allclose(delta, -2.0 * d, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(gamma, 1.0 - 2.0 * g, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("kind", ["gbm", "merton", "bootstrap"])
+def test_each_block_of_paths_is_the_generator_run_on_the_blocks_own_seed(kind: str) -> None:
+    history = (
+        str(PRICES / "btc_usd_1h_cryptocompare_2022_2026.csv") if kind == "bootstrap" else None
+    )
+    model = PathModel(kind=kind, mu=0.1, history=history)  # type: ignore[arg-type]
+    whole = generate(model, 5, 48, 3600.0, 1500).prices
+    dt = 3600.0 / (365 * 86_400.0)
+    rng = np.random.default_rng([5, 1])
+    if kind == "gbm":
+        alone = gbm(rng, model.s0, model.sigma, dt, 48, 500, model.mu)
+    elif kind == "merton":
+        jumps = (model.jump_intensity, model.jump_mean, model.jump_std)
+        alone = merton(rng, model.s0, model.sigma, dt, 48, 500, *jumps, mu=model.mu)
+    else:
+        _, grid_prices, _ = load_prices(str(history)).on_grid(3600)
+        returns = log_returns(grid_prices)
+        alone = bootstrap(rng, returns, model.s0, 48, 500, model.block, model.demean)
+    np.testing.assert_array_equal(whole[:, 1000:], alone)
