@@ -435,7 +435,7 @@ def portfolio_greeks(book: Book, now: datetime) -> PortfolioGreeks:
         else:
             futures_delta += inst.coin_delta_of_amount(pos.size, _future_mark(book, pos))
 
-    delta_net = delta_bs = gamma = vega = theta = 0.0
+    delta_net = delta_bs = delta_gross = gamma = vega = theta = 0.0
     iv: float | None = None
     if size:
         g = black76(fwd, strike, tau, sigma, is_call)
@@ -445,6 +445,7 @@ def portfolio_greeks(book: Book, now: datetime) -> PortfolioGreeks:
         net = np.where(np.asarray(inverse), g.net_delta * live, bs)
         delta_bs = float(n @ bs)
         delta_net = float(n @ net)
+        delta_gross = float(np.abs(n * net).sum())
         gamma = float(n @ (g.gamma * live))
         vega = float(n @ g.vega)
         theta = float(n @ g.theta)
@@ -468,4 +469,5 @@ def portfolio_greeks(book: Book, now: datetime) -> PortfolioGreeks:
         equity=equity,
         expired_skipped=tuple(skipped),
         iv=iv,
+        options_delta_gross=delta_gross,
     )
