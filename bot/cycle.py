@@ -222,8 +222,7 @@ class _Recorder:
 
     def bad_read(self, reason: str) -> CycleResult:
         """A read that does not add up: skipped, counted, and at the limit trading halts."""
-        halted = self.ctx.risk.read_failed(self.currency, reason)
-        return self.skip(halted or reason)
+        return self.skip(self.ctx.risk.read_failed(self.currency, reason))
 
     def halt(self, reason: str) -> CycleResult:
         self.ctx.risk.halt(reason)

@@ -93,14 +93,14 @@ class RiskGate:
     def read_ok(self, currency: str) -> None:
         self._bad_reads[currency] = 0
 
-    def read_failed(self, currency: str, reason: str) -> str | None:
-        """Count one implausible read; at ``halt_after_bad_reads`` in a row, halt and return
-        what was done (None while below)."""
+    def read_failed(self, currency: str, reason: str) -> str:
+        """Count one implausible read; at ``halt_after_bad_reads`` in a row, halt. Returns what
+        was done, to be recorded with the skip."""
         count = self._bad_reads.get(currency, 0) + 1
         self._bad_reads[currency] = count
         limit = self._settings.halt_after_bad_reads
         if count < limit or self.state() is TradingState.HALTED:
-            return None
+            return f"{reason}; cycle skipped ({count} of {limit} in a row before a halt)"
         note = f"{count} implausible {currency} reads in a row (the last: {reason}): trading halted"
         self.halt(note)
         return note
