@@ -104,7 +104,7 @@ async def test_a_partial_position_read_without_delta_total_never_sizes_a_hedge_a
     assert all(r.status is RebalanceStatus.SKIPPED for r in rows)
 
 
-async def test_a_read_missing_the_hedge_is_refused_by_the_ledgers_position_even_when_the_delta_agrees(
+async def test_a_read_missing_the_hedge_is_refused_by_the_ledger_even_when_the_delta_agrees(
     tmp_path: Path,
 ) -> None:
     app = stack(tmp_path, clock=FakeClock(NOW), wrap=NoPerpConsistentDelta, **TIGHT)
@@ -238,7 +238,8 @@ async def test_a_delta_breach_names_both_figures_and_what_the_daemon_did_then_ha
     first, second = await run(app, 2)
     assert first.greeks is not None
     assert f"local {first.greeks.delta_coin:+.4f}" in first.reason
-    assert "vs venue" in first.reason and "allowed" in first.reason
+    assert "vs venue" in first.reason
+    assert "allowed" in first.reason
     assert "cycle skipped (1 of 2" in first.reason
     assert "trading halted" in second.reason
     assert app.venue.count.placed == 0
