@@ -47,7 +47,11 @@ CORPUS: list[tuple[str, str, str]] = [
     ("market: {spot: {BTC: .inf}}", "market.spot.BTC", "finite"),
     ("execution: {slippage_cap_bps: .nan}", "execution.slippage_cap_bps", "finite"),
     ("venue: {fees: {perp_taker: .nan}}", "venue.fees.perp_taker", "finite"),
-    ("policy: {gamma_scaled: {risk_aversion: .inf}}", "policy.gamma_scaled.risk_aversion", "finite"),
+    (
+        "policy: {gamma_scaled: {risk_aversion: .inf}}",
+        "policy.gamma_scaled.risk_aversion",
+        "finite",
+    ),
     # Out of range, every risk bound.
     ("risk: {max_order_usd: 0}", "risk.max_order_usd", "above 0"),
     ("risk: {max_order_usd: -5000}", "risk.max_order_usd", "above 0"),
