@@ -312,7 +312,7 @@ class RiskSettings(_Section):
         30, ge=1, le=10_000, description="orders sent per minute, counted from the ledger"
     )
     max_data_age_seconds: float = Field(
-        30.0, gt=0, le=600, description="older inputs skip the cycle (at most 600)"
+        30.0, gt=0, le=3600, description="older inputs skip the cycle (at most 3600)"
     )
     max_clock_ahead_seconds: float = Field(
         5.0, ge=0, le=60, description="data stamped further ahead of our clock is refused"

@@ -99,7 +99,9 @@ class RiskGate:
         count = self._bad_reads.get(currency, 0) + 1
         self._bad_reads[currency] = count
         limit = self._settings.halt_after_bad_reads
-        if count < limit or self.state() is TradingState.HALTED:
+        if self.state() is TradingState.HALTED:
+            return f"{reason}; cycle skipped (trading is halted)"
+        if count < limit:
             return f"{reason}; cycle skipped ({count} of {limit} in a row before a halt)"
         note = f"{count} implausible {currency} reads in a row (the last: {reason}): trading halted"
         self.halt(note)
