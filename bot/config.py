@@ -306,7 +306,7 @@ class RiskSettings(_Section):
     )
     max_daily_notional_usd: DailyCap = Field(
         50_000_000.0,
-        description="USD ordered in any 24 hours, from the ledger (ceiling 1e10, or unlimited)",
+        description="USD ordered per currency in any 24 hours, from the ledger (ceiling 1e10)",
     )
     max_orders_per_minute: int = Field(
         30, ge=1, le=10_000, description="orders sent per minute, counted from the ledger"

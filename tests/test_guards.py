@@ -145,10 +145,11 @@ async def test_a_bad_equity_read_in_usd_mode_is_a_recorded_skip_not_an_order(
     assert app.ledger.last_rebalances(1)[0].reason == second.reason
 
 
-async def test_an_honest_usd_mode_book_keeps_hedging_over_a_day_of_price_moves(
-    tmp_path: Path,
+@pytest.mark.parametrize("settings", [USD, TIGHT], ids=["usd", "coin"])
+async def test_an_honest_book_keeps_hedging_over_a_day_of_price_moves_with_no_false_alarm(
+    tmp_path: Path, settings: dict[str, Any]
 ) -> None:
-    app = stack(tmp_path, clock=FakeClock(NOW), wrap=CountingVenue, **USD)
+    app = stack(tmp_path, clock=FakeClock(NOW), wrap=CountingVenue, **settings)
     results = []
     for _ in range(24):
         results.append(await rebalance_once(app.ctx, "BTC"))
@@ -254,3 +255,16 @@ async def test_the_delta_tolerance_is_in_coin_plus_a_fraction_of_gross_option_de
     app = stack(tmp_path, clock=FakeClock(NOW), wrap=lying, **TIGHT)
     result = await rebalance_once(app.ctx, "BTC")
     assert (result.status is RebalanceStatus.SKIPPED) is skipped, result.reason
+
+
+async def test_an_order_above_max_order_usd_is_clipped_and_the_rest_follows_in_later_cycles(
+    tmp_path: Path,
+) -> None:
+    settings = {**TIGHT, "risk": {"max_order_usd": 5_000}}
+    app = stack(tmp_path, clock=FakeClock(NOW), wrap=CountingVenue, **settings)
+    results = await run(app, 30)
+    traded = [r for r in results if r.status is RebalanceStatus.TRADED]
+    assert len(traded) >= 2
+    assert all(abs(r.decision.trade_amount) <= 5_000 for r in traded)
+    assert results[-1].status is RebalanceStatus.NO_TRADE, results[-1].reason
+    assert all(o.amount <= 5_000 for o in app.ledger.orders())
