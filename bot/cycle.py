@@ -122,12 +122,15 @@ async def _cycle(
         return rec.bad_read(f"{type(exc).__name__}: {exc}")
     except VenueError as exc:
         return rec.skip(f"{type(exc).__name__}: {exc}")
-    ctx.risk.read_ok(currency)
-    ctx.ledger.record_greeks(
-        GreeksSnapshot.of(
-            greeks, cycle_id=cycle_id, ts=book.as_of, hedge_position=book.hedge_position()
+    try:
+        ctx.ledger.record_greeks(
+            GreeksSnapshot.of(
+                greeks, cycle_id=cycle_id, ts=book.as_of, hedge_position=book.hedge_position()
+            )
         )
-    )
+    except DataError as exc:
+        return rec.bad_read(f"the read cannot be recorded: {exc}")
+    ctx.risk.read_ok(currency)
     policy = s.policy_for(currency)
     sigma = ctx.vol.sigma(currency, ctx.clock.now(), greeks.iv) if ctx.vol else None
     rec.sigma = sigma
@@ -237,6 +240,14 @@ class _Recorder:
         )
 
     def write(self, status: RebalanceStatus, reason: str) -> int:
+        try:
+            return self._write(status, reason)
+        except DataError as exc:
+            # A figure the ledger cannot store (beyond NUMERIC(36, 18)): keep the outcome.
+            self.book = self.greeks = self.decision = self.plan = None
+            return self._write(status, f"{reason} (figures not stored: {exc})")
+
+    def _write(self, status: RebalanceStatus, reason: str) -> int:
         s = self.ctx.settings
         policy = s.policy_for(self.currency)
         q = self.book.hedge_quote if self.book else None

@@ -327,3 +327,17 @@ def test_a_malformed_deribit_row_raises_a_data_error_naming_the_field(
 
 def test_a_summary_without_delta_total_maps_to_none_which_the_tracker_refuses() -> None:
     assert _account(_without(ACCOUNT_ROW, "delta_total")).delta_total is None
+
+
+async def test_an_equity_too_large_to_store_is_a_recorded_skip_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    venue = type(
+        "Huge", (Lying,), {"account_edit": staticmethod(lambda a: replace(a, equity=1e20))}
+    )
+    app = stack(tmp_path, clock=FakeClock(NOW), wrap=venue, **TIGHT)
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status is RebalanceStatus.SKIPPED
+    assert "NUMERIC" in result.reason
+    assert app.venue.count.placed == 0
+    assert app.ledger.last_rebalances(1)[0].status is RebalanceStatus.SKIPPED
