@@ -246,6 +246,10 @@ class PortfolioGreeks:
     # Vega-weighted mean IV of the live options (decimal), stored with the greeks so the cost
     # report can attribute vega P&L (vega x dIV); None when unset or the book holds no option.
     iv: float | None = None
+    # Plain mean IV and the nearest expiry (ACT/365 years) of the live options: what the gamma
+    # band sizes with. None when the book holds no live option.
+    mean_iv: float | None = None
+    nearest_tau: float | None = None
     # Sum of |size x delta| over the live options, coin: the scale a delta cross-check with
     # the venue is allowed to differ by (their models and marks differ a little from ours).
     options_delta_gross: float = 0.0
