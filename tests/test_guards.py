@@ -268,3 +268,17 @@ async def test_an_order_above_max_order_usd_is_clipped_and_the_rest_follows_in_l
     assert all(abs(r.decision.trade_amount) <= 5_000 for r in traded)
     assert results[-1].status is RebalanceStatus.NO_TRADE, results[-1].reason
     assert all(o.amount <= 5_000 for o in app.ledger.orders())
+
+
+def test_the_gross_option_delta_adds_the_size_of_each_options_delta_whatever_its_sign() -> None:
+    from bot.domain import OptionType
+    from bot.greeks import portfolio_greeks
+    from tests.support.books import book, option
+
+    call, put = option(90_000, OptionType.CALL), option(90_000, OptionType.PUT)
+    one_call = portfolio_greeks(book(options=((call, -5.0, 0.5),)), NOW)
+    one_put = portfolio_greeks(book(options=((put, -5.0, 0.5),)), NOW)
+    both = portfolio_greeks(book(options=((call, -5.0, 0.5), (put, -5.0, 0.5))), NOW)
+    gross = abs(one_call.options_delta_net) + abs(one_put.options_delta_net)
+    assert both.options_delta_gross == pytest.approx(gross)
+    assert both.options_delta_gross > abs(both.options_delta_net)
