@@ -13,8 +13,9 @@ from structlog.testing import capture_logs
 
 from bot.clock import FakeClock
 from bot.cycle import rebalance_once
-from bot.domain import Account, Fill, Position, RebalanceStatus, TradingState
-from tests.support.books import NOW
+from bot.domain import Account, Fill, OptionType, Position, RebalanceStatus, TradingState
+from bot.greeks import portfolio_greeks
+from tests.support.books import NOW, book, option
 from tests.support.harness import CountingVenue, stack
 
 TIGHT = {
@@ -271,10 +272,6 @@ async def test_an_order_above_max_order_usd_is_clipped_and_the_rest_follows_in_l
 
 
 def test_the_gross_option_delta_adds_the_size_of_each_options_delta_whatever_its_sign() -> None:
-    from bot.domain import OptionType
-    from bot.greeks import portfolio_greeks
-    from tests.support.books import book, option
-
     call, put = option(90_000, OptionType.CALL), option(90_000, OptionType.PUT)
     one_call = portfolio_greeks(book(options=((call, -5.0, 0.5),)), NOW)
     one_put = portfolio_greeks(book(options=((put, -5.0, 0.5),)), NOW)
