@@ -33,7 +33,7 @@ from bot.analysis.attribution import (
     Observation,
     attribute,
 )
-from bot.domain import DataError, Fill, TargetMode
+from bot.domain import DataError, Fill, RebalanceStatus, TargetMode
 from bot.store.ledger import Ledger
 from bot.store.records import GreeksSnapshot, OrderRow, RebalanceRow
 
@@ -323,7 +323,7 @@ def _currency_report(
         notional[c.instrument] += c.amount
     totals = Totals(
         rebalances=len(rows),
-        traded=sum(1 for r in rows if r.status == "traded"),
+        traded=sum(1 for r in rows if r.status is RebalanceStatus.TRADED),
         fills=len(costs),
         traded_notional=dict(notional),
         fees_coin=sum(c.fee_coin for c in costs),
