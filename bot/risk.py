@@ -77,7 +77,7 @@ class RiskGate:
             return Verdict(False, f"risk guard failed: {exc!r}")
 
     def state(self) -> TradingState:
-        return TradingState(self._ledger.get_trading_state().state)
+        return self._ledger.get_trading_state().state
 
     def rate_ok(self) -> bool:
         """Whether one more order fits under ``max_orders_per_minute``, counting every order
