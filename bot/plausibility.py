@@ -79,7 +79,9 @@ def check_read(
 
 def delta_tolerance(currency: str, greeks: PortfolioGreeks, limits: RiskSettings) -> float:
     """Coin: the currency's fixed tolerance plus a fraction of the gross option delta."""
-    fixed = limits.delta_tolerance_coin[currency]
+    fixed = limits.delta_tolerance_coin.get(currency)
+    if fixed is None:  # settings validation refuses this; never compare against nothing
+        raise ImplausibleRead(f"risk.delta_tolerance_coin has no entry for {currency}")
     return fixed + limits.delta_tolerance_fraction * greeks.options_delta_gross
 
 
@@ -93,7 +95,7 @@ def check_delta(book: Book, greeks: PortfolioGreeks, limits: RiskSettings) -> No
         raise ImplausibleRead(
             f"delta disagreement: local {greeks.delta_coin:+.4f} vs venue {venue:+.4f} "
             f"{book.currency}, {apart:.4f} apart, more than the {allowed:.4f} allowed "
-            f"({limits.delta_tolerance_coin[book.currency]:g} + "
+            f"({allowed - limits.delta_tolerance_fraction * greeks.options_delta_gross:g} + "
             f"{limits.delta_tolerance_fraction:g} x gross option delta "
             f"{greeks.options_delta_gross:.4f})"
         )
