@@ -68,13 +68,19 @@ def check_read(
     mode: TargetMode,
 ) -> None:
     """Raise :class:`ImplausibleRead` unless the read agrees with the venue's own delta, the
-    ledger's position and (in ``usd`` mode) the equity the book's P&L can explain."""
-    check_delta(book, greeks, limits)
-    if baseline is None:
-        return
-    check_position(book, baseline, limits)
-    if mode is TargetMode.USD:
-        check_equity(book, baseline, limits)
+    ledger's position and (in ``usd`` mode) the equity the book's P&L can explain. A check
+    that fails for any other reason fails closed: the read is refused."""
+    try:
+        check_delta(book, greeks, limits)
+        if baseline is None:
+            return
+        check_position(book, baseline, limits)
+        if mode is TargetMode.USD:
+            check_equity(book, baseline, limits)
+    except ImplausibleRead:
+        raise
+    except Exception as exc:
+        raise ImplausibleRead(f"plausibility check failed: {exc!r}") from exc
 
 
 def delta_tolerance(currency: str, greeks: PortfolioGreeks, limits: RiskSettings) -> float:
