@@ -18,6 +18,7 @@ import structlog
 
 from bot.clock import day_start
 from bot.cycle import CycleContext, CycleResult, rebalance_once
+from bot.domain import RebalanceStatus
 from bot.heartbeat import day_figures
 from bot.reconcile import reconcile
 
@@ -102,7 +103,7 @@ class Daemon:
             return task.result()
         except Exception as exc:  # one bad cycle must not end the hedging
             log.exception("cycle_failed", currency=currency, error=repr(exc))
-            return CycleResult("", currency, "failed", repr(exc))
+            return CycleResult("", currency, RebalanceStatus.FAILED, repr(exc))
 
     def _beat_if_due(self) -> None:
         """Log the heartbeat when ``heartbeat_seconds`` have passed since the last one."""

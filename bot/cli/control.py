@@ -117,7 +117,8 @@ def _refusal(
 
 def trading_states(ledger: Ledger, currencies: Iterable[str]) -> dict[str, Any]:
     """The global state and each currency's own and effective state, for ``status``."""
-    from bot.store.records import TradingState, strictest
+    from bot.domain import TradingState
+    from bot.store.records import strictest
 
     overall = ledger.get_trading_state()
     by_currency = {}

@@ -106,6 +106,7 @@ async def _rebalance(args: argparse.Namespace, settings: Settings, currencies: l
     from bot.app import build_app
     from bot.cli.prompt import Prompt
     from bot.cycle import rebalance_once
+    from bot.domain import RebalanceStatus
     from bot.reconcile import reconcile
 
     app = build_app(settings, paper=args.paper, mode="oneshot")
@@ -125,7 +126,7 @@ async def _rebalance(args: argparse.Namespace, settings: Settings, currencies: l
                     return EXIT_INTERRUPTED
                 if prompt.declined(result.plan):
                     code = max(code, EXIT_DECLINED)
-                elif result.status in ("skipped", "failed"):
+                elif result.status in (RebalanceStatus.SKIPPED, RebalanceStatus.FAILED):
                     code = EXIT_FAILED if code == EXIT_OK else code
     finally:
         await app.close()

@@ -48,9 +48,6 @@ MISTAKES: list[tuple[list[str], dict[str, str], str]] = [
     (["backtest", "--deribit-replay", "2019-01-01T00:00"], {}, "2019"),
 ]
 
-# Fixed in cli/backtest.py by the backtest work of issue 10; until it lands here they trace.
-BACKTEST_PENDING = {"--paths", "--history", "nope.csv", "tomorrow", "2019"}
-
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -82,8 +79,6 @@ def test_a_user_mistake_gets_one_line_naming_the_input_and_exit_2(
     env: dict[str, str],
     word: str,
 ) -> None:
-    if argv[0] == "backtest" and word in BACKTEST_PENDING:
-        pytest.xfail("backtest option checks belong to cli/backtest.py (issue 10, backtest part)")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     code = run(argv)
@@ -152,9 +147,7 @@ def test_a_sweep_of_every_option_with_bad_values_finds_no_traceback_and_no_new_d
         argv += ["--port", "99999"]  # stops before serving, whatever the option under test
     code = run([*argv, option, value])
     captured = capsys.readouterr()
-    err = captured.err or (captured.out if command == "backtest" else "")  # it says so on stdout
-    if command == "backtest" and "Traceback" in err:
-        pytest.xfail("backtest option checks belong to cli/backtest.py (issue 10, backtest part)")
+    err = captured.err
     assert "Traceback" not in err, err
     assert code in (0, 1, 2, 3), err
     if code == 2:
