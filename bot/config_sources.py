@@ -185,7 +185,8 @@ def error_lines(
         if err["type"] == "extra_forbidden":
             siblings = _children(kinds, loc[:-1])
             close = difflib.get_close_matches(loc[-1], siblings, n=1) if siblings else []
-            msg = f"not a setting; did you mean {close[0]}?" if close else "not a setting"
+            msg = "not a setting (extra inputs are not permitted)"
+            msg += f"; did you mean {close[0]}?" if close else ""
         out.append(
             f"{where}: {msg}{_shown(loc, err.get('input'))} [{_source(loc, file, lines_at, env)}]"
         )
