@@ -656,6 +656,7 @@ async def test_marks_read_all_options_in_one_call_and_skip_bad_rows_with_a_warni
             "instrument": "BTC-24JUN22-30000-C",
             "field": "mark_iv",
             "value": None,
+            "why": "expired at 2022-06-24 08:00 UTC: no IV to solve",
         }
     ]
 

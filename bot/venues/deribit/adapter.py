@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import ccxt.async_support as ccxt
 import numpy as np
 import structlog
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
@@ -41,12 +41,16 @@ from bot.domain import (
     utc,
 )
 from bot.venues.deribit import mapping as m
+from bot.venues.deribit.derive import complete_summaries
 from bot.venues.errors import (
+    AuthError,
     OrderNotFound,
     OrderRejected,
     OutcomeUnknown,
     RateLimited,
+    ReadFailed,
     TransientError,
+    VenueError,
 )
 
 log = structlog.get_logger("hedgebot.venues.deribit")
@@ -147,6 +151,10 @@ class _Deadline(stop_base):
         return self._clock.now().timestamp() >= self._end
 
 
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, TransientError | RateLimited) and not isinstance(exc, ReadFailed)
+
+
 def _result(response: Any, op: str) -> Any:
     if not isinstance(response, Mapping) or "result" not in response:
         raise TransientError(f"{op}: response without a JSON-RPC result: {str(response)[:200]}")
@@ -223,17 +231,24 @@ class DeribitVenue:
         self._other = TokenBucket(limits.other_per_second, limits.other_burst, clock)
         self._ex = client if client is not None else build_client(settings)
         self._instruments: dict[str, Instrument] = {}
+        self._closed = False
+        self._inactive: set[str] = set()
         log.info("venue_client_built", network=settings.network, url=self._ex.urls["api"]["rest"])
 
     # --- plumbing -----------------------------------------------------------------------------
 
     async def _read(self, op: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        """One read, retried on TransientError/RateLimited within the policy's bounds."""
+        """One read, retried on TransientError/RateLimited within the policy's bounds.
+
+        What still fails leaves as :class:`ReadFailed` naming ``op`` (a refused read is not an
+        order rejection); OrderNotFound and AuthError keep their meaning. Nothing is sent, or
+        retried, once the client is closed.
+        """
         p = self._retry
         retrying = AsyncRetrying(
             stop=_Deadline(self._clock, p.total_seconds) | stop_after_attempt(max(1, p.attempts)),
             wait=_Backoff(p, self._rng),
-            retry=retry_if_exception_type((TransientError, RateLimited)),
+            retry=retry_if_exception(_retryable),
             sleep=self._clock.sleep,
             reraise=True,
             before_sleep=lambda s: log.warning(
@@ -243,13 +258,20 @@ class DeribitVenue:
                 error=str(s.outcome.exception() if s.outcome else None)[:300],
             ),
         )
-        async for attempt in retrying:
-            with attempt:
-                await self._other.take()
-                try:
-                    return await call()
-                except ccxt.BaseError as exc:
-                    raise m.map_error(exc, write=False) from exc
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    if self._closed:
+                        raise ReadFailed(op, "the venue client is closed")
+                    await self._other.take()
+                    try:
+                        return await call()
+                    except ccxt.BaseError as exc:
+                        raise m.map_error(exc, write=False) from exc
+        except (OrderNotFound, AuthError, ReadFailed):
+            raise
+        except VenueError as exc:
+            raise ReadFailed(op, exc) from exc
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     async def _write(self, op: str, call: Callable[[], Awaitable[Any]]) -> Any:
@@ -265,6 +287,8 @@ class DeribitVenue:
 
     def _map_instrument(self, row: Mapping[str, Any]) -> Instrument:
         name = str(row.get("instrument_name", ""))
+        if row.get("is_active") is False or row.get("state") in ("settled", "closed"):
+            self._inactive.add(name)
         inst = m.instrument_from_row(row, self._facts_of(str(row.get("base_currency") or "")))
         self._instruments[name] = inst
         return inst
@@ -320,16 +344,33 @@ class DeribitVenue:
         return out
 
     async def positions(self, currency: str) -> list[Position]:
+        """Open positions. ``direction: zero`` rows (closed) are left out, and said so; a held
+        instrument past its expiry is kept and logged as settling (or settled, once the venue
+        lists it inactive): the Greeks engine counts it as expired, never silently."""
         response = await self._read(
             "get_positions", lambda: self._ex.privateGetGetPositions({"currency": currency})
         )
-        rows = [r for r in _rows(response, "get_positions") if not m.is_flat(r)]
+        all_rows = _rows(response, "get_positions")
+        flat = [str(r.get("instrument_name")) for r in all_rows if m.is_flat(r)]
+        if flat:
+            log.info("positions_flat_ignored", currency=currency, instruments=flat)
+        rows = [r for r in all_rows if not m.is_flat(r)]
         if any(r.get("instrument_name") not in self._instruments for r in rows):
             await self.instruments(currency)  # one listing read instead of one per position
         out: list[Position] = []
+        now = self._clock.now()
         for row in rows:
             instrument = await self._instrument(m.text(row, "instrument_name"))
-            out.append(m.position_from_row(row, instrument))
+            position = m.position_from_row(row, instrument)
+            if instrument.expiry is not None and instrument.expiry <= now:
+                log.warning(
+                    "position_settling",
+                    instrument=instrument.name,
+                    size=position.size,
+                    expired_at=instrument.expiry.isoformat(),
+                    state="settled" if instrument.name in self._inactive else "settling",
+                )
+            out.append(position)
         return out
 
     async def account(self, currency: str) -> Account:
@@ -342,23 +383,48 @@ class DeribitVenue:
         return m.account_from_summary(info, currency, self._clock.now())
 
     async def marks(self, currency: str) -> list[Mark]:
-        """Every option and future of ``currency``: one book-summary read per kind."""
+        """Every option and future of ``currency``: one book-summary read per kind. Options
+        without ``mark_iv`` or ``underlying_price`` get them derived (see ``derive``)."""
         now = self._clock.now()
-        out: list[Mark] = []
+        rows: dict[str, list[Mapping[str, Any]]] = {}
         for kind in ("option", "future"):
+            op = f"get_book_summary_by_currency({kind})"
             response = await self._read(
-                f"get_book_summary_by_currency({kind})",
+                op,
                 partial(
                     self._ex.publicGetGetBookSummaryByCurrency, {"currency": currency, "kind": kind}
                 ),
             )
-            for row in _rows(response, "get_book_summary_by_currency"):
-                try:
-                    out.append(m.mark_from_summary(row, now))
-                except m.FieldError as exc:
-                    log.warning(
-                        "mark_skipped", instrument=exc.instrument, field=exc.field, value=exc.value
-                    )
+            rows[kind] = _rows(response, op)
+        done = complete_summaries(rows["option"], rows["future"], now)
+        if done.iv_source or done.forward_source:
+            sources = [*done.forward_source.values(), *(f"iv_{v}" for v in done.iv_source.values())]
+            log.info(
+                "marks_derived",
+                currency=currency,
+                counts={s: sources.count(s) for s in sorted(set(sources))},
+            )
+        out: list[Mark] = []
+        for row in [*done.rows, *rows["future"]]:
+            try:
+                mark = m.mark_from_summary(row, now)
+            except m.FieldError as exc:
+                log.warning(
+                    "mark_skipped",
+                    instrument=exc.instrument,
+                    field=exc.field,
+                    value=exc.value,
+                    why=done.unsolved.get(exc.instrument),
+                )
+                continue
+            name = mark.instrument_name
+            if name in done.iv_source or name in done.forward_source:
+                mark = replace(
+                    mark,
+                    iv_source=done.iv_source.get(name, "venue"),
+                    forward_source=done.forward_source.get(name, "venue"),
+                )
+            out.append(mark)
         return out
 
     async def quote(self, instrument_name: str) -> Quote:
@@ -456,4 +522,5 @@ class DeribitVenue:
         return sorted(kept, key=lambda f: (f.timestamp, f.trade_id))
 
     async def close(self) -> None:
+        self._closed = True
         await self._ex.close()

@@ -243,10 +243,25 @@ def mark_from_summary(row: Row, now: datetime) -> Mark:
     )
 
 
+class EmptyBookSide(DataError):
+    """The hedge instrument's book has no bids or no asks: nothing to price a hedge against."""
+
+
 def quote_from_ticker(row: Row) -> Quote:
-    """``public/ticker``: both sides must be there, a hedge cannot be priced off one side."""
+    """``public/ticker``: both sides must be there, a hedge cannot be priced off one side.
+
+    Deribit sends an empty side as ``best_bid_price: null`` (documented) or ``0`` with a zero
+    amount; either is an :class:`EmptyBookSide` naming the side, not a field error.
+    """
+    name = text(row, "instrument_name")
+    for side, key in (("bid", "best_bid_price"), ("ask", "best_ask_price")):
+        if row.get(key) in (None, 0, 0.0):
+            raise EmptyBookSide(
+                f"{name}: the order book has no {side}s ({key}={row.get(key)!r}); "
+                "a hedge cannot be priced off one side"
+            )
     return Quote(
-        instrument_name=text(row, "instrument_name"),
+        instrument_name=name,
         bid=number(row, "best_bid_price", positive=True),
         ask=number(row, "best_ask_price", positive=True),
         mark=number(row, "mark_price", positive=True),
