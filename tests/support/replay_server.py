@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 KEY, SECRET = "replay-key", "replay-secret"
-Answer = Any | Callable[[dict[str, str]], Any]
+Answer = Any  # a result, an RpcError, or a callable of the parameters returning one
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ def complete_summaries(options: Sequence[Row], futures: Sequence[Row], now: date
         stamp = row.get("creation_timestamp")
         seen = datetime.fromtimestamp(float(stamp) / 1000, tz=UTC) if stamp else now
         tau = year_fraction(seen.astimezone(UTC), option.expiry)
-        if not has_iv and tau <= 0:
+        if not has_iv and (tau <= 0 or option.expiry <= now):
             unsolved[name] = f"expired at {option.expiry:%Y-%m-%d %H:%M} UTC: no IV to solve"
         elif not has_iv:
             solve.append(len(rows))
