@@ -27,6 +27,7 @@ from bot.venues.base import Venue
 from bot.venues.deribit.adapter import DeribitVenue
 from bot.venues.paper.market import SimMarket
 from bot.venues.paper.venue import PaperVenue
+from bot.venues.venue_clock import VenueClock
 
 
 @dataclass
@@ -38,6 +39,7 @@ class App:
     ctx: CycleContext
     database_url: str
     paper: bool
+    venue_clock: VenueClock | None = None
 
     def lock(self) -> BookLock:
         return BookLock(lock_path_for(self.settings.daemon.lock_dir, self.database_url))
@@ -99,7 +101,9 @@ def build_venue(settings: Settings, clock: Clock, url: str, paper: bool) -> Venu
                 "api_secret": venue.api_secret or SecretStr(SIM_API_SECRET),
             }
         )
-    return DeribitVenue(venue, clock)
+    # At an accelerated speed both sides share an anchored clock; a round trip would be
+    # magnified into a false offset, so the venue's clock is measured at speed 1 only.
+    return DeribitVenue(venue, clock, measure_clock=settings.market.speed == 1)
 
 
 def build_app(
@@ -115,8 +119,10 @@ def build_app(
     url = database_url(settings, paper)
     ledger = open_ledger(url)
     venue = venue or build_venue(settings, clock, url, paper)
+    # data age is judged on the venue's clock when it is measured (see bot.venues.venue_clock)
+    venue_clock = getattr(venue, "venue_clock", None)
     tracker = PositionTracker(
-        venue, settings.venue.facts, clock, settings.risk.max_data_age_seconds
+        venue, settings.venue.facts, venue_clock or clock, settings.risk.max_data_age_seconds
     )
 
     def trading_state() -> TradingState:
@@ -134,4 +140,4 @@ def build_app(
     )
     vol = VolSource(settings.policy.volatility, ledger)
     ctx = CycleContext(settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol)
-    return App(settings, clock, venue, ledger, ctx, url, paper)
+    return App(settings, clock, venue, ledger, ctx, url, paper, venue_clock)

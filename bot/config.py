@@ -98,6 +98,17 @@ class RateLimitSettings(_Section):
     other_burst: int = Field(100, ge=1, le=10_000, description="other calls burst")
 
 
+class VenueClockSettings(_Section):
+    """The offset between this host's clock and the venue's (``public/get_time``)."""
+
+    refresh_seconds: float = Field(
+        300.0, gt=0, le=86_400, description="re-measure the offset this often (host seconds)"
+    )
+    max_offset_seconds: float = Field(
+        5.0, gt=0, le=3600, description="a larger offset stops trading: fix the host clock (NTP)"
+    )
+
+
 class VenueSettings(_Section):
     kind: Literal["sim", "deribit"] = Field(
         "sim",
@@ -118,6 +129,9 @@ class VenueSettings(_Section):
     fees: FeeSettings = Field(FeeSettings(), description="Deribit fee schedule")
     rate_limits: RateLimitSettings = Field(
         RateLimitSettings(), description="ccxt: request rate buckets, paced on the clock"
+    )
+    clock: VenueClockSettings = Field(
+        VenueClockSettings(), description="ccxt: measuring the venue's clock against ours"
     )
     api_key: SecretStr | None = Field(None, description="from HEDGEBOT__VENUE__API_KEY only")
     api_secret: SecretStr | None = Field(None, description="from HEDGEBOT__VENUE__API_SECRET only")

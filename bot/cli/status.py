@@ -36,8 +36,18 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
             },
             "equity": book.account.equity,
             "positions": [
-                {"instrument": p.instrument.name, "size": p.size} for p in book.positions
+                {
+                    "instrument": p.instrument.name,
+                    "size": p.size,
+                    "state": (
+                        "settling"
+                        if p.instrument.expiry is not None and p.instrument.expiry <= book.as_of
+                        else "open"
+                    ),
+                }
+                for p in book.positions
             ],
+            "expired_skipped": list(g.expired_skipped),
             "greeks": {
                 "delta_coin": g.delta_coin,
                 "delta_usd_target": g.delta_usd_target,
@@ -50,8 +60,10 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
             "target_mode": app.settings.hedge.target_mode.value,
         }
     state = app.ledger.get_trading_state()
+    clock = app.venue_clock.describe() if app.venue_clock is not None else None
     return {
         "venue": app.venue.name,
+        "venue_clock": clock,
         "database": app.database_url,
         "trading_state": {"state": state.state, "reason": state.reason},
         "books": books,
@@ -74,6 +86,13 @@ def render_status(data: dict[str, Any]) -> str:
         f"venue {data['venue']}   ledger {data['database']}   "
         f"trading {data['trading_state']['state']}",
     ]
+    clock = data.get("venue_clock")
+    if clock and clock.get("offset_seconds") is not None:
+        lines.append(
+            f"venue clock: host is {-clock['offset_seconds']:+.3f}s from the venue's "
+            f"(round trip {clock['round_trip_seconds']:.3f}s, limit "
+            f"{clock['max_offset_seconds']:g}s, measured {clock['measured_at'][:19]})"
+        )
     for currency, book in data["books"].items():
         if "error" in book:
             lines.append(f"\n{currency}: cannot read the book: {book['error']}")
@@ -89,7 +108,11 @@ def render_status(data: dict[str, Any]) -> str:
             f"  hedge {h['instrument']} {h['position']:+,.0f}  (bid {h['bid']:,.2f} / "
             f"ask {h['ask']:,.2f})",
         ]
-        lines += [f"    {p['instrument']:<28} {p['size']:+,.4f}" for p in book["positions"]]
+        lines += [
+            f"    {p['instrument']:<28} {p['size']:+,.4f}"
+            + ("  expired: settling, not in the greeks" if p.get("state") == "settling" else "")
+            for p in book["positions"]
+        ]
     lines.append("\nlast rebalances:")
     for r in data["last_rebalances"]:
         amount = r["trade_amount"]

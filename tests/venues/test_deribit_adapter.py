@@ -523,6 +523,7 @@ def scripted_venue(
         retry=retry or RetryPolicy(attempts=3, total_seconds=30.0),
         rng=np.random.default_rng(7),
         client=client,
+        measure_clock=False,  # the scripts answer the reads under test only
     )
     return venue, client, clock
 

@@ -45,8 +45,11 @@ NOW = datetime(2022, 6, 4, 10, 31, tzinfo=UTC)
 async def adapter(
     changes: dict[str, Any] | None = None, now: datetime = NOW
 ) -> AsyncIterator[tuple[DeribitVenue, ReplayServer, FakeClock]]:
-    server = ReplayServer({**recorded_answers(DERIBIT), **(changes or {})})
     clock = FakeClock(now)
+    server = ReplayServer(
+        {**recorded_answers(DERIBIT), **(changes or {})},
+        time_ms=lambda: round(clock.now().timestamp() * 1000),  # the venue agrees with us
+    )
     async with serving(server) as url:
         settings = VenueSettings(
             kind="deribit",

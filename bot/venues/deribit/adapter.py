@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +52,7 @@ from bot.venues.errors import (
     TransientError,
     VenueError,
 )
+from bot.venues.venue_clock import VenueClock
 
 log = structlog.get_logger("hedgebot.venues.deribit")
 
@@ -219,9 +220,11 @@ class DeribitVenue:
         retry: RetryPolicy | None = None,
         rng: np.random.Generator | None = None,
         client: Any | None = None,
+        measure_clock: bool = True,
     ) -> None:
         """``client`` replaces the ccxt client built from ``settings`` (tests inject one whose
-        transport is scripted); ``rng`` draws the retry jitter."""
+        transport is scripted); ``rng`` draws the retry jitter. ``measure_clock`` keeps a
+        :class:`VenueClock` (off when the venue's time is a simulation sharing ours)."""
         limits = settings.rate_limits
         self._facts: Mapping[str, CurrencyFacts] = settings.facts
         self._clock = clock
@@ -232,6 +235,14 @@ class DeribitVenue:
         self._ex = client if client is not None else build_client(settings)
         self._instruments: dict[str, Instrument] = {}
         self._closed = False
+        self.venue_clock: VenueClock | None = None
+        if measure_clock:
+            self.venue_clock = VenueClock(
+                clock,
+                self.server_time,
+                refresh_seconds=settings.clock.refresh_seconds,
+                max_offset_seconds=settings.clock.max_offset_seconds,
+            )
         self._inactive: set[str] = set()
         log.info("venue_client_built", network=settings.network, url=self._ex.urls["api"]["rest"])
 
@@ -347,6 +358,8 @@ class DeribitVenue:
         """Open positions. ``direction: zero`` rows (closed) are left out, and said so; a held
         instrument past its expiry is kept and logged as settling (or settled, once the venue
         lists it inactive): the Greeks engine counts it as expired, never silently."""
+        if self.venue_clock is not None:
+            await self.venue_clock.ensure()  # every cycle starts here: no trading on a bad clock
         response = await self._read(
             "get_positions", lambda: self._ex.privateGetGetPositions({"currency": currency})
         )
@@ -520,6 +533,14 @@ class DeribitVenue:
         cutoff = utc(since) if since is not None else None
         kept = [f for f in seen.values() if cutoff is None or f.timestamp >= cutoff]
         return sorted(kept, key=lambda f: (f.timestamp, f.trade_id))
+
+    async def server_time(self) -> datetime:
+        """The venue's clock (``public/get_time``, milliseconds since the epoch)."""
+        response = await self._read("get_time", lambda: self._ex.publicGetGetTime())
+        ms = _result(response, "get_time")
+        if isinstance(ms, bool) or not isinstance(ms, int | float) or ms <= 0:
+            raise DataError(f"get_time: not a timestamp: {str(ms)[:100]}")
+        return datetime.fromtimestamp(ms / 1000.0, tz=UTC)
 
     async def close(self) -> None:
         self._closed = True
