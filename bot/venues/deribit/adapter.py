@@ -11,6 +11,7 @@ one bucket on wall time, so it is turned off.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -42,6 +43,7 @@ from bot.domain import (
 )
 from bot.venues.deribit import mapping as m
 from bot.venues.deribit.derive import complete_summaries
+from bot.venues.deribit.facts import VenueFacts, refuse_contradictions, venue_facts
 from bot.venues.errors import (
     AuthError,
     OrderNotFound,
@@ -244,6 +246,8 @@ class DeribitVenue:
                 max_offset_seconds=settings.clock.max_offset_seconds,
             )
         self._inactive: set[str] = set()
+        self._venue_facts: dict[str, VenueFacts] = {}
+        self._listed: set[str] = set()  # currencies whose listing has been read once
         log.info("venue_client_built", network=settings.network, url=self._ex.urls["api"]["rest"])
 
     # --- plumbing -----------------------------------------------------------------------------
@@ -343,6 +347,7 @@ class DeribitVenue:
             lambda: self._ex.publicGetGetInstruments({"currency": currency, "expired": "false"}),
         )
         out: list[Instrument] = []
+        self._listed.add(currency)
         for row in _rows(response, "get_instruments"):
             if row.get("kind") not in ("option", "future") or row.get("is_active") is False:
                 continue
@@ -360,6 +365,7 @@ class DeribitVenue:
         lists it inactive): the Greeks engine counts it as expired, never silently."""
         if self.venue_clock is not None:
             await self.venue_clock.ensure()  # every cycle starts here: no trading on a bad clock
+        await self.facts(currency)
         response = await self._read(
             "get_positions", lambda: self._ex.privateGetGetPositions({"currency": currency})
         )
@@ -368,7 +374,8 @@ class DeribitVenue:
         if flat:
             log.info("positions_flat_ignored", currency=currency, instruments=flat)
         rows = [r for r in all_rows if not m.is_flat(r)]
-        if any(r.get("instrument_name") not in self._instruments for r in rows):
+        unknown = any(r.get("instrument_name") not in self._instruments for r in rows)
+        if unknown and currency not in self._listed:
             await self.instruments(currency)  # one listing read instead of one per position
         out: list[Position] = []
         now = self._clock.now()
@@ -533,6 +540,36 @@ class DeribitVenue:
         cutoff = utc(since) if since is not None else None
         kept = [f for f in seen.values() if cutoff is None or f.timestamp >= cutoff]
         return sorted(kept, key=lambda f: (f.timestamp, f.trade_id))
+
+    async def facts(self, currency: str) -> VenueFacts | None:
+        """The venue's instrument facts for ``currency`` from ccxt's markets, checked once
+        against ``venue.facts`` (FactsRefused on a contradiction); None without settings."""
+        setting = self._facts_of(currency)
+        if setting is None:
+            return None
+        if currency not in self._venue_facts:
+            if self._ex.markets is None:
+                await self._read("load_markets", partial(self._ex.load_markets, False))
+            markets = self._ex.markets_by_id or {}
+            found = venue_facts(currency, setting, markets)
+            refuse_contradictions(setting, found)
+            for entry in markets.values():  # the listing is known now: no second read of it
+                info = entry[0].get("info") if entry else None
+                if isinstance(info, Mapping) and info.get("base_currency") == currency:
+                    with contextlib.suppress(DataError):
+                        self._map_instrument(info)
+            self._listed.add(currency)
+            self._venue_facts[currency] = found
+            log.info(
+                "venue_facts",
+                currency=currency,
+                perpetual=found.perpetual.name,
+                contract_size=found.perpetual.contract_size,
+                min_amount=found.perpetual.min_amount,
+                tick_size=found.perpetual.tick_size,
+                inverse=found.perpetual.inverse,
+            )
+        return self._venue_facts[currency]
 
     async def server_time(self) -> datetime:
         """The venue's clock (``public/get_time``, milliseconds since the epoch)."""

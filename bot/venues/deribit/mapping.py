@@ -159,6 +159,15 @@ def instrument_from_row(row: Row, facts: CurrencyFacts | None = None) -> Instrum
     step = min_amount
     if row.get("min_trade_amount") is None and facts is not None and not is_option:
         step = facts.perp_amount_step
+    if facts is not None and row.get("min_trade_amount") is not None:
+        # settings may narrow the venue's facts (bot.venues.deribit.facts refuses the rest)
+        if is_option:
+            min_amount = step = max(min_amount, facts.option_min_amount)
+            tick = max(tick, facts.option_tick_size)
+        else:
+            min_amount = max(min_amount, facts.perp_min_amount)
+            step = max(step, facts.perp_amount_step)
+            tick = max(tick, facts.perp_tick_size)
     settle, counter = row.get("settlement_currency"), row.get("counter_currency", "USD")
     currency = str(row.get("base_currency") or name.split("-")[0])
     expiry = None if kind is InstrumentKind.PERPETUAL else ms_time(row, "expiration_timestamp")
