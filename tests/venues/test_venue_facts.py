@@ -1,4 +1,4 @@
-"""Instrument facts come from the venue's listing (ccxt's markets); settings may only narrow them."""
+"""Instrument facts come from the venue's listing (ccxt's markets); settings only narrow them."""
 
 from __future__ import annotations
 
