@@ -130,6 +130,11 @@ class VenueSettings(_Section):
     rate_limits: RateLimitSettings = Field(
         RateLimitSettings(), description="ccxt: request rate buckets, paced on the clock"
     )
+    allow_withdraw_scope: bool = Field(
+        False,
+        description="`hedgebot check` fails a key that may withdraw (wallet:read_write) "
+        "unless this is true; a hedger never needs to withdraw",
+    )
     clock: VenueClockSettings = Field(
         VenueClockSettings(), description="ccxt: measuring the venue's clock against ours"
     )

@@ -12,6 +12,8 @@ one bucket on wall time, so it is turned off.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -570,6 +572,35 @@ class DeribitVenue:
                 inverse=found.perpetual.inverse,
             )
         return self._venue_facts[currency]
+
+    async def key_scope(self) -> str:
+        """The scopes Deribit grants this API key (``public/auth``, ``client_signature``
+        grant: the secret itself never leaves in a URL, so it cannot reach an error or log)."""
+        key, secret = self._ex.apiKey, self._ex.secret
+        if not key or not secret:
+            raise AuthError(
+                "no API key: set HEDGEBOT__VENUE__API_KEY and HEDGEBOT__VENUE__API_SECRET"
+            )
+        timestamp = str(m.to_ms(self._clock.now()))
+        nonce = f"{int(self._rng.integers(0, 2**63)):x}"
+        signed = hmac.new(
+            str(secret).encode(), f"{timestamp}\n{nonce}\n".encode(), hashlib.sha256
+        ).hexdigest()
+        params = {
+            "grant_type": "client_signature",
+            "client_id": key,
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "data": "",
+            "signature": signed,
+        }
+        response = await self._read("auth", partial(self._ex.publicGetAuth, params))
+        grant = _result(response, "auth")
+        scope = grant.get("scope") if isinstance(grant, Mapping) else None
+        if not isinstance(scope, str):
+            keys = sorted(grant) if isinstance(grant, Mapping) else grant
+            raise DataError(f"auth: no scope in the grant: {keys!r}")
+        return scope
 
     async def server_time(self) -> datetime:
         """The venue's clock (``public/get_time``, milliseconds since the epoch)."""
