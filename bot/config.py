@@ -113,7 +113,8 @@ class VenueSettings(_Section):
     kind: Literal["sim", "deribit"] = Field(
         "sim",
         description="sim: the simulated Deribit of `hedgebot sim` at sim_url; deribit: Deribit "
-        "(see network); both through ccxt. --paper fills locally on the simulated market",
+        "(see network); both through ccxt. --paper fills locally: on the simulated market "
+        "(sim), or on the venue's public market data read with no key (deribit)",
     )
     currencies: tuple[str, ...] = Field(("BTC",), min_length=1, description="books to hedge")
     network: Literal["testnet", "mainnet", "custom"] = Field(

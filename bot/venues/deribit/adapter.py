@@ -191,17 +191,34 @@ class NoResendDeribit(ccxt.deribit):  # type: ignore[misc]
             raise RuntimeError("aiohttp changed: cannot turn off its silent resend of GET")
 
 
-def build_client(settings: VenueSettings) -> Any:
-    """The async ccxt client: testnet unless mainnet is chosen explicitly; custom URLs checked."""
+class PrivateCallRefused(AuthError):
+    """A private (account or trading) call attempted through a public-only client."""
+
+
+class PublicOnlyDeribit(NoResendDeribit):
+    """ccxt's Deribit client for market data only: it holds no key, and any private call
+    (anything that could read an account, let alone trade) raises before a byte is sent.
+    Paper trading on live data reads the venue through this client and nothing else."""
+
+    async def fetch2(self, path: Any, api: Any = "public", *args: Any, **kwargs: Any) -> Any:
+        section = api[0] if isinstance(api, list | tuple) else api
+        if section != "public":
+            raise PrivateCallRefused(f"private call {path!r} refused: this client is public-only")
+        return await super().fetch2(path, api, *args, **kwargs)
+
+
+def build_client(settings: VenueSettings, *, public_only: bool = False) -> Any:
+    """The async ccxt client: testnet unless mainnet is chosen explicitly; custom URLs checked.
+    ``public_only``: a :class:`PublicOnlyDeribit` without credentials."""
     config: dict[str, Any] = {
         "enableRateLimit": False,  # our two clocked buckets do it
         "timeout": int(settings.timeout_seconds * 1000),
         "options": {"maxRetriesOnFailure": 0},  # ccxt must never resend: we decide
     }
-    if settings.api_key is not None and settings.api_secret is not None:
+    if not public_only and settings.api_key is not None and settings.api_secret is not None:
         config["apiKey"] = settings.api_key.get_secret_value()
         config["secret"] = settings.api_secret.get_secret_value()
-    client = NoResendDeribit(config)
+    client = PublicOnlyDeribit(config) if public_only else NoResendDeribit(config)
     if settings.network == "custom":
         if not settings.url:
             raise UnsafeUrl("venue.network=custom needs venue.url")
@@ -448,6 +465,30 @@ class DeribitVenue:
                 )
             out.append(mark)
         return out
+
+    async def order_book(
+        self, instrument_name: str, depth: int = 10
+    ) -> tuple[Quote, list[tuple[float, float]], list[tuple[float, float]]]:
+        """``public/get_order_book``: the top as a quote, and ``depth`` (price, amount) levels a
+        side, best first. An empty side is an empty list here (the quote refuses it)."""
+        op = "get_order_book"
+        response = await self._read(
+            op,
+            partial(
+                self._ex.publicGetGetOrderBook,
+                {"instrument_name": instrument_name, "depth": depth},
+            ),
+        )
+        row = _result(response, op)
+        if not isinstance(row, Mapping):
+            raise DataError(f"{op} {instrument_name}: not an object: {str(row)[:200]}")
+        sides = []
+        for key in ("bids", "asks"):
+            levels = row.get(key)
+            if not isinstance(levels, list):
+                raise DataError(f"{op} {instrument_name}: no {key} list")
+            sides.append([m.book_level(instrument_name, key, level) for level in levels])
+        return m.quote_from_ticker(row), sides[0], sides[1]
 
     async def quote(self, instrument_name: str) -> Quote:
         response = await self._read(

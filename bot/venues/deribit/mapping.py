@@ -281,6 +281,15 @@ def quote_from_ticker(row: Row) -> Quote:
     )
 
 
+def book_level(name: str, side: str, level: Any) -> tuple[float, float]:
+    """One ``[price, amount]`` level of ``public/get_order_book``, both positive."""
+    if not isinstance(level, list | tuple) or len(level) != 2:
+        raise FieldError(name, side, level, "[price, amount] levels")
+    price, amount = level
+    row = {"instrument_name": name, "price": price, "amount": amount}
+    return number(row, "price", positive=True), number(row, "amount", positive=True)
+
+
 # --- orders and fills -------------------------------------------------------------------------
 
 
