@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.app import App, UnsupportedMode, build_app, database_url
-from bot.cli import analysis, backtest, check
+from bot.cli import analysis, backtest, check, paper
 from bot.cli.status import render_status, status_data
 from bot.config import ConfigError, Settings, load_settings
 from bot.cycle import Plan, rebalance_once
@@ -109,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.set_defaults(handler=cmd_sim)
     backtest.add_parser(sub)
     check.add_parser(sub)
+    paper.add_parser(sub)
     analysis.add_parsers(sub)
     return p
 
