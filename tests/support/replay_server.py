@@ -235,8 +235,8 @@ def account_summary(currency: str = "BTC") -> dict[str, Any]:
         "margin_balance": 10.02,
         "initial_margin": 0.52,
         "maintenance_margin": 0.41,
-        "delta_total": -4.6,
-        "options_delta": -4.6,
+        "delta_total": 0.68,  # what Deribit reports for the positions below (net delta)
+        "options_delta": 0.678,
         "options_gamma": -0.0002,
         "options_vega": -200.5,
         "options_theta": 300.1,
@@ -254,7 +254,7 @@ def account_summary(currency: str = "BTC") -> dict[str, Any]:
     }
 
 
-def open_order(label: str = "hb-BTC-0001") -> dict[str, Any]:
+def open_order(label: str = "manual-1") -> dict[str, Any]:
     """A resting order in the shape of Deribit's ``private/get_open_orders_by_currency``."""
     return {
         "web": False,
