@@ -233,7 +233,7 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await app.close()
     print(json.dumps(data, indent=2, default=str) if args.json else render_status(data))
-    return 1 if any("error" in book for book in data["books"].values()) else 0
+    return 1 if any(book.get("read_failed") for book in data["books"].values()) else 0
 
 
 if __name__ == "__main__":

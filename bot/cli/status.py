@@ -23,7 +23,9 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
             error = f"{type(exc).__name__}: {exc}"
             if app.settings.venue.kind == "sim" and not app.paper:
                 error += f" (is `hedgebot sim` running at {app.settings.venue.sim_url}?)"
-            books[currency] = {"error": error}
+            # a read that failed (VenueError) makes `status` exit 1; data it read but does not
+            # trust (stale, inconsistent) is shown as the reason, as a cycle would skip on it
+            books[currency] = {"error": error, "read_failed": isinstance(exc, VenueError)}
             continue
         books[currency] = {
             "as_of": book.as_of.isoformat(),
@@ -88,10 +90,12 @@ def render_status(data: dict[str, Any]) -> str:
     ]
     clock = data.get("venue_clock")
     if clock and clock.get("offset_seconds") is not None:
+        offset = clock["offset_seconds"]
+        where = "behind" if offset > 0 else "ahead of"
         lines.append(
-            f"venue clock: host is {-clock['offset_seconds']:+.3f}s from the venue's "
-            f"(round trip {clock['round_trip_seconds']:.3f}s, limit "
-            f"{clock['max_offset_seconds']:g}s, measured {clock['measured_at'][:19]})"
+            f"venue clock: this host is {abs(offset):.3f}s {where} the venue's (round trip "
+            f"{clock['round_trip_seconds']:.3f}s, limit {clock['max_offset_seconds']:g}s, "
+            f"measured {clock['measured_at'][:19]})"
         )
     for currency, book in data["books"].items():
         if "error" in book:
