@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,12 +19,16 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+from bot.app import build_app
 from bot.backtest.datafiles import DERIBIT
+from bot.cli.status import status_data
 from bot.clock import FakeClock
-from bot.config import DEFAULT_FACTS, VenueSettings
+from bot.config import DEFAULT_FACTS, VenueSettings, load_settings
+from bot.cycle import rebalance_once
 from bot.domain import Account, Book, Quote
 from bot.greeks import black76, portfolio_greeks, year_fraction
 from bot.positions import PositionTracker
+from bot.store.db import upgrade
 from bot.venues.deribit.adapter import DeribitVenue
 from bot.venues.deribit.mapping import EmptyBookSide
 from tests.support.replay_server import (
@@ -303,3 +308,33 @@ async def test_one_failed_read_cancels_its_siblings_in_the_tracker() -> None:
             assert pending == []  # the positions read was cancelled, not left running
     finally:
         release.set()
+
+
+async def test_an_expired_position_is_counted_in_the_ledgers_record_of_the_cycle(
+    tmp_path: Path,
+) -> None:
+    rows = _expired_rows()
+    before: list[dict[str, Any]] = recorded_answers(DERIBIT)["private/get_positions"]
+    changes = {
+        "public/get_instruments": lambda p: [r for r in rows if r["is_active"]],
+        "public/get_instrument": _instrument_of(rows),
+        "private/get_positions": [*before, option_position("BTC-3JUN22-28000-C", -2.0, None)],
+    }
+    async with adapter(changes) as (venue, _, clock):
+        settings = load_settings(
+            None,
+            venue={"kind": "deribit", "network": "custom", "url": "http://127.0.0.1:9"},
+            risk={"max_data_age_seconds": 2 * 86_400},
+            database={"url": f"sqlite:///{tmp_path / 'ledger.db'}"},
+        )
+        upgrade(settings.database.url)
+        app = build_app(settings, paper=False, clock=clock, mode="oneshot", venue=venue)
+        result = await rebalance_once(app.ctx, "BTC", dry_run=True)
+        status = await status_data(app)
+    assert result.status == "dry_run", result.reason
+    recorded_greeks = app.ledger.last_rebalances(1)[0].greeks
+    assert recorded_greeks is not None
+    assert recorded_greeks.expired_skipped == ("BTC-3JUN22-28000-C",)
+    shown = {p["instrument"]: p["state"] for p in status["books"]["BTC"]["positions"]}
+    assert shown["BTC-3JUN22-28000-C"] == "settling"
+    assert shown["BTC-24JUN22-30000-C"] == "open"
