@@ -69,3 +69,19 @@ def test_status_marks_an_expired_position_as_settling() -> None:
     }
     assert "BTC-3JUN22-28000-C" in render_status(data)
     assert "expired: settling, not in the greeks" in render_status(data)
+
+
+def test_status_exits_1_when_the_venue_cannot_be_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli.main import main
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "venue:\n  kind: sim\n  sim_url: http://127.0.0.1:9\n  timeout_seconds: 1\n"
+        f"database:\n  url: sqlite:///{tmp_path / 'l.db'}\n"
+    )
+    assert main(["--config", str(config), "db", "upgrade"]) == 0
+    assert main(["--config", str(config), "status"]) == 1
+    out = capsys.readouterr().out
+    assert "BTC: cannot read the book: ReadFailed: read " in out  # names the method
