@@ -79,3 +79,22 @@ async def test_the_public_only_client_refuses_every_private_call_before_sending(
         finally:
             await client.close()
     assert server.methods_called() == ["public/get_time"]  # nothing private left the process
+
+
+async def test_paper_on_live_data_refuses_settings_facts_that_contradict_the_venue(
+    tmp_path: Path,
+) -> None:
+    async with running() as sim:
+        base = _settings(tmp_path, sim.url)
+        wrong = base.venue.facts["BTC"].model_copy(update={"perp_contract_usd": 100.0})
+        settings = base.model_copy(
+            update={"venue": base.venue.model_copy(update={"facts": {"BTC": wrong}})}
+        )
+        upgrade(settings.database.paper_url)
+        app = build_app(settings, paper=True, clock=sim.clock)
+        try:
+            result = await rebalance_once(app.ctx, "BTC")
+        finally:
+            await app.close()
+    assert result.status == "skipped"
+    assert "FactsRefused: venue.facts.BTC.perp_contract_usd = 100" in result.reason

@@ -80,6 +80,7 @@ class LiveMarket:
     async def refresh(self) -> None:
         """One snapshot of every currency: listing, book summaries, the perpetual's book."""
         for currency, facts in self._facts.items():
+            await self._data.facts(currency)  # settings that contradict the venue: refused
             for instrument in await self._data.instruments(currency):
                 self._instruments[instrument.name] = instrument
             self._marks[currency] = await self._data.marks(currency)
