@@ -97,4 +97,4 @@ async def test_paper_on_live_data_refuses_settings_facts_that_contradict_the_ven
         finally:
             await app.close()
     assert result.status == "skipped"
-    assert "FactsRefused: venue.facts.BTC.perp_contract_usd = 100" in result.reason
+    assert "venue.facts.BTC.perp_contract_usd = 100 contradicts the venue" in result.reason
