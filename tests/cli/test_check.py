@@ -105,3 +105,19 @@ def test_hedgebot_check_exits_non_zero_with_one_line_when_the_venue_does_not_ans
     assert main(["--config", str(config), "check"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "hedgebot check: failed: connectivity, ledger"
+
+
+async def test_check_warns_of_a_hedge_position_the_ledger_does_not_know(tmp_path: Path) -> None:
+    from bot.domain import OrderRequest, OrderType, Side
+
+    async with running() as sim:
+        await sim.venue.place_order(
+            OrderRequest("manual-1", "BTC-PERPETUAL", Side.BUY, 1000.0, OrderType.MARKET)
+        )
+        settings = _settings(tmp_path, sim.url)
+        upgrade(settings.database.url)
+        checks = _by_name(await run_checks(settings, FakeClock(NOW)))
+    assert checks["positions BTC"].status == "warn"
+    assert (
+        "BTC-PERPETUAL +1,000 held, the ledger knows none of it" in checks["positions BTC"].detail
+    )
