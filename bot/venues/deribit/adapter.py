@@ -1,12 +1,14 @@
 """Deribit through ccxt (``ccxt.async_support.deribit``): the live venue adapter.
 
-ccxt signs and sends; this module decides what may be retried and reads Deribit's own fields
-(mapping in :mod:`bot.venues.deribit.mapping`). Every error leaves as one of the venue outcomes:
-a rejection is final, a timeout on create/cancel is *unknown* (the caller looks the order up by
-its label), rate limits and transient read failures are retried within a bound. Order creation
-is never retried here. Deribit's two rate buckets (matching engine and the rest, settings
-``venue.rate_limits``) are token buckets driven by the injected clock; ccxt's own throttle is
-one bucket on wall time, so it is turned off.
+ccxt signs and sends (the client: :mod:`bot.venues.deribit.client`); this module decides what
+may be retried and reads Deribit's own fields (mapping in :mod:`bot.venues.deribit.mapping`).
+Every error leaves as one of the venue outcomes: a rejection is final, a timeout on
+create/cancel is *unknown* (the caller looks the order up by its label), rate limits and
+transient read failures are retried within a bound, and a read that still fails is a
+``ReadFailed`` naming its method. Order creation is never retried here. Calls are paced on the
+injected clock (:mod:`bot.venues.deribit.pacing`); ccxt's own throttle is one bucket on wall
+time, so it is turned off. The venue's instrument facts (:mod:`bot.venues.deribit.facts`) and
+its clock (:mod:`bot.venues.venue_clock`) are checked before a cycle's first read.
 """
 
 from __future__ import annotations
@@ -14,20 +16,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt
 import numpy as np
 import structlog
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from bot.clock import Clock
 from bot.config import CurrencyFacts, VenueSettings
@@ -44,14 +42,22 @@ from bot.domain import (
     utc,
 )
 from bot.venues.deribit import mapping as m
+from bot.venues.deribit.client import (
+    NoResendDeribit,
+    PrivateCallRefused,
+    PublicOnlyDeribit,
+    UnsafeUrl,
+    build_client,
+    venue_urls,
+)
 from bot.venues.deribit.derive import complete_summaries
 from bot.venues.deribit.facts import VenueFacts, refuse_contradictions, venue_facts
+from bot.venues.deribit.pacing import Backoff, Deadline, RetryPolicy, TokenBucket, retryable
 from bot.venues.errors import (
     AuthError,
     OrderNotFound,
     OrderRejected,
     OutcomeUnknown,
-    RateLimited,
     ReadFailed,
     TransientError,
     VenueError,
@@ -64,100 +70,17 @@ TRADES_PAGE = 1000  # Deribit's largest ``count`` for user trades
 MAX_TRADE_PAGES = 50  # bound on one fills() read: 50,000 trades
 _CLOCK_SKEW_MS = 3_600_000  # end_timestamp margin: a venue clock ahead of ours loses no trades
 
-
-class UnsafeUrl(ValueError):
-    """A custom venue URL that is neither loopback nor an https Deribit host."""
-
-
-def venue_urls(url: str) -> dict[str, str]:
-    """ccxt's ``urls["api"]`` for a custom network: REST base and its websocket counterpart.
-
-    Only loopback (a local simulator) or https on a ``deribit.com`` host: API keys must never
-    be signed towards anything else.
-    """
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise UnsafeUrl(f"venue url must not carry credentials, a query or a fragment: {url!r}")
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    deribit = parts.scheme == "https" and (host == "deribit.com" or host.endswith(".deribit.com"))
-    if not (deribit or (loopback and parts.scheme in ("http", "https"))):
-        raise UnsafeUrl(
-            f"venue url {url!r} refused: use http(s) on loopback or https on a deribit.com host"
-        )
-    base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-    ws = f"{'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}/ws/api/v2"
-    return {"rest": base, "ws": ws}
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounds on retrying one read: attempts, total clock seconds, full-jitter backoff."""
-
-    attempts: int = 4
-    total_seconds: float = 15.0
-    base_seconds: float = 0.25
-    cap_seconds: float = 4.0
-
-
-class TokenBucket:
-    """``rate`` tokens per second up to ``burst``, refilled from the injected clock."""
-
-    def __init__(self, rate: float, burst: float, clock: Clock) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("a token bucket needs rate > 0 and burst >= 1")
-        self._rate, self._burst, self._clock = rate, burst, clock
-        self._tokens = burst
-        self._at = clock.now()
-
-    def _refill(self) -> None:
-        now = self._clock.now()
-        elapsed = max(0.0, (now - self._at).total_seconds())
-        self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
-        self._at = now
-
-    async def take(self) -> None:
-        for _ in range(1000):
-            self._refill()
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return
-            await self._clock.sleep((1 - self._tokens) / self._rate)
-        raise RateLimited("local rate bucket did not refill: is the clock moving?")
-
-
-class _Backoff(wait_base):
-    """Full-jitter exponential backoff from a seeded generator; a rate limit waits at least
-    what the venue asked."""
-
-    def __init__(self, policy: RetryPolicy, rng: np.random.Generator) -> None:
-        self._policy, self._rng = policy, rng
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        ceiling = min(
-            self._policy.cap_seconds,
-            self._policy.base_seconds * 2 ** (retry_state.attempt_number - 1),
-        )
-        delay = float(self._rng.uniform(0.0, ceiling))
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        return max(delay, exc.retry_after) if isinstance(exc, RateLimited) else delay
-
-
-class _Deadline(stop_base):
-    """Stop once ``seconds`` of the injected clock have passed since the first attempt."""
-
-    def __init__(self, clock: Clock, seconds: float) -> None:
-        self._clock, self._end = clock, clock.now().timestamp() + seconds
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        return self._clock.now().timestamp() >= self._end
-
-
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, TransientError | RateLimited) and not isinstance(exc, ReadFailed)
+__all__ = [  # the client and pacing pieces, where callers have always found them
+    "DeribitVenue",
+    "NoResendDeribit",
+    "PrivateCallRefused",
+    "PublicOnlyDeribit",
+    "RetryPolicy",
+    "TokenBucket",
+    "UnsafeUrl",
+    "build_client",
+    "venue_urls",
+]
 
 
 def _result(response: Any, op: str) -> Any:
@@ -171,61 +94,6 @@ def _rows(response: Any, op: str) -> list[Mapping[str, Any]]:
     if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
         raise DataError(f"{op}: expected a list of objects, got {str(rows)[:200]}")
     return rows
-
-
-class NoResendDeribit(ccxt.deribit):  # type: ignore[misc]
-    """ccxt's Deribit client whose HTTP session never resends a request on its own.
-
-    ccxt sends every Deribit call, ``private/buy`` included, as an HTTP GET, and aiohttp
-    silently retries an idempotent method once when the server drops the connection before
-    answering: an order accepted and then cut off would be placed twice. The contract and
-    fault tests (``tests/test_deribit_sim_faults.py``) catch a regression on upgrade.
-    """
-
-    def open(self, lazy: bool = False) -> None:
-        super().open(lazy)
-        session = self.session
-        if session is not None and getattr(session, "_retry_connection", False):
-            session._retry_connection = False
-        elif session is not None and not hasattr(session, "_retry_connection"):
-            raise RuntimeError("aiohttp changed: cannot turn off its silent resend of GET")
-
-
-class PrivateCallRefused(AuthError):
-    """A private (account or trading) call attempted through a public-only client."""
-
-
-class PublicOnlyDeribit(NoResendDeribit):
-    """ccxt's Deribit client for market data only: it holds no key, and any private call
-    (anything that could read an account, let alone trade) raises before a byte is sent.
-    Paper trading on live data reads the venue through this client and nothing else."""
-
-    async def fetch2(self, path: Any, api: Any = "public", *args: Any, **kwargs: Any) -> Any:
-        section = api[0] if isinstance(api, list | tuple) else api
-        if section != "public":
-            raise PrivateCallRefused(f"private call {path!r} refused: this client is public-only")
-        return await super().fetch2(path, api, *args, **kwargs)
-
-
-def build_client(settings: VenueSettings, *, public_only: bool = False) -> Any:
-    """The async ccxt client: testnet unless mainnet is chosen explicitly; custom URLs checked.
-    ``public_only``: a :class:`PublicOnlyDeribit` without credentials."""
-    config: dict[str, Any] = {
-        "enableRateLimit": False,  # our two clocked buckets do it
-        "timeout": int(settings.timeout_seconds * 1000),
-        "options": {"maxRetriesOnFailure": 0},  # ccxt must never resend: we decide
-    }
-    if not public_only and settings.api_key is not None and settings.api_secret is not None:
-        config["apiKey"] = settings.api_key.get_secret_value()
-        config["secret"] = settings.api_secret.get_secret_value()
-    client = PublicOnlyDeribit(config) if public_only else NoResendDeribit(config)
-    if settings.network == "custom":
-        if not settings.url:
-            raise UnsafeUrl("venue.network=custom needs venue.url")
-        client.urls["api"] = venue_urls(settings.url)
-    elif settings.network != "mainnet":
-        client.set_sandbox_mode(True)
-    return client
 
 
 class DeribitVenue:
@@ -280,9 +148,9 @@ class DeribitVenue:
         """
         p = self._retry
         retrying = AsyncRetrying(
-            stop=_Deadline(self._clock, p.total_seconds) | stop_after_attempt(max(1, p.attempts)),
-            wait=_Backoff(p, self._rng),
-            retry=retry_if_exception(_retryable),
+            stop=Deadline(self._clock, p.total_seconds) | stop_after_attempt(max(1, p.attempts)),
+            wait=Backoff(p, self._rng),
+            retry=retry_if_exception(retryable),
             sleep=self._clock.sleep,
             reraise=True,
             before_sleep=lambda s: log.warning(
