@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.domain import DataError
+from bot.domain import DataError, Mark
 from bot.greeks import portfolio_greeks
 from bot.venues.errors import VenueError
 
@@ -46,6 +46,7 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
                         if p.instrument.expiry is not None and p.instrument.expiry <= book.as_of
                         else "open"
                     ),
+                    **_sources(book.marks.get(p.instrument.name)),
                 }
                 for p in book.positions
             ],
@@ -83,6 +84,20 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
     }
 
 
+def _sources(mark: Mark | None) -> dict[str, str]:
+    """Where a mark's IV and forward came from, when the venue did not send them."""
+    if mark is None or (mark.iv_source == "venue" and mark.forward_source == "venue"):
+        return {}
+    return {"iv_source": mark.iv_source, "forward_source": mark.forward_source}
+
+
+def _derived(position: dict[str, Any]) -> str:
+    if "iv_source" not in position:
+        return ""
+    iv = "IV solved from the mark" if position["iv_source"] == "mark_price" else "IV: venue"
+    return f"  ({iv}; forward: {position['forward_source']})"
+
+
 def render_status(data: dict[str, Any]) -> str:
     lines = [
         f"venue {data['venue']}   ledger {data['database']}   "
@@ -115,6 +130,7 @@ def render_status(data: dict[str, Any]) -> str:
         lines += [
             f"    {p['instrument']:<28} {p['size']:+,.4f}"
             + ("  expired: settling, not in the greeks" if p.get("state") == "settling" else "")
+            + _derived(p)
             for p in book["positions"]
         ]
     lines.append("\nlast rebalances:")

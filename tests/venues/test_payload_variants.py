@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 
 from bot.app import build_app
 from bot.backtest.datafiles import DERIBIT
-from bot.cli.status import status_data
+from bot.cli.status import render_status, status_data
 from bot.clock import FakeClock
 from bot.config import DEFAULT_FACTS, VenueSettings, load_settings
 from bot.cycle import rebalance_once
@@ -335,6 +335,9 @@ async def test_an_expired_position_is_counted_in_the_ledgers_record_of_the_cycle
     recorded_greeks = app.ledger.last_rebalances(1)[0].greeks
     assert recorded_greeks is not None
     assert recorded_greeks.expired_skipped == ("BTC-3JUN22-28000-C",)
-    shown = {p["instrument"]: p["state"] for p in status["books"]["BTC"]["positions"]}
-    assert shown["BTC-3JUN22-28000-C"] == "settling"
-    assert shown["BTC-24JUN22-30000-C"] == "open"
+    shown = {p["instrument"]: p for p in status["books"]["BTC"]["positions"]}
+    assert shown["BTC-3JUN22-28000-C"]["state"] == "settling"
+    assert shown["BTC-24JUN22-30000-C"]["state"] == "open"
+    # and status says where the IV came from: the recorded summaries carry no mark_iv
+    assert shown["BTC-24JUN22-30000-C"]["iv_source"] == "mark_price"
+    assert "(IV solved from the mark; forward: venue)" in render_status(status)
