@@ -17,6 +17,7 @@ ledger.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -196,6 +197,7 @@ class LivePaperVenue:
         self._equity = equity
         self._refresh = refresh_seconds
         self._paper: PaperVenue | None = None
+        self._lock = asyncio.Lock()
 
     @property
     def venue_clock(self) -> VenueClock | None:
@@ -203,11 +205,12 @@ class LivePaperVenue:
         return self._data.venue_clock
 
     async def _ready(self) -> PaperVenue:
-        at = self._market.refreshed_at
-        if at is None or (self._clock.now() - at).total_seconds() >= self._refresh:
-            if self._data.venue_clock is not None:
-                await self._data.venue_clock.ensure()
-            await self._market.refresh()
+        async with self._lock:  # a cycle's concurrent reads share one refresh
+            at = self._market.refreshed_at
+            if at is None or (self._clock.now() - at).total_seconds() >= self._refresh:
+                if self._data.venue_clock is not None:
+                    await self._data.venue_clock.ensure()
+                await self._market.refresh()
         if self._paper is None:
             self._paper = PaperVenue(
                 self._market,
