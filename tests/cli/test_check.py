@@ -10,7 +10,7 @@ import pytest
 from bot.cli.check import Check, run_checks, scope_check
 from bot.clock import FakeClock
 from bot.config import Settings, load_settings
-from bot.sim.faults import FaultPlan
+from bot.sim.faults import WireFaultPlan
 from bot.store.db import upgrade
 from tests.support.sim_server_kit import KEY, NOW, SECRET, running
 
@@ -47,7 +47,7 @@ async def test_check_against_the_sim_passes_every_check_and_plans_the_first_hedg
 async def test_check_fails_a_venue_clock_beyond_the_limit_and_a_ledger_without_schema(
     tmp_path: Path,
 ) -> None:
-    async with running(fault_plan=FaultPlan(clock_offset_s=30.0)) as sim:
+    async with running(fault_plan=WireFaultPlan(clock_offset_s=30.0)) as sim:
         settings = _settings(tmp_path, sim.url)
         checks = _by_name(await run_checks(settings, FakeClock(NOW)))
     assert checks["clock"].status == "fail"

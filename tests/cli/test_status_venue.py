@@ -10,13 +10,13 @@ import pytest
 from bot.app import build_app
 from bot.cli.status import render_status, status_data
 from bot.config import load_settings
-from bot.sim.faults import FaultPlan
+from bot.sim.faults import WireFaultPlan
 from bot.store.db import upgrade
 from tests.support.sim_server_kit import KEY, SECRET, running
 
 
 async def test_status_shows_the_measured_offset_to_the_venue_clock(tmp_path: Path) -> None:
-    async with running(fault_plan=FaultPlan(clock_offset_s=2.0)) as sim:
+    async with running(fault_plan=WireFaultPlan(clock_offset_s=2.0)) as sim:
         settings = load_settings(
             None,
             venue={"kind": "sim", "sim_url": sim.url, "api_key": KEY, "api_secret": SECRET},

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from bot.clock import FakeClock, OffsetClock
 from bot.config import DEFAULT_FACTS, VenueClockSettings, VenueSettings
 from bot.positions import PositionTracker, StaleData
-from bot.sim.faults import FaultPlan
+from bot.sim.faults import WireFaultPlan
 from bot.venues.deribit.adapter import DeribitVenue, RetryPolicy
 from bot.venues.venue_clock import ClockOffsetTooLarge, VenueClock
 from tests.support.sim_server_kit import KEY, NOW, SECRET, Sim, raw_get, running
@@ -84,14 +84,14 @@ async def test_an_offset_beyond_the_limit_refuses_with_one_line_naming_the_host_
 
 
 async def test_the_sim_serves_get_time_and_shifts_its_clock_by_the_fault_plan() -> None:
-    async with running(fault_plan=FaultPlan(clock_offset_s=-120.0)) as sim:
+    async with running(fault_plan=WireFaultPlan(clock_offset_s=-120.0)) as sim:
         status, body = await raw_get(sim, "public/get_time")
         assert status == 200
         assert body["result"] == round((NOW - timedelta(seconds=120)).timestamp() * 1000)
 
 
 async def test_a_venue_clock_two_minutes_behind_is_refused_with_the_default_limit() -> None:
-    async with running(fault_plan=FaultPlan(clock_offset_s=-120.0)) as sim:
+    async with running(fault_plan=WireFaultPlan(clock_offset_s=-120.0)) as sim:
         venue = _venue(sim)
         try:
             with pytest.raises(ClockOffsetTooLarge, match=r"120\.0s ahead of the venue.s"):
@@ -102,7 +102,7 @@ async def test_a_venue_clock_two_minutes_behind_is_refused_with_the_default_limi
 
 async def test_data_age_is_judged_on_the_venue_clock_not_the_host_clock() -> None:
     """A venue 2 minutes behind: its data looks 120 s old on the host's clock, fresh on its own."""
-    async with running(fault_plan=FaultPlan(clock_offset_s=-120.0)) as sim:
+    async with running(fault_plan=WireFaultPlan(clock_offset_s=-120.0)) as sim:
         venue = _venue(sim, max_offset=600.0)
         try:
             host_judged = PositionTracker(venue, dict(DEFAULT_FACTS), sim.clock, 30.0)

@@ -52,7 +52,14 @@ from bot.venues.deribit.client import (
 )
 from bot.venues.deribit.derive import complete_summaries
 from bot.venues.deribit.facts import VenueFacts, refuse_contradictions, venue_facts
-from bot.venues.deribit.pacing import Backoff, Deadline, RetryPolicy, TokenBucket, retryable
+from bot.venues.deribit.pacing import (
+    Backoff,
+    Deadline,
+    RetryPolicy,
+    clock_seconds,
+    retryable,
+    take_paced,
+)
 from bot.venues.errors import (
     AuthError,
     OrderNotFound,
@@ -62,6 +69,7 @@ from bot.venues.errors import (
     TransientError,
     VenueError,
 )
+from bot.venues.ratelimit import RateBuckets
 from bot.venues.venue_clock import VenueClock
 
 log = structlog.get_logger("hedgebot.venues.deribit")
@@ -76,9 +84,10 @@ __all__ = [  # the client and pacing pieces, where callers have always found the
     "PrivateCallRefused",
     "PublicOnlyDeribit",
     "RetryPolicy",
-    "TokenBucket",
     "UnsafeUrl",
     "build_client",
+    "clock_seconds",
+    "take_paced",
     "venue_urls",
 ]
 
@@ -119,8 +128,7 @@ class DeribitVenue:
         self._clock = clock
         self._retry = retry or RetryPolicy()
         self._rng = rng if rng is not None else np.random.default_rng()
-        self._matching = TokenBucket(limits.matching_per_second, limits.matching_burst, clock)
-        self._other = TokenBucket(limits.other_per_second, limits.other_burst, clock)
+        self._buckets = RateBuckets(limits, clock_seconds(clock))
         self._ex = client if client is not None else build_client(settings)
         self._instruments: dict[str, Instrument] = {}
         self._closed = False
@@ -165,7 +173,7 @@ class DeribitVenue:
                 with attempt:
                     if self._closed:
                         raise ReadFailed(op, "the venue client is closed")
-                    await self._other.take()
+                    await take_paced(self._buckets.other, clock=self._clock)
                     try:
                         return await call()
                     except ccxt.BaseError as exc:
@@ -178,7 +186,7 @@ class DeribitVenue:
 
     async def _write(self, op: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """One matching-engine call, never retried: a failure after send is OutcomeUnknown."""
-        await self._matching.take()
+        await take_paced(self._buckets.matching, clock=self._clock)
         try:
             return await call()
         except Exception as exc:

@@ -1,12 +1,13 @@
 """Pacing of venue calls on the injected clock: Deribit's rate buckets and bounded retries.
 
-Deribit's two rate buckets (matching engine and the rest, settings ``venue.rate_limits``) are
-token buckets driven by the injected clock; reads are retried with full-jitter backoff from a
-seeded generator, within a number of attempts and a clock deadline.
+Deribit's two rate buckets (matching engine and the rest, settings ``venue.rate_limits``,
+:mod:`bot.venues.ratelimit`) are taken on the injected clock; reads are retried with
+full-jitter backoff from a seeded generator, within a number of attempts and a clock deadline.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ from tenacity.wait import wait_base
 
 from bot.clock import Clock
 from bot.venues.errors import RateLimited, ReadFailed, TransientError
+from bot.venues.ratelimit import TokenBucket
 
 
 @dataclass(frozen=True)
@@ -28,30 +30,20 @@ class RetryPolicy:
     cap_seconds: float = 4.0
 
 
-class TokenBucket:
-    """``rate`` tokens per second up to ``burst``, refilled from the injected clock."""
+def clock_seconds(clock: Clock) -> Callable[[], float]:
+    """Seconds of ``clock`` since now, exact to its microseconds: the buckets' timer."""
+    origin = clock.now()
+    return lambda: (clock.now() - origin).total_seconds()
 
-    def __init__(self, rate: float, burst: float, clock: Clock) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("a token bucket needs rate > 0 and burst >= 1")
-        self._rate, self._burst, self._clock = rate, burst, clock
-        self._tokens = burst
-        self._at = clock.now()
 
-    def _refill(self) -> None:
-        now = self._clock.now()
-        elapsed = max(0.0, (now - self._at).total_seconds())
-        self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
-        self._at = now
-
-    async def take(self) -> None:
-        for _ in range(1000):
-            self._refill()
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return
-            await self._clock.sleep((1 - self._tokens) / self._rate)
-        raise RateLimited("local rate bucket did not refill: is the clock moving?")
+async def take_paced(bucket: TokenBucket, clock: Clock) -> None:
+    """Take a token, sleeping on ``clock`` until one refills; a bucket that never refills is
+    a clock that does not move, reported as RateLimited rather than a hang."""
+    for _ in range(1000):
+        if bucket.take():
+            return
+        await clock.sleep(bucket.seconds_to_token())
+    raise RateLimited("local rate bucket did not refill: is the clock moving?")
 
 
 class Backoff(wait_base):
