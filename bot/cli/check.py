@@ -45,7 +45,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps([asdict(c) for c in checks], indent=2))
     else:
         for c in checks:
-            print(f"{c.status:<4}  {c.name:<12} {c.detail}")
+            print(f"{c.status:<4}  {c.name:<14} {c.detail}")
     failed = [c.name for c in checks if c.status == "fail"]
     if failed:
         print(f"hedgebot check: failed: {', '.join(failed)}", file=sys.stderr)
