@@ -69,3 +69,18 @@ async def test_import_book_refuses_a_key_that_may_trade(tmp_path: Path) -> None:
         with pytest.raises(ImportRefused, match="read-only key"):
             await import_book(_settings(tmp_path, url), CLOCK)
     assert "private/get_positions" not in server.methods_called()
+
+
+def test_import_book_from_the_command_line_refuses_a_simulated_venue_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli.main import main
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database:\n  paper_url: sqlite:///{tmp_path / 'p.db'}\n")
+    assert main(["--config", str(config), "paper", "import-book"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        "hedgebot paper import-book: venue.kind must be deribit: the book is copied from a "
+        "real account"
+    )
