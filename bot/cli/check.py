@@ -106,7 +106,8 @@ async def run_checks(settings: Settings, clock: Clock | None = None) -> list[Che
         venue = build_venue(settings, clock, url, paper=False)
     except UnsafeUrl as exc:
         return [*checks, Check("connectivity", "fail", str(exc))]
-    assert isinstance(venue, DeribitVenue)
+    if not isinstance(venue, DeribitVenue):  # pragma: no cover - build_venue's live branch
+        return [*checks, Check("connectivity", "fail", f"not a Deribit venue: {venue.name}")]
     try:
         checks += await _venue_checks(settings, venue)
         at = current_revision(make_engine(url))
