@@ -22,7 +22,6 @@ from bot.risk import RiskGate
 from bot.store.db import make_engine, open_ledger
 from bot.store.ledger import Ledger
 from bot.store.paper import SqlPaperStore
-from bot.store.records import TradingState
 from bot.venues.base import Venue
 from bot.venues.deribit.adapter import DeribitVenue, build_client
 from bot.venues.deribit.live_market import ImportedBook, LiveMarket, LivePaperVenue
@@ -151,21 +150,15 @@ def build_app(
     venue = venue or build_venue(settings, clock, url, paper)
     # data age is judged on the venue's clock when it is measured (see bot.venues.venue_clock)
     venue_clock = getattr(venue, "venue_clock", None)
-    tracker = PositionTracker(
-        venue, settings.venue.facts, venue_clock or clock, settings.risk.max_data_age_seconds
-    )
+    tracker = PositionTracker(venue, settings.venue.facts, venue_clock or clock, settings.risk)
 
-    def trading_state() -> TradingState:
-        return TradingState(ledger.get_trading_state().state)
-
-    risk = RiskGate(settings.risk, clock, trading_state)
+    risk = RiskGate(settings.risk, clock, ledger)
     executor = Executor(
         venue,
         ledger,
         clock,
         settings.execution,
         settings.venue.label_prefix,
-        on_send=risk.record_sent,
         may_send=risk.rate_ok,
         instruments=hedge_instruments(settings.venue.facts),
     )

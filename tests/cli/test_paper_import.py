@@ -16,7 +16,7 @@ from bot.config import Settings, load_settings
 from bot.store.db import upgrade
 from tests.support.replay_server import KEY, SECRET, ReplayServer, recorded_answers, serving
 
-CLOCK = FakeClock(datetime(2022, 6, 4, 10, 31, tzinfo=UTC))  # beside the recorded answers
+CLOCK = FakeClock(datetime(2022, 6, 4, 11, 22, tzinfo=UTC))  # beside the recorded answers
 READ_ONLY = "connection mainaccount account:read trade:read wallet:read"
 
 

@@ -23,7 +23,7 @@ from bot.app import build_app
 from bot.backtest.datafiles import DERIBIT
 from bot.cli.status import render_status, status_data
 from bot.clock import FakeClock
-from bot.config import DEFAULT_FACTS, VenueSettings, load_settings
+from bot.config import DEFAULT_FACTS, RiskSettings, VenueSettings, load_settings
 from bot.cycle import rebalance_once
 from bot.domain import Account, Book, Quote
 from bot.greeks import black76, portfolio_greeks, year_fraction
@@ -42,8 +42,10 @@ from tests.support.replay_server import (
     serving,
 )
 
-# The recorded book summaries were taken on 2022-06-04 around 10:30 UTC.
-NOW = datetime(2022, 6, 4, 10, 31, tzinfo=UTC)
+# The recorded book summaries were taken on 2022-06-04 from 10:30 to 11:21 UTC: the trackers
+# here accept data an hour old, and read just after the last of them.
+OLD_DATA = RiskSettings(max_data_age_seconds=3600)
+NOW = datetime(2022, 6, 4, 11, 22, tzinfo=UTC)
 
 
 @asynccontextmanager
@@ -225,7 +227,7 @@ async def test_expired_option_held_is_read_as_settling_and_listed_not_dropped() 
         settling = [e for e in logs if e["event"] == "position_settling"]
         assert settling
         assert settling[0]["instrument"] == "BTC-3JUN22-28000-C"
-        tracker = PositionTracker(venue, dict(DEFAULT_FACTS), clock, 86_400 * 2)
+        tracker = PositionTracker(venue, dict(DEFAULT_FACTS), clock, OLD_DATA)
         book = await tracker.read("BTC")
     assert "BTC-3JUN22-28000-C" in {p.instrument.name for p in book.positions}
     greeks = portfolio_greeks(book, clock.now())
@@ -234,7 +236,7 @@ async def test_expired_option_held_is_read_as_settling_and_listed_not_dropped() 
 
 async def test_the_derived_ivs_give_greeks_close_to_the_venues_own_position_delta() -> None:
     async with adapter() as (venue, _, clock):
-        tracker = PositionTracker(venue, dict(DEFAULT_FACTS), clock, 86_400 * 2)
+        tracker = PositionTracker(venue, dict(DEFAULT_FACTS), clock, OLD_DATA)
         book = await tracker.read("BTC")
     call = next(p for p in book.positions if p.instrument.name == "BTC-24JUN22-30000-C")
     only_call = Book(
@@ -295,7 +297,7 @@ async def test_one_failed_read_cancels_its_siblings_in_the_tracker() -> None:
     }
     try:
         async with adapter(changes) as (venue, _, clock):
-            tracker = PositionTracker(venue, dict(DEFAULT_FACTS), clock, 86_400 * 2)
+            tracker = PositionTracker(venue, dict(DEFAULT_FACTS), clock, OLD_DATA)
             with pytest.raises(ReadFailed, match="fetch_balance"):
                 await asyncio.wait_for(tracker.read("BTC"), timeout=10)
             await asyncio.sleep(0)
@@ -324,7 +326,7 @@ async def test_an_expired_position_is_counted_in_the_ledgers_record_of_the_cycle
         settings = load_settings(
             None,
             venue={"kind": "deribit", "network": "custom", "url": "http://127.0.0.1:9"},
-            risk={"max_data_age_seconds": 2 * 86_400},
+            risk={"max_data_age_seconds": 3600},
             database={"url": f"sqlite:///{tmp_path / 'ledger.db'}"},
         )
         upgrade(settings.database.url)

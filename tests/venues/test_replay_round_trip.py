@@ -17,7 +17,7 @@ from bot.store.db import upgrade
 from bot.venues.deribit.adapter import DeribitVenue
 from tests.support.replay_server import KEY, SECRET, ReplayServer, recorded_answers, serving
 
-NOW = datetime(2022, 6, 4, 10, 31, tzinfo=UTC)  # beside the recorded book summaries
+NOW = datetime(2022, 6, 4, 11, 22, tzinfo=UTC)  # just after the recorded book summaries
 
 
 async def test_the_adapter_reads_a_recorded_account_and_plans_its_hedge(tmp_path: Path) -> None:
@@ -35,8 +35,8 @@ async def test_the_adapter_reads_a_recorded_account_and_plans_its_hedge(tmp_path
                 "api_key": KEY,
                 "api_secret": SECRET,
             },
-            # the recorded answers were taken hours apart (the perpetual's book a day before)
-            risk={"max_data_age_seconds": 2 * 86_400},
+            # the recorded answers were taken within 51 minutes of each other
+            risk={"max_data_age_seconds": 3600},
             database={"url": f"sqlite:///{tmp_path / 'ledger.db'}"},
             daemon={"lock_dir": str(tmp_path)},
         )

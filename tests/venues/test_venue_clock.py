@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from bot.clock import FakeClock, OffsetClock
-from bot.config import DEFAULT_FACTS, VenueClockSettings, VenueSettings
+from bot.config import DEFAULT_FACTS, RiskSettings, VenueClockSettings, VenueSettings
 from bot.positions import PositionTracker, StaleData
 from bot.sim.faults import WireFaultPlan
 from bot.venues.deribit.adapter import DeribitVenue, RetryPolicy
@@ -105,11 +105,13 @@ async def test_data_age_is_judged_on_the_venue_clock_not_the_host_clock() -> Non
     async with running(fault_plan=WireFaultPlan(clock_offset_s=-120.0)) as sim:
         venue = _venue(sim, max_offset=600.0)
         try:
-            host_judged = PositionTracker(venue, dict(DEFAULT_FACTS), sim.clock, 30.0)
+            host_judged = PositionTracker(venue, dict(DEFAULT_FACTS), sim.clock, RiskSettings())
             with pytest.raises(StaleData):
                 await host_judged.read("BTC")
             assert venue.venue_clock is not None
-            venue_judged = PositionTracker(venue, dict(DEFAULT_FACTS), venue.venue_clock, 30.0)
+            venue_judged = PositionTracker(
+                venue, dict(DEFAULT_FACTS), venue.venue_clock, RiskSettings()
+            )
             book = await venue_judged.read("BTC")
         finally:
             await venue.close()
