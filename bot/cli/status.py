@@ -17,6 +17,7 @@ from bot.cli.ledger import require_ledger
 if TYPE_CHECKING:
     from bot.app import App
     from bot.config import Settings
+    from bot.domain import Mark
 
 
 def register(sub: Any) -> None:
@@ -94,8 +95,19 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
             },
             "equity": book.account.equity,
             "positions": [
-                {"instrument": p.instrument.name, "size": p.size} for p in book.positions
+                {
+                    "instrument": p.instrument.name,
+                    "size": p.size,
+                    "state": (
+                        "settling"
+                        if p.instrument.expiry is not None and p.instrument.expiry <= book.as_of
+                        else "open"
+                    ),
+                    **_sources(book.marks.get(p.instrument.name)),
+                }
+                for p in book.positions
             ],
+            "expired_skipped": list(g.expired_skipped),
             "greeks": {
                 "delta_coin": g.delta_coin,
                 "delta_usd_target": g.delta_usd_target,
@@ -113,6 +125,7 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
     return {
         **network(app.settings, app.paper),
         "venue": app.venue.name,
+        "venue_clock": app.venue_clock.describe() if app.venue_clock is not None else None,
         "database": redact_url(app.database_url),
         "trading_state": states,
         "books": books,
@@ -130,15 +143,48 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
     }
 
 
+def _sources(mark: Mark | None) -> dict[str, str]:
+    """Where a mark's IV and forward came from, when the venue did not send them."""
+    if mark is None or (mark.iv_source == "venue" and mark.forward_source == "venue"):
+        return {}
+    return {"iv_source": mark.iv_source, "forward_source": mark.forward_source}
+
+
+def _derived(position: dict[str, Any]) -> str:
+    notes = []
+    if position.get("state") == "settling":
+        notes.append("expired: settling, not in the greeks")
+    if "iv_source" in position:
+        iv = "IV solved from the mark" if position["iv_source"] == "mark_price" else "IV: venue"
+        notes.append(f"{iv}; forward: {position['forward_source']}")
+    return "; ".join(notes)
+
+
+def _clock_line(data: dict[str, Any]) -> str | None:
+    clock = data.get("venue_clock")
+    if not clock or clock.get("offset_seconds") is None:
+        return None
+    offset = clock["offset_seconds"]
+    where = "behind" if offset > 0 else "ahead of"
+    return (
+        f"venue clock: this host is {abs(offset):.3f}s {where} the venue's (round trip "
+        f"{clock['round_trip_seconds']:.3f}s, limit {clock['max_offset_seconds']:g}s, "
+        f"measured {clock['measured_at'][:19]})"
+    )
+
+
 def render_status(data: dict[str, Any], command: str = "hedgebot status") -> str:
     """The status as aligned tables, headed by the network so real money is unmistakable."""
     from bot.analysis.tables import table
 
     ts = data["trading_state"]
     parts = [
-        f"{command}   network {data['label']}",
+        f"{command}   network {data.get('label', data['venue'])}",
         f"ledger {data['database']}   venue client {data['venue']}",
     ]
+    clock_line = _clock_line(data)
+    if clock_line:
+        parts.append(clock_line)
     scopes = [("all", ts["state"], ts.get("updated_at"), ts["reason"])]
     scopes += [
         (cur, f"{s['state']} (own: {s['own_state']})", s["updated_at"], s["reason"])
@@ -153,10 +199,10 @@ def render_status(data: dict[str, Any], command: str = "hedgebot status") -> str
     )
     for currency, book in data["books"].items():
         if "error" in book:
-            parts.append(f"{currency}: CANNOT READ THE BOOK: {book['error']}")
+            parts.append(f"{currency}: cannot read the book: {book['error']}")
             continue
         g, h = book["greeks"], book["hedge"]
-        rows = [
+        rows: list[tuple[str, ...]] = [
             ("index", f"{book['index_price']:,.2f}", "USD"),
             ("equity", f"{book['equity']:.6f}", currency),
             ("delta (coin, delta_total)", f"{g['delta_coin']:+.5f}", currency),
@@ -169,11 +215,14 @@ def render_status(data: dict[str, Any], command: str = "hedgebot status") -> str
             (f"hedge {h['instrument']}", f"{h['position']:+,.0f}", "USD (contracts x face)"),
             ("hedge bid / ask", f"{h['bid']:,.2f} / {h['ask']:,.2f}", "USD"),
         ]
-        rows += [(p["instrument"], f"{p['size']:+,.4f}", currency) for p in book["positions"]]
+        rows += [
+            (p["instrument"], f"{p['size']:+,.4f}", currency, _derived(p))
+            for p in book["positions"]
+        ]
         parts.append(
             table(
                 f"{currency} book at {book['as_of'][:19]} UTC ({book['target_mode']} target)",
-                ["quantity", "value", "unit"],
+                ["quantity", "value", "unit", "note"],
                 rows,
                 right=[1],
             )

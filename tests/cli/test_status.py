@@ -38,7 +38,7 @@ def test_status_exits_1_when_the_simulated_venue_does_not_answer(
     assert run(["status"]) == 1
     out = capsys.readouterr().out
     assert "network SIM" in out
-    assert "CANNOT READ THE BOOK" in out
+    assert "BTC: cannot read the book" in out
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,7 @@ ROOM_OF_PREFIX: dict[str, str] = {
             "units",
             "greeks",
             "black76_kernel",
+            "implied",
             "volatility",
             "logs",
         )
