@@ -14,7 +14,6 @@ the ledger's schema, and the first rebalance's plan. Deribit's scopes: docs.deri
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from dataclasses import asdict, dataclass
@@ -41,6 +40,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio  # not at module top: `hedgebot --help` stays quick
+
     checks = asyncio.run(run_checks(settings))
     if args.json:
         print(json.dumps([asdict(c) for c in checks], indent=2))

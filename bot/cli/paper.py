@@ -12,7 +12,6 @@ never overwritten.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +38,8 @@ def register(sub: Any) -> None:
 
 def cmd_import_book(args: argparse.Namespace, settings: Settings) -> int:
     try:
+        import asyncio  # not at module top: `hedgebot --help` stays quick
+
         lines = asyncio.run(import_book(settings))
     except ImportRefused as exc:
         print(f"hedgebot paper import-book: {exc}", file=sys.stderr)
