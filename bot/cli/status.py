@@ -156,7 +156,7 @@ def _derived(position: dict[str, Any]) -> str:
         notes.append("expired: settling, not in the greeks")
     if "iv_source" in position:
         iv = "IV solved from the mark" if position["iv_source"] == "mark_price" else "IV: venue"
-        notes.append(f"{iv}; forward: {position['forward_source']}")
+        notes.append(f"({iv}; forward: {position['forward_source']})")
     return "; ".join(notes)
 
 
