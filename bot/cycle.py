@@ -14,6 +14,7 @@ from datetime import datetime
 
 import structlog
 
+from bot.audit import halt_unless_fills_explain
 from bot.clock import Clock
 from bot.config import Settings
 from bot.domain import Book, DataError, HedgeDecision, PortfolioGreeks, TargetMode
@@ -109,6 +110,14 @@ async def _cycle(
             greeks, cycle_id=cycle_id, ts=book.as_of, hedge_position=book.hedge_position()
         )
     )
+    if halt := halt_unless_fills_explain(
+        ctx.ledger,
+        book.hedge_instrument.name,
+        book.hedge_position(),
+        ctx.clock.now(),
+        s.risk.position_tolerance,
+    ):
+        return rec.skip(halt)
     venue_delta = book.account.delta_total
     if (
         venue_delta is not None

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.app import App, UnsupportedMode, build_app, database_url
+from bot.audit import POSITION_HALT, rebaseline
 from bot.cli import analysis, backtest
 from bot.cli.status import render_status, status_data
 from bot.config import ConfigError, Settings, load_settings
@@ -24,9 +25,12 @@ from bot.lock import BookLocked
 from bot.logs import configure_logging
 from bot.policy import schedule_seconds
 from bot.reconcile import ReconciliationFailed, reconcile
+from bot.sentry import Sentry
 from bot.sim.faults import FaultPlan
 from bot.sim.serve import serve
 from bot.store.db import SchemaOutOfDate, current_revision, head_revision, make_engine, upgrade
+from bot.store.identity import LedgerFile
+from bot.store.records import TradingState
 from bot.venues.deribit.adapter import UnsafeUrl
 from bot.venues.errors import AuthError
 
@@ -90,7 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     st.set_defaults(handler=cmd_status)
 
     db = sub.add_parser("db", help="database schema")
-    db.add_argument("action", choices=["upgrade", "current"])
+    db.add_argument(
+        "action",
+        choices=["upgrade", "current", "rebaseline"],
+        help="rebaseline: accept the venue's hedge positions as explained (after a check)",
+    )
     db.add_argument("--paper", action="store_true")
     db.set_defaults(handler=cmd_db)
     sim = sub.add_parser("sim", help="a Deribit-compatible simulated venue on 127.0.0.1")
@@ -131,6 +139,8 @@ def cmd_sim(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     url = database_url(settings, args.paper)
+    if args.action == "rebaseline":
+        return asyncio.run(_rebaseline(args, settings))
     if args.action == "upgrade":
         before, after = upgrade(url)
         print(f"database {url}: {before or 'empty'} -> {after}")
@@ -139,6 +149,30 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
             f"database {url}: at {current_revision(make_engine(url)) or 'no schema'}, "
             f"code needs {head_revision()}"
         )
+    return 0
+
+
+async def _rebaseline(args: argparse.Namespace, settings: Settings) -> int:
+    app = build_app(settings, paper=args.paper, mode="oneshot")
+    try:
+        with app.lock():
+            for currency in settings.venue.currencies:
+                hedge = settings.venue.facts[currency].perpetual
+                held = sum(
+                    p.size
+                    for p in await app.venue.positions(currency)
+                    if p.instrument.name == hedge
+                )
+                rebaseline(app.ledger, hedge, held, app.clock.now())
+                print(f"{hedge}: baseline {held:+,.2f}")
+            state = app.ledger.get_trading_state()
+            if state.state is TradingState.HALTED and POSITION_HALT in state.reason:
+                app.ledger.set_trading_state(
+                    TradingState.ACTIVE, "rebaselined by the operator", app.clock.now()
+                )
+                print("trading resumed (it was halted by the position check)")
+    finally:
+        await app.close()
     return 0
 
 
@@ -151,13 +185,21 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     stop = asyncio.Event()
     install_signal_handlers(stop)
     try:
-        with app.lock():
+        with app.lock() as lease:
+            sentry = Sentry(
+                app.ctx,
+                settings.venue.currencies,
+                lease=lease,
+                ledger_file=LedgerFile(app.ledger.engine),
+                cancel_on_stop=settings.daemon.cancel_on_stop,
+            )
             daemon = Daemon(
                 app.ctx,
                 settings.venue.currencies,
                 min(schedule_seconds(settings.policy_for(c)) for c in settings.venue.currencies),
                 settings.daemon.heartbeat_seconds,
                 settings.daemon.stop_grace_seconds,
+                sentry=sentry,
             )
             until = None
             if args.duration is not None:
@@ -166,6 +208,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             print(json.dumps({"cycles": stats.cycles, "by_status": stats.by_status}))
     finally:
         await app.close()
+    if stats.halted is not None:
+        print(f"hedgebot: the daemon stopped itself: {stats.halted}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -178,7 +223,7 @@ async def _rebalance(args: argparse.Namespace, settings: Settings) -> int:
     currencies = (args.currency,) if args.currency else settings.venue.currencies
     failed = False
     try:
-        with app.lock():
+        with app.lock(currencies):
             for currency in currencies:
                 if not args.dry_run:
                     await reconcile(app.ctx, currency)  # as the daemon does, before deciding

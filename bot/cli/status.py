@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.domain import DataError
 from bot.greeks import portfolio_greeks
+from bot.store.lease import LeaseStore
 from bot.venues.errors import VenueError
 
 if TYPE_CHECKING:
@@ -50,7 +51,21 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
             "target_mode": app.settings.hedge.target_mode.value,
         }
     state = app.ledger.get_trading_state()
+    now = app.lease_clock.now()
     return {
+        "leases": [
+            {
+                "book": h.book,
+                "mode": h.mode,
+                "host": h.host,
+                "pid": h.pid,
+                "owner": h.owner,
+                "acquired_at": h.acquired_at.isoformat(),
+                "expires_at": h.expires_at.isoformat(),
+                "live": h.expires_at > now,
+            }
+            for h in LeaseStore(app.ledger.engine).holders()
+        ],
         "venue": app.venue.name,
         "database": app.database_url,
         "trading_state": {"state": state.state, "reason": state.reason},
@@ -90,6 +105,12 @@ def render_status(data: dict[str, Any]) -> str:
             f"ask {h['ask']:,.2f})",
         ]
         lines += [f"    {p['instrument']:<28} {p['size']:+,.4f}" for p in book["positions"]]
+    lines.append("\nbook leases:" if data["leases"] else "\nbook leases: none held")
+    for h in data["leases"]:
+        lines.append(
+            f"  {h['book']:<24} {h['mode']} pid {h['pid']} on {h['host']}  "
+            f"until {h['expires_at'][:19]}{'' if h['live'] else '  (expired)'}"
+        )
     lines.append("\nlast rebalances:")
     for r in data["last_rebalances"]:
         amount = r["trade_amount"]
