@@ -111,11 +111,6 @@ class VenueSettings(_Section):
     url: str | None = Field(None, description="deribit with network=custom: REST base URL")
     sim_url: str = Field("http://127.0.0.1:8642", description="sim: where `hedgebot sim` listens")
     timeout_seconds: float = Field(10.0, gt=0, le=120, description="per request")
-    cancel_on_disconnect: bool = Field(
-        True,
-        description="WebSocket sessions call private/enable_cancel_on_disconnect, so the venue "
-        "cancels our orders when the connection drops",
-    )
     label_prefix: str = Field("hb", min_length=1, max_length=16, description="our order labels")
     facts: dict[str, CurrencyFacts] = Field(
         default_factory=lambda: dict(DEFAULT_FACTS), description="contract specs per currency"

@@ -40,8 +40,9 @@ PERP = "BTC-PERPETUAL"
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
+def url(db_url: str) -> str:
+    """Every ledger test runs on SQLite and on PostgreSQL."""
+    return db_url
 
 
 @pytest.fixture

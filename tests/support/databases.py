@@ -21,6 +21,8 @@ BACKENDS = ("sqlite", "postgresql")
 
 def pg_base_url() -> str:
     base = os.environ.get(PG_ENV, "")
+    if not base and os.environ.get("CI") == "true":
+        pytest.fail(f"CI must run the PostgreSQL cases: {PG_ENV} is not set (see .ci/run)")
     if not base:
         pytest.skip(f"PostgreSQL case: set {PG_ENV} to a server's URL (.ci/run starts one)")
     return base
