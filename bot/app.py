@@ -127,11 +127,13 @@ def build_app(
     clock: Clock | None = None,
     mode: str = "daemon",
     venue: Venue | None = None,
+    ledger: Ledger | None = None,
 ) -> App:
-    """Everything one process needs. Refuses a ledger whose schema is behind the code."""
+    """Everything one process needs. Refuses a ledger whose schema is behind the code.
+    ``venue`` and ``ledger`` replace the ones the settings name (tests inject faults so)."""
     clock = clock or make_clock(settings)
     url = database_url(settings, paper)
-    ledger = open_ledger(url)
+    ledger = ledger or open_ledger(url)
     venue = venue or build_venue(settings, clock, url, paper)
     tracker = PositionTracker(
         venue, settings.venue.facts, clock, settings.risk.max_data_age_seconds

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -185,6 +185,13 @@ class Executor:
                 log.info("order_readopted", label=label, status=state.status.value)
                 state = await self._cancel(currency, state)
             await self.settle(currency, state, row.created_at)
+            fresh = self._ledger.order(label)
+            return fresh is not None and fresh.status.terminal
+        working = [o for o in await self._venue.open_orders(currency) if o.label == label]
+        if working:  # a label look-up can lag the list of open orders: it arrived
+            log.info("order_readopted", label=label, status="open", via="open_orders")
+            final = await self._cancel(currency, working[0])
+            await self.settle(currency, final, row.created_at)
             fresh = self._ledger.order(label)
             return fresh is not None and fresh.status.terminal
         trades = await self._trades_of(currency, label, row.venue_order_id, row.created_at)
@@ -389,6 +396,15 @@ class Executor:
         """
         fills = await self._record_fills(currency, state, since)
         recorded = self._ledger.filled_amount_of(state.venue_order_id)
+        if recorded > state.filled_amount + 1e-9:
+            # The venue's order read lags its own trades: the trades are the evidence.
+            log.warning(
+                "venue_reports_less_filled",
+                label=state.label,
+                venue=state.filled_amount,
+                recorded=recorded,
+            )
+            state = replace(state, filled_amount=min(recorded, state.amount))
         if state.status.terminal and recorded + 1e-9 < state.filled_amount:
             self._ledger.update_order(
                 state.label,
@@ -504,8 +520,10 @@ class _Run:
         fills = await self.ex.settle(self.book.currency, state, self.started)
         self.last_status = state.status
         self.fills.extend(f for f in fills if f.trade_id not in {x.trade_id for x in self.fills})
-        self.filled += state.filled_amount
-        return state.filled_amount
+        # A venue read that says less than the trades we recorded must not size a second order.
+        filled = max(state.filled_amount, self.ex._ledger.filled_amount_of(state.venue_order_id))
+        self.filled += filled
+        return filled
 
     def result(self, status: OrderStatus) -> Execution:
         amount = sum(f.amount for f in self.fills)
