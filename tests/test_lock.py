@@ -37,9 +37,11 @@ def url(db_url: str) -> str:
 
 def test_a_second_holder_is_refused_and_told_who_holds_the_book(url: str) -> None:
     clock = FakeClock(NOW)
-    with lease(url, clock, host="host-a", pid=111):
-        with pytest.raises(BookLocked, match="pid 111 on host-a"):
-            lease(url, clock, host="host-b", pid=222).acquire()
+    with (
+        lease(url, clock, host="host-a", pid=111),
+        pytest.raises(BookLocked, match="pid 111 on host-a"),
+    ):
+        lease(url, clock, host="host-b", pid=222).acquire()
 
 
 def test_a_released_book_is_free_at_once(url: str) -> None:
@@ -48,7 +50,8 @@ def test_a_released_book_is_free_at_once(url: str) -> None:
         pass
     with lease(url, clock, pid=2):
         holder = LeaseStore(open_ledger(url).engine).holder(BOOK)
-        assert holder is not None and holder.pid == 2
+        assert holder is not None
+        assert holder.pid == 2
 
 
 HOLD_AND_HANG = """
@@ -87,7 +90,8 @@ def test_a_killed_holders_lease_is_taken_over_only_after_it_expires(url: str) ->
     clock.advance(2)
     with lease(url, clock, pid=8):
         holder_row = LeaseStore(open_ledger(url).engine).holder(BOOK)
-        assert holder_row is not None and holder_row.pid == 8
+        assert holder_row is not None
+        assert holder_row.pid == 8
 
 
 def test_a_stalled_holder_whose_lease_was_taken_over_learns_it_on_renewal(tmp_path: Path) -> None:
@@ -98,9 +102,8 @@ def test_a_stalled_holder_whose_lease_was_taken_over_learns_it_on_renewal(tmp_pa
     stalled = lease(url, clock, host="stalled", pid=7)
     stalled.acquire()
     clock.advance(61)
-    with lease(url, clock, pid=8):
-        with pytest.raises(LeaseLost, match="pid 8"):
-            stalled.renew()
+    with lease(url, clock, pid=8), pytest.raises(LeaseLost, match="pid 8"):
+        stalled.renew()
 
 
 def test_renewing_keeps_the_book_past_the_first_expiry(url: str) -> None:

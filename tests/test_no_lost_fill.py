@@ -63,7 +63,8 @@ async def test_an_acknowledged_order_whose_label_look_up_is_empty_is_resolved_by
     app.clock.advance(3600)
     assert await app.ctx.executor.resolve_unknown("BTC") == []
     row = app.ledger.order("hb-old-1")
-    assert row is not None and row.status is OrderStatus.FILLED
+    assert row is not None
+    assert row.status is OrderStatus.FILLED
     assert sum(f.amount for f in app.ledger.fills()) == 500
 
 
@@ -75,7 +76,8 @@ async def test_an_acknowledged_order_the_venue_forgot_is_settled_from_its_trades
     app.clock.advance(3600)
     assert await app.ctx.executor.resolve_unknown("BTC") == []
     row = app.ledger.order("hb-old-1")
-    assert row is not None and row.status is OrderStatus.FILLED
+    assert row is not None
+    assert row.status is OrderStatus.FILLED
     assert sum(f.amount for f in app.ledger.fills()) == 500
 
 
@@ -92,7 +94,8 @@ async def test_an_acknowledged_order_with_no_venue_evidence_is_never_written_off
     app.clock.advance(6 * 3600)
     assert await app.ctx.executor.resolve_unknown("BTC") == ["hb-ghost-1"]
     row = app.ledger.order("hb-ghost-1")
-    assert row is not None and row.status is OrderStatus.UNKNOWN
+    assert row is not None
+    assert row.status is OrderStatus.UNKNOWN
     result = await rebalance_once(app.ctx, "BTC")
     assert result.status == "skipped"
     assert "hb-ghost-1" in result.reason
@@ -112,7 +115,8 @@ async def test_an_order_never_acknowledged_nor_traded_is_written_off_after_the_g
     app.clock.advance(301)
     assert await app.ctx.executor.resolve_unknown("BTC") == []
     row = app.ledger.order("hb-lost-1")
-    assert row is not None and row.status is OrderStatus.REJECTED
+    assert row is not None
+    assert row.status is OrderStatus.REJECTED
 
 
 async def test_an_unacknowledged_order_the_venue_forgot_but_traded_is_not_written_off(
@@ -123,7 +127,8 @@ async def test_an_unacknowledged_order_the_venue_forgot_but_traded_is_not_writte
     app.clock.advance(3600)
     assert await app.ctx.executor.resolve_unknown("BTC") == []
     row = app.ledger.order("hb-late-1")
-    assert row is not None and row.status is OrderStatus.FILLED
+    assert row is not None
+    assert row.status is OrderStatus.FILLED
     assert sum(f.amount for f in app.ledger.fills()) == 300
 
 

@@ -101,7 +101,8 @@ async def test_a_halt_set_by_another_process_cancels_resting_orders_and_records_
     assert await guard.check() is None  # a halt does not stop the daemon, it stops trading
     assert await app.venue.open_orders("BTC") == []
     row = app.ledger.order("hb-rest-1")
-    assert row is not None and row.status is OrderStatus.CANCELLED
+    assert row is not None
+    assert row.status is OrderStatus.CANCELLED
     detail = app.ledger.order_events("hb-rest-1")[-1].detail
     assert "trading halted (operator: market closed)" in detail
 
@@ -113,7 +114,8 @@ async def test_a_deleted_ledger_file_stops_the_daemon_before_any_cycle(tmp_path:
     os.remove(tmp_path / "paper.db")
     stats = await asyncio.wait_for(daemon(app, ledger_file=watch).run(asyncio.Event()), 20)
     assert stats.cycles == 0
-    assert stats.halted is not None and "was deleted" in stats.halted
+    assert stats.halted is not None
+    assert "was deleted" in stats.halted
 
 
 async def test_a_replaced_ledger_file_is_noticed(tmp_path: Path) -> None:
@@ -123,7 +125,8 @@ async def test_a_replaced_ledger_file_is_noticed(tmp_path: Path) -> None:
     (tmp_path / "other.db").write_bytes((tmp_path / "paper.db").read_bytes())
     os.replace(tmp_path / "other.db", tmp_path / "paper.db")
     problem = watch.problem()
-    assert problem is not None and "replaced" in problem
+    assert problem is not None
+    assert "replaced" in problem
 
 
 async def test_a_lease_lost_to_another_process_stops_the_daemon(tmp_path: Path) -> None:
@@ -137,5 +140,6 @@ async def test_a_lease_lost_to_another_process_stops_the_daemon(tmp_path: Path) 
     other.acquire()
     stats = await asyncio.wait_for(daemon(app, lease=lease).run(asyncio.Event()), 20)
     assert stats.cycles == 0
-    assert stats.halted is not None and "lease lost" in stats.halted
+    assert stats.halted is not None
+    assert "lease lost" in stats.halted
     other.release()

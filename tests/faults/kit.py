@@ -35,7 +35,7 @@ PERP = "BTC-PERPETUAL"
 PREFIX = "hb-"
 
 
-class Crash(BaseException):  # noqa: N818 - a process death, not an error anyone may catch
+class Crash(BaseException):
     """The process dies here: nothing after this point runs, no handler sees it."""
 
 

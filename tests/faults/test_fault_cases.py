@@ -34,11 +34,13 @@ async def test_submit_timed_out_after_the_venue_accepted_then_no_second_order(
 ) -> None:
     w = world(tmp_path, accept_then_timeout=1)
     first = await w.cycle()
-    assert first is not None and first.execution is not None
+    assert first is not None
+    assert first.execution is not None
     label = first.execution.label
     assert labels_at_venue(w).count(label) == 1
     row = w.ledger.order(label)
-    assert row is not None and row.status is OrderStatus.FILLED
+    assert row is not None
+    assert row.status is OrderStatus.FILLED
     await run(w, 3)
 
 
@@ -47,14 +49,17 @@ async def test_submit_timed_out_before_the_venue_accepted_is_written_off_only_af
 ) -> None:
     w = world(tmp_path, timeout_before_accept=1)
     first = await w.cycle()
-    assert first is not None and first.execution is not None
+    assert first is not None
+    assert first.execution is not None
     assert first.execution.status is OrderStatus.UNKNOWN
     label = first.execution.label
     second = await w.cycle()  # 300 s later: the grace (60 s) has passed
     row = w.ledger.order(label)
-    assert row is not None and row.status is OrderStatus.REJECTED
+    assert row is not None
+    assert row.status is OrderStatus.REJECTED
     assert label not in labels_at_venue(w)
-    assert second is not None and second.status == "traded"
+    assert second is not None
+    assert second.status == "traded"
 
 
 async def test_an_order_visible_only_after_several_look_ups_is_found_without_a_resend(
@@ -63,7 +68,8 @@ async def test_an_order_visible_only_after_several_look_ups_is_found_without_a_r
     w = world(tmp_path, accept_then_timeout=1, hidden=1)
     w.faults.hide_for = 3
     first = await w.cycle()
-    assert first is not None and first.execution is not None
+    assert first is not None
+    assert first.execution is not None
     assert first.execution.status is OrderStatus.FILLED
     assert len(w.truth._orders) == 1
     await run(w, 2)
@@ -75,12 +81,14 @@ async def test_a_fill_seen_before_the_order_is_ever_acknowledged_settles_it_from
     w = world(tmp_path, accept_then_timeout=1, hidden=1)
     w.faults.hide_for = -1  # never visible by look-up; its trade is
     first = await w.cycle()
-    assert first is not None and first.execution is not None
+    assert first is not None
+    assert first.execution is not None
     assert first.execution.status is OrderStatus.UNKNOWN
     label = first.execution.label
     await w.cycle()
     row = w.ledger.order(label)
-    assert row is not None and row.status is OrderStatus.FILLED
+    assert row is not None
+    assert row.status is OrderStatus.FILLED
     assert labels_at_venue(w).count(label) == 1
     await run(w, 2)
 
@@ -88,7 +96,8 @@ async def test_a_fill_seen_before_the_order_is_ever_acknowledged_settles_it_from
 async def test_a_definitive_reject_is_recorded_and_the_rest_goes_on(tmp_path: Path) -> None:
     w = world(tmp_path, reject=1)
     first = await w.cycle()
-    assert first is not None and first.execution is not None
+    assert first is not None
+    assert first.execution is not None
     rejected = [o for o in w.ledger.orders() if o.status is OrderStatus.REJECTED]
     assert len(rejected) == 1
     assert rejected[0].label not in labels_at_venue(w)
@@ -128,7 +137,9 @@ async def test_a_venue_reporting_less_filled_than_the_ledger_does_not_double_the
         execution={"post_only": False, "allow_market": True},
     )
     first = await w.cycle()
-    assert first is not None and first.decision is not None and first.execution is not None
+    assert first is not None
+    assert first.decision is not None
+    assert first.execution is not None
     traded = sum(f.amount for f in w.ledger.fills())
     assert traded == pytest.approx(abs(first.decision.trade_amount))
     assert len(w.truth._orders) == 1  # no market order for the "unfilled" rest
@@ -152,7 +163,8 @@ async def test_a_crash_after_send_is_recovered_by_label_with_one_order(tmp_path:
     (pending,) = w.ledger.open_orders()
     await w.cycle()
     row = w.ledger.order(pending.label)
-    assert row is not None and row.status is OrderStatus.FILLED
+    assert row is not None
+    assert row.status is OrderStatus.FILLED
     assert labels_at_venue(w).count(pending.label) == 1
     await run(w, 2)
 
@@ -203,7 +215,8 @@ async def test_orders_and_positions_the_ledger_does_not_know(tmp_path: Path) -> 
     await w.truth.place_order(manual)
     placed = w.venue.placed
     result = await w.cycle(check=False)
-    assert result is not None and result.status == "skipped"
+    assert result is not None
+    assert result.status == "skipped"
     assert w.ledger.get_trading_state().state is TradingState.HALTED
     await w.cycle(check=False)
     assert w.venue.placed == placed
