@@ -69,14 +69,31 @@ def orders_per_label(fills: list[Fill]) -> dict[str, set[str]]:
     return out
 
 
+def read_while_writing(home: Path, env: dict[str, str], daemon: subprocess.Popen[str]) -> int:
+    """``status`` and ``report`` against the ledger the running daemon writes; returns how
+    many reads ran. Each must succeed: no "database is locked" (SQLite WAL + busy timeout)."""
+    reads = 0
+    deadline = time.monotonic() + 150
+    while daemon.poll() is None and time.monotonic() < deadline and reads < 6:
+        for args in (("status", "--json"), ("report", "--json")):
+            done = run(home, env, *args, timeout=120)
+            if daemon.poll() is not None and done.returncode != 0:
+                break  # the run ended under us: nothing to compare with
+            assert done.returncode == 0, done.stderr[-2000:]
+            assert "database is locked" not in done.stderr
+            reads += 1
+    return reads
+
+
 def test_a_simulated_day_of_btc_and_eth_hedging_has_no_duplicate_order_and_every_fill_once(
-    tmp_path: Path,
+    tmp_path: Path, db_url: str
 ) -> None:
     env = base_env(tmp_path, speed=2880)  # one simulated day in 30 s of wall time
     with sim_venue(tmp_path, env) as sim:
         client = client_env(
             env,
             sim,
+            HEDGEBOT__DATABASE__URL=db_url,
             HEDGEBOT__VENUE__CURRENCIES='["BTC","ETH"]',
             HEDGEBOT__POLICY__CHECK_SECONDS="300",
             HEDGEBOT__RISK__MAX_DATA_AGE_SECONDS="3600",
@@ -86,11 +103,24 @@ def test_a_simulated_day_of_btc_and_eth_hedging_has_no_duplicate_order_and_every
         )
         assert run(tmp_path, client, "db", "upgrade").returncode == 0
         t0 = time.monotonic()
-        done = run(tmp_path, client, "run", "--duration", "86400", timeout=180)
+        daemon = subprocess.Popen(
+            cli(tmp_path, "run", "--duration", "86400"),
+            env=client,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            reads = read_while_writing(tmp_path, client, daemon)
+            _out, err = daemon.communicate(timeout=180)
+        finally:
+            stop_process(daemon)
         wall = time.monotonic() - t0
-        assert done.returncode == 0, done.stderr[-2000:]
+        assert daemon.returncode == 0, err[-2000:]
+        assert reads >= 2
         venue = asyncio.run(venue_fills(sim, env, ("BTC", "ETH")))
-    ledger = open_ledger(client["HEDGEBOT__DATABASE__URL"])
+    ledger = open_ledger(db_url)
     ours = [f for f in venue if f.label.startswith("hb-")]
     recorded = ledger.fills()
     assert sorted(f.trade_id for f in recorded) == sorted(f.trade_id for f in ours)
@@ -101,9 +131,11 @@ def test_a_simulated_day_of_btc_and_eth_hedging_has_no_duplicate_order_and_every
     traded = {r.currency for r in ledger.rebalances() if r.status == "traded"}
     assert traded == {"BTC", "ETH"}
     print(
-        f"\ne2e day: {len(ledger.rebalances())} rebalances, {len(orders)} orders, "
-        f"{len(recorded)} fills, {len(duplicates)} duplicates, {wall:.1f} s wall"
+        f"\ne2e day ({db_url.split(':')[0]}): {len(ledger.rebalances())} rebalances, "
+        f"{len(orders)} orders, {len(recorded)} fills, {len(duplicates)} duplicates, "
+        f"{reads} reads beside the daemon, {wall:.1f} s wall"
     )
+    ledger.close()
 
 
 def test_a_timeout_after_an_accepted_order_ends_with_exactly_one_hedge(tmp_path: Path) -> None:
