@@ -179,14 +179,15 @@ class World:
         self.crashes = 0
         self.cycles = 0
         self.results: list[CycleResult | None] = []
-        self.app = self._process()
+        self.app = self.process()
         self.reconciled = False
 
-    def _process(self) -> App:
+    def process(self, mode: str = "daemon") -> App:
+        """A fresh process's objects on this world's ledger and venue."""
         ledger = FlakyLedger(make_engine(self.settings.database.paper_url))
         ledger.faults = self.faults
         return build_app(
-            self.settings, paper=True, clock=self.clock, venue=self.venue, ledger=ledger
+            self.settings, paper=True, clock=self.clock, venue=self.venue, ledger=ledger, mode=mode
         )
 
     @property
@@ -197,7 +198,7 @@ class World:
         """The process died: every in-memory object goes; ledger and venue stay."""
         self.crashes += 1
         self.app.ledger.close()
-        self.app = self._process()
+        self.app = self.process()
         self.reconciled = False
 
     async def cycle(self, *, check: bool = True) -> CycleResult | None:

@@ -244,11 +244,8 @@ async def test_a_one_shot_rebalance_beside_a_running_daemon_is_refused(tmp_path:
     daemon.acquire()
     await w.cycle()
     placed = w.venue.placed
-    oneshot = World.__new__(World)
-    oneshot.__dict__.update(w.__dict__)
-    oneshot.app = w._process()
-    oneshot.app.mode = "oneshot"
+    oneshot = w.process(mode="oneshot")  # another process on the same ledger and venue
     with pytest.raises(BookLocked, match="daemon pid"):
-        oneshot.app.lock().acquire()
+        oneshot.lock().acquire()
     assert w.venue.placed == placed
     daemon.release()
