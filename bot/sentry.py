@@ -72,7 +72,13 @@ class Sentry:
             except LeaseLost as exc:
                 self.fatal = f"lease lost: {exc}"
                 return self.fatal
-        state = self._ctx.ledger.get_trading_state()
+            except Exception as exc:  # the database blinked; the lease has slack until expiry
+                log.warning("lease_renewal_failed", error=repr(exc))
+        try:
+            state = self._ctx.ledger.get_trading_state()
+        except Exception as exc:  # the cycle will fail on the same database and say so
+            log.warning("trading_state_unreadable", error=repr(exc))
+            return None
         if state.state is TradingState.HALTED:
             await self.cancel_resting(f"trading halted ({state.reason})")
         return None
