@@ -144,6 +144,10 @@ class Executor:
             raise _RateCapped
 
     @property
+    def grace(self) -> float:
+        return self._settings.unknown_grace_seconds
+
+    @property
     def fill_lookback(self) -> timedelta:
         """How far before an order's creation its fills are read (the venue's clock may lag)."""
         return timedelta(seconds=self._settings.fill_lookback_seconds)
@@ -196,10 +200,10 @@ class Executor:
             return fresh is not None and fresh.status.terminal
         trades = await self._trades_of(currency, label, row.venue_order_id, row.created_at)
         acknowledged = bool(row.venue_order_id) or row.status is OrderStatus.OPEN
-        if acknowledged or trades:
-            return self._settle_from_trades(row, trades, now)
         age = (now - row.created_at).total_seconds()
-        if age < self._settings.unknown_grace_seconds:
+        if acknowledged or trades:
+            return self._settle_from_trades(row, trades, now, closed=age >= self.grace)
+        if age < self.grace:
             return False
         self._ledger.update_order(
             label,
@@ -211,16 +215,21 @@ class Executor:
         log.warning("order_never_arrived", label=label, age_seconds=age, was=row.status.value)
         return True
 
-    def _settle_from_trades(self, row: OrderRow, trades: tuple[Fill, ...], now: datetime) -> bool:
-        """An order the venue no longer shows but did acknowledge or trade: its trades are the
-        only evidence left. Fully traded ends it FILLED; anything less keeps it unresolved."""
+    def _settle_from_trades(
+        self, row: OrderRow, trades: tuple[Fill, ...], now: datetime, *, closed: bool
+    ) -> bool:
+        """An order the venue no longer shows by label or id but did acknowledge or trade: its
+        trades are the evidence left. Fully traded ends it FILLED. Partly traded, it ends
+        CANCELLED with what traded only once ``closed`` (past the grace and absent from the
+        venue's open orders, which were just read); otherwise it stays unresolved."""
         for fill in trades:
             if self._ledger.record_fill(fill):
                 log.info(
                     "fill_recorded", label=row.label, trade_id=fill.trade_id, amount=fill.amount
                 )
         traded = sum(f.amount for f in trades)
-        if traded + 1e-9 >= row.amount:
+        full = traded + 1e-9 >= row.amount
+        if full or (closed and trades):
             venue_id = row.venue_order_id or trades[0].venue_order_id
             price = sum(f.amount * f.price for f in trades) / traded
             final = OrderState(
@@ -230,14 +239,15 @@ class Executor:
                 side=row.side,
                 amount=row.amount,
                 filled_amount=traded,
-                status=OrderStatus.FILLED,
+                status=OrderStatus.FILLED if full else OrderStatus.CANCELLED,
                 price=row.price,
                 average_price=price,
                 order_type=row.order_type,
                 timestamp=now,
             )
+            how = "fill it" if full else f"fill {traded} and it is no longer open"
             self._ledger.update_order(
-                row.label, final, now, "venue no longer shows the order; its trades fill it"
+                row.label, final, now, f"venue no longer shows the order; its trades {how}"
             )
             log.warning("order_settled_from_trades", label=row.label, traded=traded)
             return True

@@ -249,3 +249,23 @@ async def test_a_one_shot_rebalance_beside_a_running_daemon_is_refused(tmp_path:
         oneshot.lock().acquire()
     assert w.venue.placed == placed
     daemon.release()
+
+
+async def test_a_partly_filled_order_the_restarted_venue_forgot_ends_cancelled_with_its_part(
+    tmp_path: Path,
+) -> None:
+    w = World(
+        tmp_path,
+        Faults(script=Counter(crash_after_send=1)),
+        execution={"post_only": False, "slippage_cap_bps": 0.5},
+        market={"depth_usd": 100.0},
+        hedge={"target_delta": 3.0},
+    )
+    assert await w.cycle() is None  # sent, partly filled, outcome never recorded
+    w.faults.forget_closed = True
+    (pending,) = w.ledger.open_orders()
+    await run(w, 2)
+    row = w.ledger.order(pending.label)
+    assert row is not None
+    assert row.status is OrderStatus.CANCELLED
+    assert 0 < row.filled_amount < row.amount
