@@ -63,13 +63,18 @@ class Faults:
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
+        self.fired: Counter[str] = Counter()
 
     def fires(self, name: str) -> bool:
         if self.script[name] > 0:
             self.script[name] -= 1
+            self.fired[name] += 1
             return True
         chance = self.p.get(name, 0.0)
-        return chance > 0 and bool(self.rng.random() < chance)
+        hit = chance > 0 and bool(self.rng.random() < chance)
+        if hit:
+            self.fired[name] += 1
+        return hit
 
 
 class FaultyVenue(Passthrough):

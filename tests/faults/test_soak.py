@@ -64,3 +64,8 @@ async def test_soak_seed_keeps_every_invariant_through_random_faults_and_crashes
         ) from exc
     traded = sum(1 for r in w.results if r is not None and r.status == "traded")
     assert traded > 0, f"seed {seed}: no cycle traded; the soak tested nothing"
+    faults_fired = sum(faults.fired.values())
+    print(
+        f"soak seed {seed}: {w.cycles} cycles, {traded} traded, {len(w.truth._orders)} venue "
+        f"orders, {faults_fired} faults, {w.crashes} crashes: {dict(faults.fired)}"
+    )
