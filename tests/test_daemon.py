@@ -127,7 +127,9 @@ def test_hedgebot_run_stops_cleanly_on_sigterm_within_ten_seconds(tmp_path: Path
     assert json.loads(out.strip().splitlines()[-1])["cycles"] >= 3
     events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
     assert "stop_requested" in events
+    assert "daemon_stop_cancelled" in events  # resting orders were looked for and cancelled
     assert events[-1] == "daemon_stopped"
+    assert ledger.open_orders() == []  # nothing left working at the venue or unresolved
 
 
 async def test_a_cycle_that_raises_is_logged_and_the_daemon_goes_on(tmp_path: Path) -> None:
