@@ -6,6 +6,7 @@ Only 127.0.0.1; every process is bounded in time and stopped by the test.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import time
@@ -185,6 +186,7 @@ def test_a_restart_mid_chase_readopts_the_working_order(tmp_path: Path) -> None:
             HEDGEBOT__EXECUTION__URGENT_BAND_MULTIPLE="1000",
             HEDGEBOT__EXECUTION__REPRICE_SECONDS="600",
             HEDGEBOT__DAEMON__STOP_GRACE_SECONDS="1",
+            HEDGEBOT__DAEMON__CANCEL_ON_STOP="false",  # leave it working, as a crash would
         )
         run(tmp_path, client, "db", "upgrade")
         daemon = subprocess.Popen(
@@ -225,3 +227,72 @@ def test_a_restart_mid_chase_readopts_the_working_order(tmp_path: Path) -> None:
     assert row.status in (OrderStatus.CANCELLED, OrderStatus.FILLED)
     per_label = orders_per_label([f for f in venue if f.label.startswith("hb-")])
     assert all(len(ids) == 1 for ids in per_label.values())
+
+
+def test_sigterm_cancels_the_resting_post_only_order_at_the_venue(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    with sim_venue(tmp_path, env) as sim:
+        client = client_env(
+            env,
+            sim,
+            HEDGEBOT__HEDGE__TARGET_DELTA="0.5",
+            HEDGEBOT__POLICY__DELTA_BAND__BAND="0.05",
+            HEDGEBOT__POLICY__CHECK_SECONDS="1",
+            HEDGEBOT__EXECUTION__URGENT_BAND_MULTIPLE="1000",
+            HEDGEBOT__EXECUTION__REPRICE_SECONDS="600",
+            HEDGEBOT__DAEMON__STOP_GRACE_SECONDS="1",
+        )
+        run(tmp_path, client, "db", "upgrade")
+        daemon = subprocess.Popen(
+            cli(tmp_path, "run"),
+            env=client,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        ledger = open_ledger(client["HEDGEBOT__DATABASE__URL"])
+        try:
+            deadline = time.monotonic() + 40
+            working = []
+            while time.monotonic() < deadline and not working:
+                time.sleep(0.2)
+                working = [o for o in ledger.orders() if o.status is OrderStatus.OPEN]
+            assert working, "the daemon never left a post-only order working"
+            daemon.send_signal(signal.SIGTERM)
+            _out, err = daemon.communicate(timeout=15)
+        finally:
+            stop_process(daemon)
+        assert daemon.returncode == 0, err[-2000:]
+        (label,) = [o.label for o in working]
+        row = ledger.order(label)
+        assert row is not None
+        assert row.status in (OrderStatus.CANCELLED, OrderStatus.FILLED)
+        assert "daemon stopped" in ledger.order_events(label)[-1].detail
+        status = run(tmp_path, client, "status", "--json")
+        assert status.returncode == 0, status.stderr[-2000:]
+        assert json.loads(status.stdout)["leases"] == []  # released on the way out
+        open_at_venue = asyncio.run(venue_open_orders(sim, env))
+    assert open_at_venue == []
+
+
+async def venue_open_orders(sim: SimProcess, env: dict[str, str]) -> list[str]:
+    clock = clock_for(
+        float(env["HEDGEBOT__MARKET__SPEED"]),
+        datetime.fromisoformat(env["HEDGEBOT__MARKET__CLOCK_ANCHOR"]),
+    )
+    settings = load_settings(
+        None,
+        venue={
+            "kind": "deribit",
+            "network": "custom",
+            "url": sim.url,
+            "api_key": KEY,
+            "api_secret": SECRET,
+        },
+    )
+    venue = DeribitVenue(settings.venue, clock)
+    try:
+        return [o.label for o in await venue.open_orders("BTC")]
+    finally:
+        await venue.close()
