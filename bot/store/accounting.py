@@ -14,9 +14,9 @@ from sqlalchemy import Engine, case, func, or_, select
 from sqlalchemy.orm import sessionmaker
 
 from bot.domain import Side
-from bot.store.db import transaction
 from bot.store.models import FillModel, HedgeBaselineModel, OrderModel
 from bot.store.records import OPEN_STATUSES
+from bot.store.session import transaction
 
 _EPSILON = 1e-9
 

@@ -19,8 +19,8 @@ from sqlalchemy import Connection, Engine, delete, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import sessionmaker
 
-from bot.store.db import transaction
 from bot.store.models import BookLeaseModel
+from bot.store.session import transaction
 
 log = structlog.get_logger("hedgebot.lease")
 
