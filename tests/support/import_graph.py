@@ -56,6 +56,8 @@ ROOM_OF_PREFIX: dict[str, str] = {
             "daemon",
             "app",
             "lock",
+            "audit",
+            "sentry",
         )
     },
 }
