@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -69,7 +71,8 @@ time.sleep(60)
 """
 
 
-def test_a_killed_holders_lease_is_taken_over_only_after_it_expires(url: str) -> None:
+def held_then_killed(url: str) -> None:
+    """Another process takes the book at NOW and is SIGKILLed: no release, no renewal."""
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_AND_HANG, url, NOW.isoformat()],
         stdout=subprocess.PIPE,
@@ -81,8 +84,12 @@ def test_a_killed_holders_lease_is_taken_over_only_after_it_expires(url: str) ->
         lines = iter(holder.stdout.readline, "")
         assert any(line.strip() == "held" for line in lines)
     finally:
-        holder.kill()  # SIGKILL: no release, no renewal
+        holder.kill()
         holder.wait()
+
+
+def test_a_killed_holders_lease_is_taken_over_only_after_it_expires(url: str) -> None:
+    held_then_killed(url)
     clock = FakeClock(NOW)
     clock.advance(59)
     with pytest.raises(BookLocked, match="crashed"):
@@ -179,3 +186,30 @@ def test_status_of_the_leases_names_holder_host_pid_and_expiry(url: str) -> None
         (holder,) = LeaseStore(open_ledger(url).engine).holders()
     assert (holder.book, holder.host, holder.pid, holder.mode) == (BOOK, "host-z", 99, "daemon")
     assert (holder.expires_at - holder.acquired_at).total_seconds() == 60
+
+
+def test_claimants_racing_for_a_free_or_expired_book_leave_exactly_one_holder(url: str) -> None:
+    clock = FakeClock(NOW)
+    for round_ in ("free", "expired"):
+        if round_ == "expired":
+            held_then_killed(url)
+            clock.advance(120)
+        claimants = [lease(url, clock, host=f"h{i}", pid=100 + i) for i in range(6)]
+        start = threading.Barrier(len(claimants))
+
+        def claim(c: BookLease, start: threading.Barrier = start) -> bool:
+            start.wait(timeout=30)
+            try:
+                c.acquire()
+            except BookLocked:
+                return False
+            return True
+
+        with ThreadPoolExecutor(len(claimants)) as pool:
+            won = list(pool.map(claim, claimants))
+        assert won.count(True) == 1, round_
+        winner = claimants[won.index(True)]
+        holder = LeaseStore(open_ledger(url).engine).holder(BOOK)
+        assert holder is not None
+        assert holder.pid == winner.claimant.pid
+        winner.release()
