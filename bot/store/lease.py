@@ -39,6 +39,8 @@ class LeaseHolder:
     expires_at: datetime
 
     def describe(self) -> str:
+        if self.pid == 0:  # no row: only the PostgreSQL advisory lock says it is held
+            return "a process whose lease row is gone"
         return (
             f"{self.mode} pid {self.pid} on {self.host} (owner {self.owner}, since "
             f"{self.acquired_at:%Y-%m-%d %H:%M:%S}Z, lease until {self.expires_at:%H:%M:%S}Z)"
