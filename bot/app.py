@@ -23,7 +23,6 @@ from bot.store.db import make_engine, open_ledger
 from bot.store.lease import LeaseStore
 from bot.store.ledger import Ledger
 from bot.store.paper import SqlPaperStore
-from bot.store.records import TradingState
 from bot.venues.base import Venue
 from bot.venues.deribit.adapter import DeribitVenue
 from bot.venues.paper.market import SimMarket
@@ -135,21 +134,15 @@ def build_app(
     url = database_url(settings, paper)
     ledger = ledger or open_ledger(url)
     venue = venue or build_venue(settings, clock, url, paper)
-    tracker = PositionTracker(
-        venue, settings.venue.facts, clock, settings.risk.max_data_age_seconds
-    )
+    tracker = PositionTracker(venue, settings.venue.facts, clock, settings.risk)
 
-    def trading_state() -> TradingState:
-        return TradingState(ledger.get_trading_state().state)
-
-    risk = RiskGate(settings.risk, clock, trading_state)
+    risk = RiskGate(settings.risk, clock, ledger)
     executor = Executor(
         venue,
         ledger,
         clock,
         settings.execution,
         settings.venue.label_prefix,
-        on_send=risk.record_sent,
         may_send=risk.rate_ok,
         instruments=hedge_instruments(settings.venue.facts),
     )

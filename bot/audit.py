@@ -16,9 +16,9 @@ from datetime import datetime
 
 import structlog
 
+from bot.domain import TradingState
 from bot.store.accounting import LedgerAccounts
 from bot.store.ledger import Ledger
-from bot.store.records import TradingState
 
 log = structlog.get_logger("hedgebot.audit")
 

@@ -16,9 +16,9 @@ import contextlib
 import structlog
 
 from bot.cycle import CycleContext
+from bot.domain import TradingState
 from bot.lock import BookLease, LeaseLost
 from bot.store.identity import LedgerFile
-from bot.store.records import TradingState
 
 log = structlog.get_logger("hedgebot.sentry")
 

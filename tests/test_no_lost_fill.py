@@ -8,9 +8,16 @@ from pathlib import Path
 
 from bot.app import App
 from bot.cycle import rebalance_once
-from bot.domain import OrderRequest, OrderState, OrderStatus, OrderType, Side, TimeInForce
+from bot.domain import (
+    OrderRequest,
+    OrderState,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    TradingState,
+)
 from bot.reconcile import reconcile
-from bot.store.records import TradingState
 from tests.support.harness import CountingVenue, Passthrough, stack
 
 BAND = {"policy": {"delta_band": {"band": 0.05}}, "hedge": {"target_delta": 0.5}}

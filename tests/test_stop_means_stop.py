@@ -10,10 +10,9 @@ from pathlib import Path
 from bot.app import App
 from bot.clock import FakeClock
 from bot.daemon import Daemon
-from bot.domain import OrderRequest, OrderStatus, Side
+from bot.domain import OrderRequest, OrderStatus, Side, TradingState
 from bot.sentry import Sentry
 from bot.store.identity import LedgerFile
-from bot.store.records import TradingState
 from tests.support.books import NOW
 from tests.support.harness import stack
 

@@ -20,12 +20,11 @@ import numpy as np
 from bot.app import App, build_app
 from bot.clock import FakeClock
 from bot.cycle import CycleResult, rebalance_once
-from bot.domain import Fill, OrderRequest, OrderState, OrderStatus
+from bot.domain import Fill, OrderRequest, OrderState, OrderStatus, TradingState
 from bot.reconcile import ReconciliationFailed, reconcile
 from bot.store.accounting import LedgerAccounts
 from bot.store.db import make_engine, upgrade
 from bot.store.ledger import Ledger
-from bot.store.records import TradingState
 from bot.venues.errors import OrderRejected, OutcomeUnknown, RateLimited, TransientError
 from bot.venues.paper.venue import PaperVenue
 from tests.support.books import NOW

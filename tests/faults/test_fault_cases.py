@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
+from bot.domain import OrderRequest, OrderStatus, OrderType, Side, TimeInForce, TradingState
 from bot.lock import BookLocked
-from bot.store.records import TradingState
 from tests.faults.kit import Faults, World
 
 IOC_ONLY = {"execution": {"post_only": False}}
