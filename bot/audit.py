@@ -76,6 +76,16 @@ def audit_position(
     )
 
 
+def expected_position(ledger: Ledger, instrument: str) -> float | None:
+    """The baseline plus our fills since, without recording anything; None before the first
+    baseline (a first start, when there is nothing to compare with)."""
+    accounts = LedgerAccounts(ledger.engine)
+    base = accounts.baseline(instrument)
+    if base is None:
+        return None
+    return base.position + accounts.fills_total(instrument) - base.fills_total
+
+
 def halt_unless_fills_explain(
     ledger: Ledger, instrument: str, venue_position: float, now: datetime, tolerance: float
 ) -> str | None:
@@ -109,6 +119,7 @@ __all__ = [
     "POSITION_HALT",
     "PositionAudit",
     "audit_position",
+    "expected_position",
     "halt_unless_fills_explain",
     "rebaseline",
 ]
