@@ -7,19 +7,20 @@ the paper database, so restart recovery runs in paper mode exactly as it does li
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
-from bot.clock import Clock, clock_for, day_start
+from bot.clock import Clock, SystemClock, clock_for, day_start
 from bot.config import SIM_API_KEY, SIM_API_SECRET, Settings, hedge_instruments
 from bot.cycle import CycleContext
 from bot.execution import Executor
-from bot.lock import BookLock, lock_path_for
+from bot.lock import BookLease, account_identity, book_key
 from bot.policy import VolSource
 from bot.positions import PositionTracker
 from bot.risk import RiskGate
 from bot.store.db import make_engine, open_ledger
+from bot.store.lease import LeaseStore
 from bot.store.ledger import Ledger
 from bot.store.paper import SqlPaperStore
 from bot.venues.base import Venue
@@ -40,9 +41,26 @@ class App:
     database_url: str
     paper: bool
     venue_clock: VenueClock | None = None
+    mode: str = "daemon"
+    lease_clock: Clock = field(default_factory=SystemClock)
 
-    def lock(self) -> BookLock:
-        return BookLock(lock_path_for(self.settings.daemon.lock_dir, self.database_url))
+    def books(self) -> tuple[str, ...]:
+        """This process's books: the venue account and each configured currency."""
+        account = account_identity(self.settings, self.paper)
+        return tuple(book_key(account, c) for c in self.settings.venue.currencies)
+
+    def lock(self, currencies: tuple[str, ...] | None = None) -> BookLease:
+        """The lease on this app's books (all configured currencies unless narrowed), held in
+        the ledger; its expiry runs on wall time, whatever clock the market runs on."""
+        account = account_identity(self.settings, self.paper)
+        books = tuple(book_key(account, c) for c in currencies or self.settings.venue.currencies)
+        return BookLease(
+            LeaseStore(self.ledger.engine),
+            books,
+            self.lease_clock,
+            self.settings.daemon.lease_seconds,
+            self.mode,
+        )
 
     async def close(self) -> None:
         await self.venue.close()
@@ -142,11 +160,13 @@ def build_app(
     clock: Clock | None = None,
     mode: str = "daemon",
     venue: Venue | None = None,
+    ledger: Ledger | None = None,
 ) -> App:
-    """Everything one process needs. Refuses a ledger whose schema is behind the code."""
+    """Everything one process needs. Refuses a ledger whose schema is behind the code.
+    ``venue`` and ``ledger`` replace the ones the settings name (tests inject faults so)."""
     clock = clock or make_clock(settings)
     url = database_url(settings, paper)
-    ledger = open_ledger(url)
+    ledger = ledger or open_ledger(url)
     venue = venue or build_venue(settings, clock, url, paper)
     # data age is judged on the venue's clock when it is measured (see bot.venues.venue_clock)
     venue_clock = getattr(venue, "venue_clock", None)
@@ -164,4 +184,4 @@ def build_app(
     )
     vol = VolSource(settings.policy.volatility, ledger)
     ctx = CycleContext(settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol)
-    return App(settings, clock, venue, ledger, ctx, url, paper, venue_clock)
+    return App(settings, clock, venue, ledger, ctx, url, paper, venue_clock, mode)

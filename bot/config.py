@@ -424,6 +424,25 @@ class ExecutionSettings(_Section):
         2.0, ge=1, description="|delta - target| beyond this many bands skips post-only"
     )
     allow_market: bool = Field(False, description="after IOC, send the rest as a market order")
+    fill_lookback_seconds: float = Field(
+        300.0,
+        ge=0,
+        le=86_400,
+        description="fills are read from this long before an order's creation (venue clock lag)",
+    )
+    unknown_grace_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=86_400,
+        description="an order the venue never acknowledged and cannot find by label or id "
+        "after this long is concluded never to have arrived (an acknowledged one never is)",
+    )
+    lookup_backoff_seconds: float = Field(
+        0.25, gt=0, le=60, description="first wait between look-ups of an unknown order"
+    )
+    lookup_backoff_max_seconds: float = Field(
+        2.0, gt=0, le=600, description="longest wait between look-ups (the wait doubles)"
+    )
 
 
 class DatabaseSettings(_Section):
@@ -436,7 +455,17 @@ class DaemonSettings(_Section):
         30.0, gt=0, description="seconds between heartbeats, on the clock (simulated if sped up)"
     )
     stop_grace_seconds: float = Field(8.0, gt=0, le=60, description="abandon a cycle after this")
-    lock_dir: str = Field(".", description="where the single-flight lock file lives")
+    lease_seconds: float = Field(
+        60.0,
+        ge=5,
+        le=3600,
+        description="the book lease in the ledger expires this long (wall time) after its last "
+        "renewal; the daemon renews it every cycle and every third of it; a dead holder's "
+        "lease is taken over only once expired",
+    )
+    cancel_on_stop: bool = Field(
+        True, description="SIGTERM and any halt cancel our resting orders, recorded in the ledger"
+    )
 
 
 class LoggingSettings(_Section):

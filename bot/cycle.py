@@ -15,6 +15,7 @@ from datetime import datetime
 
 import structlog
 
+from bot.audit import halt_unless_fills_explain
 from bot.clock import Clock
 from bot.config import Settings
 from bot.domain import (
@@ -115,6 +116,14 @@ async def _cycle(
         rec.book = book
         greeks = portfolio_greeks(book, ctx.clock.now())
         rec.greeks = greeks
+        if halt := halt_unless_fills_explain(
+            ctx.ledger,
+            book.hedge_instrument.name,
+            book.hedge_position(),
+            ctx.clock.now(),
+            s.risk.position_tolerance,
+        ):
+            return rec.skip(halt)
         baseline = load_baseline(ctx.ledger, currency, book.hedge_instrument.name)
         check_read(book, greeks, baseline, s.risk, s.hedge.target_mode)
     except StaleData as exc:

@@ -4,6 +4,10 @@ Stopping is cooperative: SIGINT or SIGTERM sets an event; the sleep ends at once
 flight gets ``stop_grace_seconds`` of wall time to finish and is then cancelled. A cancelled
 cycle is safe to abandon because every order was recorded before it was sent and is resolved by
 label at the next start.
+
+A :class:`~bot.sentry.Sentry`, when given, is asked before and after every round of cycles
+whether the daemon may go on (lease, ledger file) and cancels resting orders on a halt; every
+stop ends with it cancelling what still rests.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from bot.cycle import CycleContext, CycleResult, rebalance_once
 from bot.domain import RebalanceStatus
 from bot.heartbeat import day_figures
 from bot.reconcile import reconcile
+from bot.sentry import Sentry
 
 log = structlog.get_logger("hedgebot.daemon")
 
@@ -30,6 +35,7 @@ class DaemonStats:
     cycles: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     abandoned: int = 0
+    halted: str | None = None  # why the daemon stopped itself (lease lost, ledger replaced)
 
     def count(self, result: CycleResult) -> None:
         self.cycles += 1
@@ -44,7 +50,9 @@ class Daemon:
         schedule_seconds: float,
         heartbeat_seconds: float,
         stop_grace_seconds: float,
+        sentry: Sentry | None = None,
     ) -> None:
+        self._sentry = sentry
         self._ctx = ctx
         self._currencies = currencies
         self._every = schedule_seconds
@@ -60,12 +68,36 @@ class Daemon:
         until: datetime | None = None,
         max_cycles: int | None = None,
     ) -> DaemonStats:
-        clock = self._ctx.clock
         for currency in self._currencies:
             await reconcile(self._ctx, currency)  # refuses to start on failure
         log.info("daemon_started", currencies=list(self._currencies), every_seconds=self._every)
+        if self._sentry is not None:
+            self._sentry.start(stop)
+        try:
+            await self._loop(stop, until, max_cycles)
+        finally:
+            if self._sentry is not None:
+                why = self.stats.halted or ("stop requested" if stop.is_set() else "run ended")
+                await self._sentry.stopped(why)
+        log.info("daemon_stopped", cycles=self.stats.cycles, abandoned=self.stats.abandoned)
+        return self.stats
+
+    async def _guard(self) -> bool:
+        """False when the sentry says the daemon must stop (recorded in ``stats.halted``)."""
+        if self._sentry is None:
+            return True
+        why = await self._sentry.check()
+        if why is not None:
+            self.stats.halted = why
+            log.error("daemon_halted", reason=why)
+        return why is None
+
+    async def _loop(
+        self, stop: asyncio.Event, until: datetime | None, max_cycles: int | None
+    ) -> None:
+        clock = self._ctx.clock
         self._last_beat = clock.now()
-        while not stop.is_set():
+        while not stop.is_set() and await self._guard():
             started = clock.now()
             if until is not None and clock.now() >= until:
                 break
@@ -76,11 +108,11 @@ class Daemon:
                 if result is None:
                     break
                 self.stats.count(result)
+            if not await self._guard():
+                break
             self._beat_if_due()
             elapsed = (clock.now() - started).total_seconds()
             await self._sleep(stop, max(0.0, self._every - elapsed))
-        log.info("daemon_stopped", cycles=self.stats.cycles, abandoned=self.stats.abandoned)
-        return self.stats
 
     async def _one(self, currency: str, stop: asyncio.Event) -> CycleResult | None:
         """One cycle; on a stop request it gets the grace period, then it is abandoned."""

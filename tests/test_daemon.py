@@ -39,7 +39,7 @@ async def test_the_daemon_runs_one_cycle_per_period_until_its_end_time(tmp_path:
     assert stats.by_status.get("traded", 0) >= 1
     assert len(app.ledger.rebalances()) == 60  # type: ignore[attr-defined]
     events = [e["event"] for e in logs]
-    assert events[0] == "reconciled"
+    assert events.index("reconciled") < events.index("daemon_started")
     assert events.count("heartbeat") == 6  # at minutes 10, 20, 30, 40, 50 and 60
 
 
@@ -94,7 +94,6 @@ def test_hedgebot_run_stops_cleanly_on_sigterm_within_ten_seconds(tmp_path: Path
     env = {
         **os.environ,
         "HEDGEBOT__DATABASE__PAPER_URL": f"sqlite:///{tmp_path}/paper.db",
-        "HEDGEBOT__DAEMON__LOCK_DIR": str(tmp_path),
         "HEDGEBOT__POLICY__CHECK_SECONDS": "0.2",
         "HEDGEBOT__LOGGING__FORMAT": "json",
     }
@@ -128,7 +127,9 @@ def test_hedgebot_run_stops_cleanly_on_sigterm_within_ten_seconds(tmp_path: Path
     assert json.loads(out.strip().splitlines()[-1])["cycles"] >= 3
     events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
     assert "stop_requested" in events
+    assert "daemon_stop_cancelled" in events  # resting orders were looked for and cancelled
     assert events[-1] == "daemon_stopped"
+    assert ledger.open_orders() == []  # nothing left working at the venue or unresolved
 
 
 async def test_a_cycle_that_raises_is_logged_and_the_daemon_goes_on(tmp_path: Path) -> None:

@@ -46,6 +46,8 @@ _KNOWN: tuple[tuple[str, str, int, str], ...] = (
     ("bot.app", "UnsupportedMode", EXIT_USAGE, "{exc}"),
     ("bot.venues.errors", "AuthError", EXIT_USAGE, "venue settings refused: {exc}"),
     ("bot.venues.deribit.adapter", "UnsafeUrl", EXIT_USAGE, "venue settings refused: {exc}"),
+    # The database did not answer or refused us: the driver's own words, never the URL.
+    ("sqlalchemy.exc", "OperationalError", EXIT_FAILED, "the ledger's database: {exc.orig}"),
 )
 
 

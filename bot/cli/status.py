@@ -120,10 +120,25 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
             "target_mode": app.settings.hedge.target_mode.value,
         }
     from bot.cli.control import trading_states
+    from bot.store.lease import LeaseStore
 
     states = trading_states(app.ledger, app.settings.venue.currencies)
+    now = app.lease_clock.now()
     return {
         **network(app.settings, app.paper),
+        "leases": [
+            {
+                "book": h.book,
+                "mode": h.mode,
+                "host": h.host,
+                "pid": h.pid,
+                "owner": h.owner,
+                "acquired_at": h.acquired_at.isoformat(),
+                "expires_at": h.expires_at.isoformat(),
+                "live": h.expires_at > now,
+            }
+            for h in LeaseStore(app.ledger.engine).holders()
+        ],
         "venue": app.venue.name,
         "venue_clock": app.venue_clock.describe() if app.venue_clock is not None else None,
         "database": redact_url(app.database_url),
@@ -227,6 +242,23 @@ def render_status(data: dict[str, Any], command: str = "hedgebot status") -> str
                 right=[1],
             )
         )
+    leases = data.get("leases", [])
+    parts.append(
+        table(
+            "book leases (one writer per book)",
+            ["book", "mode", "holder", "until (UTC)"],
+            [
+                (
+                    h["book"],
+                    h["mode"],
+                    f"pid {h['pid']} on {h['host']}",
+                    h["expires_at"][:19] + ("" if h["live"] else " (expired)"),
+                )
+                for h in leases
+            ]
+            or [("none held", "", "", "")],
+        )
+    )
     parts.append(
         table(
             "last rebalances",

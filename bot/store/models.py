@@ -217,6 +217,38 @@ class TradingStateModel(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class BookLeaseModel(Base):
+    """Who may write to one book (venue account and currency): the single-writer lease.
+
+    Held in the ledger itself so every process that writes to it, from any directory or host,
+    meets the same row; a holder renews ``expires_at`` while it lives.
+    """
+
+    __tablename__ = "book_leases"
+
+    book: Mapped[str] = mapped_column(String(255), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(16))
+    acquired_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    renewed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class HedgeBaselineModel(Base):
+    """A hedge position read at the venue and our fills' total at that moment: from then on
+    the position may only change by what our recorded fills say."""
+
+    __tablename__ = "hedge_baselines"
+
+    instrument: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[float] = mapped_column(Number)
+    fills_total: Mapped[float] = mapped_column(Number)
+    ts: Mapped[datetime] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(Text)
+
+
 class PaperBalanceModel(Base):
     """The paper venue's balance of one currency (coin)."""
 

@@ -6,6 +6,7 @@ Only 127.0.0.1; every process is bounded in time and stopped by the test.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import time
@@ -69,14 +70,31 @@ def orders_per_label(fills: list[Fill]) -> dict[str, set[str]]:
     return out
 
 
+def read_while_writing(home: Path, env: dict[str, str], daemon: subprocess.Popen[str]) -> int:
+    """``status`` and ``report`` against the ledger the running daemon writes; returns how
+    many reads ran. Each must succeed: no "database is locked" (SQLite WAL + busy timeout)."""
+    reads = 0
+    deadline = time.monotonic() + 150
+    while daemon.poll() is None and time.monotonic() < deadline and reads < 6:
+        for args in (("status", "--json"), ("report", "--json")):
+            done = run(home, env, *args, timeout=120)
+            if daemon.poll() is not None and done.returncode != 0:
+                break  # the run ended under us: nothing to compare with
+            assert done.returncode == 0, done.stderr[-2000:]
+            assert "database is locked" not in done.stderr
+            reads += 1
+    return reads
+
+
 def test_a_simulated_day_of_btc_and_eth_hedging_has_no_duplicate_order_and_every_fill_once(
-    tmp_path: Path,
+    tmp_path: Path, db_url: str
 ) -> None:
     env = base_env(tmp_path, speed=2880)  # one simulated day in 30 s of wall time
     with sim_venue(tmp_path, env) as sim:
         client = client_env(
             env,
             sim,
+            HEDGEBOT__DATABASE__URL=db_url,
             HEDGEBOT__VENUE__CURRENCIES='["BTC","ETH"]',
             HEDGEBOT__POLICY__CHECK_SECONDS="300",
             HEDGEBOT__RISK__MAX_DATA_AGE_SECONDS="3600",
@@ -86,11 +104,24 @@ def test_a_simulated_day_of_btc_and_eth_hedging_has_no_duplicate_order_and_every
         )
         assert run(tmp_path, client, "db", "upgrade").returncode == 0
         t0 = time.monotonic()
-        done = run(tmp_path, client, "run", "--duration", "86400", timeout=180)
+        daemon = subprocess.Popen(
+            cli(tmp_path, "run", "--duration", "86400"),
+            env=client,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            reads = read_while_writing(tmp_path, client, daemon)
+            _out, err = daemon.communicate(timeout=180)
+        finally:
+            stop_process(daemon)
         wall = time.monotonic() - t0
-        assert done.returncode == 0, done.stderr[-2000:]
+        assert daemon.returncode == 0, err[-2000:]
+        assert reads >= 2
         venue = asyncio.run(venue_fills(sim, env, ("BTC", "ETH")))
-    ledger = open_ledger(client["HEDGEBOT__DATABASE__URL"])
+    ledger = open_ledger(db_url)
     ours = [f for f in venue if f.label.startswith("hb-")]
     recorded = ledger.fills()
     assert sorted(f.trade_id for f in recorded) == sorted(f.trade_id for f in ours)
@@ -101,9 +132,11 @@ def test_a_simulated_day_of_btc_and_eth_hedging_has_no_duplicate_order_and_every
     traded = {r.currency for r in ledger.rebalances() if r.status == "traded"}
     assert traded == {"BTC", "ETH"}
     print(
-        f"\ne2e day: {len(ledger.rebalances())} rebalances, {len(orders)} orders, "
-        f"{len(recorded)} fills, {len(duplicates)} duplicates, {wall:.1f} s wall"
+        f"\ne2e day ({db_url.split(':')[0]}): {len(ledger.rebalances())} rebalances, "
+        f"{len(orders)} orders, {len(recorded)} fills, {len(duplicates)} duplicates, "
+        f"{reads} reads beside the daemon, {wall:.1f} s wall"
     )
+    ledger.close()
 
 
 def test_a_timeout_after_an_accepted_order_ends_with_exactly_one_hedge(tmp_path: Path) -> None:
@@ -153,6 +186,7 @@ def test_a_restart_mid_chase_readopts_the_working_order(tmp_path: Path) -> None:
             HEDGEBOT__EXECUTION__URGENT_BAND_MULTIPLE="1000",
             HEDGEBOT__EXECUTION__REPRICE_SECONDS="600",
             HEDGEBOT__DAEMON__STOP_GRACE_SECONDS="1",
+            HEDGEBOT__DAEMON__CANCEL_ON_STOP="false",  # leave it working, as a crash would
         )
         run(tmp_path, client, "db", "upgrade")
         daemon = subprocess.Popen(
@@ -193,3 +227,72 @@ def test_a_restart_mid_chase_readopts_the_working_order(tmp_path: Path) -> None:
     assert row.status in (OrderStatus.CANCELLED, OrderStatus.FILLED)
     per_label = orders_per_label([f for f in venue if f.label.startswith("hb-")])
     assert all(len(ids) == 1 for ids in per_label.values())
+
+
+def test_sigterm_cancels_the_resting_post_only_order_at_the_venue(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    with sim_venue(tmp_path, env) as sim:
+        client = client_env(
+            env,
+            sim,
+            HEDGEBOT__HEDGE__TARGET_DELTA="0.5",
+            HEDGEBOT__POLICY__DELTA_BAND__BAND="0.05",
+            HEDGEBOT__POLICY__CHECK_SECONDS="1",
+            HEDGEBOT__EXECUTION__URGENT_BAND_MULTIPLE="1000",
+            HEDGEBOT__EXECUTION__REPRICE_SECONDS="600",
+            HEDGEBOT__DAEMON__STOP_GRACE_SECONDS="1",
+        )
+        run(tmp_path, client, "db", "upgrade")
+        daemon = subprocess.Popen(
+            cli(tmp_path, "run"),
+            env=client,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        ledger = open_ledger(client["HEDGEBOT__DATABASE__URL"])
+        try:
+            deadline = time.monotonic() + 40
+            working = []
+            while time.monotonic() < deadline and not working:
+                time.sleep(0.2)
+                working = [o for o in ledger.orders() if o.status is OrderStatus.OPEN]
+            assert working, "the daemon never left a post-only order working"
+            daemon.send_signal(signal.SIGTERM)
+            _out, err = daemon.communicate(timeout=15)
+        finally:
+            stop_process(daemon)
+        assert daemon.returncode == 0, err[-2000:]
+        (label,) = [o.label for o in working]
+        row = ledger.order(label)
+        assert row is not None
+        assert row.status in (OrderStatus.CANCELLED, OrderStatus.FILLED)
+        assert "daemon stopped" in ledger.order_events(label)[-1].detail
+        status = run(tmp_path, client, "status", "--json")
+        assert status.returncode == 0, status.stderr[-2000:]
+        assert json.loads(status.stdout)["leases"] == []  # released on the way out
+        open_at_venue = asyncio.run(venue_open_orders(sim, env))
+    assert open_at_venue == []
+
+
+async def venue_open_orders(sim: SimProcess, env: dict[str, str]) -> list[str]:
+    clock = clock_for(
+        float(env["HEDGEBOT__MARKET__SPEED"]),
+        datetime.fromisoformat(env["HEDGEBOT__MARKET__CLOCK_ANCHOR"]),
+    )
+    settings = load_settings(
+        None,
+        venue={
+            "kind": "deribit",
+            "network": "custom",
+            "url": sim.url,
+            "api_key": KEY,
+            "api_secret": SECRET,
+        },
+    )
+    venue = DeribitVenue(settings.venue, clock)
+    try:
+        return [o.label for o in await venue.open_orders("BTC")]
+    finally:
+        await venue.close()

@@ -34,10 +34,10 @@ def base_env(home: Path, speed: float = 1.0, anchor: datetime | None = None) -> 
     env.update(
         {
             "HEDGEBOT_SIM_API_KEY": KEY,
+            "HEDGEBOT_E2E_HOME": str(home),
             "HEDGEBOT_SIM_API_SECRET": SECRET,
             "HEDGEBOT__MARKET__SPEED": str(speed),
             "HEDGEBOT__MARKET__CLOCK_ANCHOR": (anchor or datetime.now(UTC)).isoformat(),
-            "HEDGEBOT__DAEMON__LOCK_DIR": str(home),
             "HEDGEBOT__LOGGING__FORMAT": "json",
         }
     )
@@ -53,7 +53,7 @@ def client_env(env: dict[str, str], sim: SimProcess, **extra: str) -> dict[str, 
             "HEDGEBOT__VENUE__URL": sim.url,
             "HEDGEBOT__VENUE__API_KEY": KEY,
             "HEDGEBOT__VENUE__API_SECRET": SECRET,
-            "HEDGEBOT__DATABASE__URL": f"sqlite:///{env['HEDGEBOT__DAEMON__LOCK_DIR']}/live.db",
+            "HEDGEBOT__DATABASE__URL": f"sqlite:///{env['HEDGEBOT_E2E_HOME']}/live.db",
         }
     )
     out.update(extra)

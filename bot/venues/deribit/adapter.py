@@ -421,6 +421,19 @@ class DeribitVenue:
         row = m.latest_order(_rows(response, "get_order_state_by_label"))
         return m.order_from_row(row) if row is not None else None
 
+    async def order_by_id(self, currency: str, venue_order_id: str) -> OrderState | None:
+        try:
+            response = await self._read(
+                "get_order_state",
+                lambda: self._ex.privateGetGetOrderState({"order_id": venue_order_id}),
+            )
+        except OrderNotFound:
+            return None
+        row = _result(response, "get_order_state")
+        if not isinstance(row, Mapping):
+            raise DataError(f"get_order_state: not an object: {str(row)[:200]}")
+        return m.order_from_row(row)
+
     async def open_orders(self, currency: str) -> list[OrderState]:
         response = await self._read(
             "get_open_orders_by_currency",
