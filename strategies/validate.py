@@ -7,10 +7,10 @@ a delta-band hedge that never looks at it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
-
-from dataclasses import dataclass
 
 from bot.domain import DataError
 from strategies.common import Array, HedgeState

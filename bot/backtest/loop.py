@@ -86,8 +86,9 @@ def _check_book(book: BookMarks, target: Array, gamma: bool) -> None:
         not gamma or (book.sigma >= 0 and book.tau >= 0)
     ):
         return
-    fields = dict(zip(names, values, strict=True))
-    state = HedgeState(**{n: fields.get(n, 0.0) for n in HedgeState.__dataclass_fields__})
+    fields = {n: np.asarray(v, dtype=np.float64) for n, v in zip(names, values, strict=True)}
+    ones = np.ones(1)
+    state = HedgeState(**{n: fields.get(n, ones) for n in HedgeState.__dataclass_fields__})
     state_arrays(state, names)
     raise DataError(f"the book's marks are not finite: {', '.join(names)}")
 
