@@ -15,6 +15,8 @@ delta is the right hedge to the end.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
@@ -114,6 +116,8 @@ def hedge_outcomes(
     _check(prices, times, rates)
     discount = np.exp(-rate * (times - times[0]) / SECONDS_PER_YEAR)
     cost_rate = costs.fee_rate + costs.half_spread
+    if not (math.isfinite(initial_hedge) and math.isfinite(target_delta)):
+        raise DataError(f"initial_hedge {initial_hedge!r} and target_delta must be finite")
     coin0 = initial_hedge / prices[0] if lot.inverse else np.full(n_paths, initial_hedge)
     hedgers = [_Hedger(run, coin0, initial_hedge) for run in policies]
     target = _scalar(target_delta)
