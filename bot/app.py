@@ -23,9 +23,11 @@ from bot.store.db import make_engine, open_ledger
 from bot.store.ledger import Ledger
 from bot.store.paper import SqlPaperStore
 from bot.venues.base import Venue
-from bot.venues.deribit.adapter import DeribitVenue
+from bot.venues.deribit.adapter import DeribitVenue, build_client
+from bot.venues.deribit.live_market import ImportedBook, LiveMarket, LivePaperVenue
 from bot.venues.paper.market import SimMarket
 from bot.venues.paper.venue import PaperVenue
+from bot.venues.venue_clock import VenueClock
 
 
 @dataclass
@@ -37,6 +39,7 @@ class App:
     ctx: CycleContext
     database_url: str
     paper: bool
+    venue_clock: VenueClock | None = None
 
     def lock(self) -> BookLock:
         return BookLock(lock_path_for(self.settings.daemon.lock_dir, self.database_url))
@@ -62,16 +65,14 @@ class UnsupportedMode(Exception):
 def build_venue(settings: Settings, clock: Clock, url: str, paper: bool) -> Venue:
     """The venue the settings name.
 
-    ``--paper``: a paper venue filling locally on the simulated market, its account in the
-    paper database. ``sim``: the simulated Deribit of ``hedgebot sim`` through ccxt, with its
-    local credentials unless others are set. ``deribit``: Deribit through ccxt.
+    ``--paper``: a paper venue filling locally, its account in the paper database: on the
+    simulated market (``sim``), or on a real Deribit's public data (``deribit``). ``sim``: the
+    simulated Deribit of ``hedgebot sim`` through ccxt, with its local credentials unless
+    others are set. ``deribit``: Deribit through ccxt.
     """
+    if paper and settings.venue.kind == "deribit":
+        return live_paper_venue(settings, clock, url)
     if paper:
-        if settings.venue.kind != "sim":
-            raise UnsupportedMode(
-                "paper mode fills against the simulated market's data; paper trading on a real "
-                "Deribit's public data is not built yet: use venue.kind: sim with --paper"
-            )
         market = SimMarket(
             settings.market,
             settings.venue.currencies,
@@ -98,7 +99,40 @@ def build_venue(settings: Settings, clock: Clock, url: str, paper: bool) -> Venu
                 "api_secret": venue.api_secret or SecretStr(SIM_API_SECRET),
             }
         )
-    return DeribitVenue(venue, clock)
+    # At an accelerated speed both sides share an anchored clock; a round trip would be
+    # magnified into a false offset, so the venue's clock is measured at speed 1 only.
+    return DeribitVenue(venue, clock, measure_clock=settings.market.speed == 1)
+
+
+def live_paper_venue(
+    settings: Settings, clock: Clock, url: str, imported: ImportedBook | None = None
+) -> LivePaperVenue:
+    """Paper fills on the real venue's public data: a key-less, public-only ccxt client."""
+    public = settings.venue.model_copy(update={"api_key": None, "api_secret": None})
+    facts = {c: settings.venue.facts[c] for c in settings.venue.currencies}
+    data = DeribitVenue(
+        public,
+        clock,
+        client=build_client(public, public_only=True),
+        measure_clock=settings.market.speed == 1,
+    )
+    market = LiveMarket(
+        data,
+        facts,
+        clock,
+        equity=settings.market.equity,
+        legs=settings.market.book,
+        imported=imported,
+    )
+    return LivePaperVenue(
+        market,
+        data,
+        SqlPaperStore(make_engine(url)),
+        clock,
+        facts,
+        settings.venue.fees,
+        equity=settings.market.equity,
+    )
 
 
 def build_app(
@@ -114,7 +148,9 @@ def build_app(
     url = database_url(settings, paper)
     ledger = open_ledger(url)
     venue = venue or build_venue(settings, clock, url, paper)
-    tracker = PositionTracker(venue, settings.venue.facts, clock, settings.risk)
+    # data age is judged on the venue's clock when it is measured (see bot.venues.venue_clock)
+    venue_clock = getattr(venue, "venue_clock", None)
+    tracker = PositionTracker(venue, settings.venue.facts, venue_clock or clock, settings.risk)
 
     risk = RiskGate(settings.risk, clock, ledger)
     executor = Executor(
@@ -128,4 +164,4 @@ def build_app(
     )
     vol = VolSource(settings.policy.volatility, ledger)
     ctx = CycleContext(settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol)
-    return App(settings, clock, venue, ledger, ctx, url, paper)
+    return App(settings, clock, venue, ledger, ctx, url, paper, venue_clock)
