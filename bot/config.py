@@ -275,8 +275,9 @@ class LoggingSettings(_Section):
 
 
 class AlertSettings(_Section):
-    """When and how often to alert. Where to: the URLs of ``HEDGEBOT_ALERT_URLS`` (apprise
-    format, https://github.com/caronc/apprise/wiki), from the environment only: they carry tokens."""
+    """When and how often to alert. Where to: the URLs in ``HEDGEBOT_ALERT_URLS`` (apprise's
+    format, https://github.com/caronc/apprise/wiki), from the environment only: they carry
+    tokens."""
 
     dedupe_seconds: float = Field(
         3600.0, ge=0, le=7 * 86400, description="the same alert again only after this long"

@@ -74,8 +74,9 @@ def url_secrets(urls: Iterable[str]) -> list[str]:
         parts.append(url)
         split = urlsplit(url)
         parts += [split.username or "", split.password or "", split.netloc]
-        parts += [seg for seg in split.path.split("/") if len(seg) >= 8]
-        parts += [v for _, v in parse_qsl(split.query) if len(v) >= 8]
+        # tokens are long (Telegram, Slack, ntfy topics); words like "hooks" are not
+        parts += [seg for seg in split.path.split("/") if len(seg) >= 12]
+        parts += [v for _, v in parse_qsl(split.query) if len(v) >= 12]
     return parts
 
 

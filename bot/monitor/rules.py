@@ -134,7 +134,7 @@ class AlertRules:
             "reconcile_refused",
             f"reconcile_refused:{at.isoformat()}",
             "failure",
-            "hedgebot refused to start: ledger and venue disagree",
+            "hedgebot refused to start: reconciliation failed",
             f"Start-up reconciliation failed, so the daemon is not hedging. {reason[:600]}",
             {"at": at.isoformat(timespec="seconds")},
             "compare `hedgebot status` with the venue's positions, fix the cause, then start "

@@ -41,7 +41,7 @@ class Receiver:
                 self.send_response(200)
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -93,8 +93,9 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
-          **labels: str) -> float:
+def value(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
@@ -120,7 +121,11 @@ def monitored(
         **overrides,
     )
     mon = Monitor(
-        app.settings, app.ledger, clock, environ=environ or {}, transport=transport,
+        app.settings,
+        app.ledger,
+        clock,
+        environ=environ or {},
+        transport=transport,
         secrets=secrets,
     )
     app.monitor = mon  # closed with the app
@@ -133,15 +138,26 @@ def monitored(
 def sample_greeks(currency: str = "BTC", delta: float = 0.01) -> PortfolioGreeks:
     """A small book's greeks at a 90,000 index."""
     return PortfolioGreeks(
-        currency=currency, index_price=90_000.0, delta_coin=delta, delta_usd_target=delta,
-        options_delta_net=delta, options_delta_bs=delta, futures_delta=0.0, gamma=-2e-5,
-        dollar_gamma=-1620.0, vega=-900.0, theta=450.0, equity=10.0,
+        currency=currency,
+        index_price=90_000.0,
+        delta_coin=delta,
+        delta_usd_target=delta,
+        options_delta_net=delta,
+        options_delta_bs=delta,
+        futures_delta=0.0,
+        gamma=-2e-5,
+        dollar_gamma=-1620.0,
+        vega=-900.0,
+        theta=450.0,
+        equity=10.0,
     )
 
 
 def snapshot(clock: FakeClock, currency: str = "BTC", hedge: float = 0.0) -> GreeksSnapshot:
     """What a cycle records when it reads the book: marks the read's time."""
     return GreeksSnapshot.of(
-        sample_greeks(currency), cycle_id=f"c{clock.now().timestamp()}", ts=clock.now(),
+        sample_greeks(currency),
+        cycle_id=f"c{clock.now().timestamp()}",
+        ts=clock.now(),
         hedge_position=hedge,
     )

@@ -78,4 +78,3 @@ async def test_a_refused_reconciliation_keeps_the_daemon_unready_and_says_why(
         assert problems[0].startswith("reconciliation refused: BTC-PERPETUAL: the venue holds")
     finally:
         await app.close()
-

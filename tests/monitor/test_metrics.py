@@ -90,10 +90,18 @@ def test_request_latency_is_observed_per_method_through_the_timer_the_adapter_wr
 def test_two_monitors_keep_separate_registries() -> None:
     a, b = Metrics(FakeClock(NOW).now), Metrics(FakeClock(NOW).now)
     a.cycle("BTC", "traded")
-    assert a.registry.get_sample_value("hedgebot_cycles_total", {"currency": "BTC",
-                                                                  "status": "traded"}) == 1
-    assert b.registry.get_sample_value("hedgebot_cycles_total", {"currency": "BTC",
-                                                                  "status": "traded"}) is None
+    assert (
+        a.registry.get_sample_value(
+            "hedgebot_cycles_total", {"currency": "BTC", "status": "traded"}
+        )
+        == 1
+    )
+    assert (
+        b.registry.get_sample_value(
+            "hedgebot_cycles_total", {"currency": "BTC", "status": "traded"}
+        )
+        is None
+    )
 
 
 def test_the_monitor_costs_a_fill_exactly_as_the_cost_report_does() -> None:
@@ -102,15 +110,41 @@ def test_the_monitor_costs_a_fill_exactly_as_the_cost_report_does() -> None:
         (Side.SELL, 89_990.0, "BTC", "BTC-PERPETUAL"),
         (Side.BUY, 90_020.0, "USDC", "BTC_USDC-PERPETUAL"),
     ]:
-        fill = Fill("t1", "o1", "hb-x-1", instrument, side, 1000.0, price, -0.0001, fee_ccy,
-                    Liquidity.MAKER, NOW, index_price=90_000.0)
+        fill = Fill(
+            "t1",
+            "o1",
+            "hb-x-1",
+            instrument,
+            side,
+            1000.0,
+            price,
+            -0.0001,
+            fee_ccy,
+            Liquidity.MAKER,
+            NOW,
+            index_price=90_000.0,
+        )
         mine = fill_cost(fill, 90_000.0, "BTC")
-        order = OrderRow(label="hb-x-1", cycle_id="c", rebalance_id=None, venue_order_id="o1",
-                         instrument=instrument, side=side, amount=1000.0, price=None,
-                         order_type=OrderType.LIMIT, post_only=True, reduce_only=False,
-                         time_in_force=TimeInForce.GTC, status=OrderStatus.FILLED,
-                         filled_amount=1000.0, average_price=price, decision_mid=90_000.0,
-                         created_at=NOW, updated_at=NOW)
+        order = OrderRow(
+            label="hb-x-1",
+            cycle_id="c",
+            rebalance_id=None,
+            venue_order_id="o1",
+            instrument=instrument,
+            side=side,
+            amount=1000.0,
+            price=None,
+            order_type=OrderType.LIMIT,
+            post_only=True,
+            reduce_only=False,
+            time_in_force=TimeInForce.GTC,
+            status=OrderStatus.FILLED,
+            filled_amount=1000.0,
+            average_price=price,
+            decision_mid=90_000.0,
+            created_at=NOW,
+            updated_at=NOW,
+        )
         theirs = report_fill_cost(fill, order, "BTC")
         assert mine.fee_coin == theirs.fee_coin
         assert mine.fee_usd == theirs.fee_usd
