@@ -40,7 +40,8 @@ def _book(v: CurrencyView) -> Panel:
         f"dollar gamma {_f(v.dollar_gamma, '+,.0f')}   index {_f(v.index, ',.2f')}",
     )
     grid.add_row("hedge", f"{_f(v.hedge, '+,.0f')} USD perpetual")
-    age = "never read" if v.data_age is None else f"{v.data_age:,.0f} s"
+    # a read a few ms "in the future" is the daemon's clock and ours reading the wall apart
+    age = "never read" if v.data_age is None else f"{max(0.0, v.data_age):,.0f} s"
     grid.add_row("data age", age)
     k = v.costs
     grid.add_row(

@@ -109,6 +109,7 @@ class Metrics:
         for status in WORKING:
             self.working.labels(status).set(0)
         self.unknown.set(0)
+        self.clock_offset.set(float("nan"))  # not measured yet, which is not "no offset"
 
     # -- per currency ---------------------------------------------------------------------------
 

@@ -123,8 +123,8 @@ class AlertRules:
                         "band": f"{f.band_low:+.4f}..{f.band_high:+.4f} {c}",
                         "cycle": f"{f.status} ({f.reason[:160]})",
                     },
-                    "see why the hedge did not trade (risk gate, rate cap, trading state); "
-                    "`hedgebot rebalance` shows the plan.",
+                    "if the next cycles do not bring it back, see why the hedge does not trade "
+                    "or fill (trading state, risk gate, rate cap, order rejections in the log).",
                 )
             )
         return out
