@@ -102,10 +102,10 @@ class Daemon:
                 log.info("heartbeat", cycles=self.stats.cycles, by_status=self.stats.by_status)
             elapsed = (clock.now() - started).total_seconds()
             await self._sleep(stop, max(0.0, self._every - elapsed))
-        log.info("daemon_stopped", cycles=self.stats.cycles, abandoned=self.stats.abandoned)
         if monitor:
             why = "asked to stop" if stop.is_set() else "end time or cycle count reached"
             monitor.stopped(True, why, self.stats.cycles)
+        log.info("daemon_stopped", cycles=self.stats.cycles, abandoned=self.stats.abandoned)
         return self.stats
 
     async def _one(self, currency: str, stop: asyncio.Event) -> CycleResult | None:

@@ -25,7 +25,7 @@ import urllib.request
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from bot.cli.demo import DEMO_ENV, SIM_DAY_SECONDS, WALL_SECONDS
 from bot.clock import AcceleratedClock
@@ -43,7 +43,7 @@ def _free_port() -> int:
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    messages: list[dict[str, Any]] = []
+    messages: ClassVar[list[dict[str, Any]]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
