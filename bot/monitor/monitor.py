@@ -153,6 +153,7 @@ class Monitor:
     @_guarded
     def refused(self, reason: str) -> None:
         self._refusal = reason
+        self._stopped = True  # the refusal is the alert; no second one for the exit
         self._alert(self._rules.refused(reason, self._clock.now()))
 
     @_guarded
