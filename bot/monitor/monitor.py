@@ -14,8 +14,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 import structlog
@@ -33,6 +32,7 @@ from bot.monitor.alerts import (
     url_secrets,
 )
 from bot.monitor.costs import FillCost, fill_cost
+from bot.monitor.daily import DailyTotals
 from bot.monitor.metrics import Metrics
 from bot.monitor.rules import ERROR_STATUSES, AlertRules, CycleFacts
 from bot.monitor.sdnotify import SystemdNotifier
@@ -60,19 +60,6 @@ def _guarded(fn: Callable[P, R]) -> Callable[P, R | None]:
             return None
 
     return wrapper
-
-
-@dataclass
-class _Day:
-    """What the optional daily summary reports, per currency."""
-
-    day: date
-    fees_usd: dict[str, float] = field(default_factory=dict)
-    slippage_usd: dict[str, float] = field(default_factory=dict)
-    fills: dict[str, int] = field(default_factory=dict)
-    max_abs_delta: dict[str, float] = field(default_factory=dict)
-    hedge_pnl_usd: dict[str, float] = field(default_factory=dict)
-    cycles: int = 0
 
 
 class Monitor:
@@ -122,8 +109,7 @@ class Monitor:
         self._offset: float | None = None
         self._seen_fills: set[str] = set()
         self._fills_since: datetime | None = None
-        self._last_hedge: dict[str, tuple[float, float]] = {}
-        self._day: _Day | None = None
+        self._day: DailyTotals | None = None
 
     @property
     def port(self) -> int | None:
@@ -137,7 +123,7 @@ class Monitor:
         self._currencies, self._every = currencies, every_seconds
         self._started, self._stopped = True, False
         self._last_loop = self._clock.now()
-        self._day = _Day(self._last_loop.date())
+        self._day = DailyTotals(self._last_loop.date())
         for c in currencies:
             self.metrics.track(c)
         if self._s.metrics and self._server is None:
@@ -179,7 +165,10 @@ class Monitor:
         """After one cycle of ``currency``: ``filled_amount`` is what its orders filled (signed,
         hedge units), None when nothing was sent."""
         now = self._clock.now()
-        self._roll_day(now)
+        if self._day is not None and now.date() != self._day.day:
+            if self._day.cycles and self._s.alerts.daily_summary:
+                self._alert(self._day.summary())
+            self._day = self._day.next_day(now.date())
         self.metrics.cycle(currency, status)
         if status not in ERROR_STATUSES:
             self.metrics.success(currency, now)
@@ -188,7 +177,8 @@ class Monitor:
             read_at = snap.ts if snap is not None else now
             self._last_read[currency] = read_at
             self.metrics.book(greeks, read_at, snap.hedge_position if snap else None)
-            self._day_book(currency, greeks, snap.hedge_position if snap else None)
+            if self._day is not None:
+                self._day.book(currency, greeks, snap.hedge_position if snap else None)
         if decision is not None:
             self.metrics.decision(currency, decision)
         self._read_ledger()
@@ -319,34 +309,8 @@ class Monitor:
         self.metrics.fill(
             currency, cost.notional_usd, cost.fee_coin, cost.fee_usd, cost.slippage_usd
         )
-        d = self._day
-        if d is not None and f.timestamp.date() == d.day:
-            d.fills[currency] = d.fills.get(currency, 0) + 1
-            d.fees_usd[currency] = d.fees_usd.get(currency, 0.0) + cost.fee_usd
-            d.slippage_usd[currency] = d.slippage_usd.get(currency, 0.0) + (
-                cost.slippage_usd or 0.0
-            )
-
-    def _day_book(self, c: str, g: PortfolioGreeks, hedge_usd: float | None) -> None:
-        d = self._day
-        if d is None:
-            return
-        d.cycles += 1
-        d.max_abs_delta[c] = max(d.max_abs_delta.get(c, 0.0), abs(g.delta_coin))
-        prev = self._last_hedge.get(c)
-        if prev is not None and prev[1] > 0:  # inverse perp: A·(1/S0 − 1/S1) coin
-            pnl_coin = prev[0] * (1.0 / prev[1] - 1.0 / g.index_price)
-            d.hedge_pnl_usd[c] = d.hedge_pnl_usd.get(c, 0.0) + pnl_coin * g.index_price
-        if hedge_usd is not None:
-            self._last_hedge[c] = (hedge_usd, g.index_price)
-
-    def _roll_day(self, now: datetime) -> None:
-        d = self._day
-        if d is None or now.date() == d.day:
-            return
-        if self._s.alerts.daily_summary and d.cycles:
-            self._alert(_summary_alert(d))
-        self._day = _Day(now.date())
+        if self._day is not None:
+            self._day.fill(currency, f.timestamp, cost.fee_usd, cost.slippage_usd)
 
     def _alert(self, alert: Alert) -> None:
         verdict = self._gate.admit(alert)
@@ -371,22 +335,3 @@ def _delta_after(d: HedgeDecision | None, status: str, filled: float | None) -> 
     if status != "traded" or not d.trade_amount or filled is None:
         return d.delta_before
     return d.delta_before + d.trade_delta * (filled / d.trade_amount)
-
-
-def _summary_alert(d: _Day) -> Alert:
-    numbers: dict[str, str] = {}
-    for c in sorted(d.max_abs_delta):
-        numbers[c] = (
-            f"fees ${d.fees_usd.get(c, 0.0):,.2f}, slippage ${d.slippage_usd.get(c, 0.0):,.2f}, "
-            f"hedge P&L ${d.hedge_pnl_usd.get(c, 0.0):+,.2f} (at the index), "
-            f"{d.fills.get(c, 0)} fills, biggest |delta| {d.max_abs_delta[c]:.4f} {c}"
-        )
-    return Alert(
-        "daily_summary",
-        f"daily_summary:{d.day.isoformat()}",
-        "info",
-        f"hedgebot daily summary {d.day.isoformat()}",
-        f"The hedge on {d.day.isoformat()} (UTC), {d.cycles} cycles with a good read.",
-        numbers,
-        "nothing; `hedgebot report` has the full cost of hedging.",
-    )
