@@ -148,7 +148,7 @@ def build_app(
     )
     vol = VolSource(settings.policy.volatility, ledger)
     ctx = CycleContext(settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol)
-    return App(settings, clock, venue, ledger, ctx, url, paper, monitor)
+    return App(settings, clock, venue, ledger, ctx, url, paper, monitor=monitor)
 
 
 def _monitor(settings: Settings, ledger: Ledger, clock: Clock) -> Monitor:

@@ -74,11 +74,13 @@ class Monitor:
         secrets: Iterable[str] = (),
         wall_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         timer: Callable[[], float] = time.perf_counter,
+        clock_offset: Callable[[], float | None] | None = None,
     ) -> None:
         """``environ`` supplies ``HEDGEBOT_ALERT_URLS`` and systemd's ``NOTIFY_SOCKET`` and
         ``WATCHDOG_USEC``; ``transport`` replaces apprise (tests); ``secrets`` are redacted
         from every alert; ``wall_sleep`` paces the watchdog (systemd counts wall time) and
-        ``timer`` times venue requests."""
+        ``timer`` times venue requests; ``clock_offset`` reads the venue clock's last measured
+        offset (None until measured) after each cycle."""
         self._s = settings.monitor
         self._max_age = settings.risk.max_data_age_seconds
         self._ledger, self._clock = ledger, clock
@@ -96,6 +98,7 @@ class Monitor:
         self._redact = redactor([*url_secrets(urls), *secrets])
         self._notifier = SystemdNotifier(environ)
         self._wall_sleep, self._timer = wall_sleep, timer
+        self._offset_source = clock_offset
         self._hedges = {f.perpetual: c for c, f in settings.venue.facts.items()}
         self._server: ProbeServer | None = None
         self._watchdog: asyncio.Task[None] | None = None
@@ -181,6 +184,9 @@ class Monitor:
                 self._day.book(currency, greeks, snap.hedge_position if snap else None)
         if decision is not None:
             self.metrics.decision(currency, decision)
+        measured = self._offset_source() if self._offset_source else None
+        if measured is not None:
+            self.clock_offset(measured)
         self._read_ledger()
         read = self._last_read.get(currency)
         for alert in self._rules.cycle(

@@ -97,3 +97,23 @@ async def test_a_refused_start_sends_one_alert_and_no_second_one_for_the_exit(
     assert detail["problems"][0] == (
         "reconciliation refused: BTC: venue did not answer: positions read timed out"
     )
+
+
+def test_the_venue_clock_offset_is_read_after_each_cycle_once_it_is_measured(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(NOW)
+    app = stack(tmp_path, clock=clock)
+    measured: list[float | None] = [None]
+    mon = Monitor(app.settings, app.ledger, clock, environ={}, clock_offset=lambda: measured[0])
+    gauge = "hedgebot_venue_clock_offset_seconds"
+    mon.starting(("BTC",), 60.0)
+    mon.cycle("BTC", "skipped", "not read", None, None, None)
+    value = mon.metrics.registry.get_sample_value(gauge)
+    assert value is not None
+    assert value != value  # NaN: not measured yet
+    measured[0] = -3.25
+    mon.cycle("BTC", "skipped", "not read", None, None, None)
+    assert mon.metrics.registry.get_sample_value(gauge) == -3.25
+    mon.close()
+    asyncio.run(app.close())
