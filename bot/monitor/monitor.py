@@ -129,15 +129,23 @@ class Monitor:
         self._day = DailyTotals(self._last_loop.date())
         for c in currencies:
             self.metrics.track(c)
+        if self._notifier.watchdog_seconds and self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().create_task(self._keep_watchdog())
         if self._s.metrics and self._server is None:
+            self._serve()
+        self._read_ledger()
+
+    def _serve(self) -> None:
+        """A port that cannot be bound is logged, not fatal: hedging matters more."""
+        try:
             self._server = ProbeServer(
                 self._s.host, self._s.port, self.metrics.registry, self.alive, self.ready
             )
-            self._server.start()
-            log.info("metrics_serving", host=self._s.host, port=self._server.port)
-        if self._notifier.watchdog_seconds and self._watchdog is None:
-            self._watchdog = asyncio.get_running_loop().create_task(self._keep_watchdog())
-        self._read_ledger()
+        except OSError as exc:
+            log.error("metrics_not_served", host=self._s.host, port=self._s.port, error=str(exc))
+            return
+        self._server.start()
+        log.info("metrics_serving", host=self._s.host, port=self._server.port)
 
     @_guarded
     def refused(self, reason: str) -> None:

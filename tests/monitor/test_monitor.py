@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,22 @@ def test_the_venue_clock_offset_is_read_after_each_cycle_once_it_is_measured(
     assert mon.metrics.registry.get_sample_value(gauge) == -3.25
     mon.close()
     asyncio.run(app.close())
+
+
+async def test_a_metrics_port_already_taken_is_logged_and_the_daemon_still_hedges(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        clock = FakeClock(NOW)
+        daemon, app, mon = monitored(tmp_path, clock, monitor={"port": port})
+        try:
+            with capture_logs() as logs:
+                stats = await daemon.run(asyncio.Event(), max_cycles=2)
+        finally:
+            await app.close()
+    assert stats.cycles == 2
+    assert mon.port is None
+    assert [e["port"] for e in logs if e["event"] == "metrics_not_served"] == [port]
