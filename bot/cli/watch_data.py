@@ -7,6 +7,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from bot.config import Settings
 from bot.monitor.costs import fill_cost
 from bot.store.ledger import Ledger
@@ -104,6 +106,8 @@ def day_start_of(now: datetime) -> datetime:
 
 
 def _daemon(url: str | None) -> str:
+    """The daemon's own word: ``/readyz``, and from ``/metrics`` what the ledger cannot say
+    (the venue clock offset, the venue's slowest method)."""
     if url is None:
         return "not watched (monitor.metrics: false)"
     try:
@@ -113,6 +117,33 @@ def _daemon(url: str | None) -> str:
         body = json.loads(exc.read() or b"{}")
     except (OSError, ValueError):
         return f"no answer at {url} (daemon not running?)"
-    if body.get("ok"):
-        return "ready"
-    return "not ready: " + "; ".join(body.get("problems", []))
+    ready = "ready" if body.get("ok") else "not ready: " + "; ".join(body.get("problems", []))
+    return ready + "".join(f"   {part}" for part in _from_metrics(url))
+
+
+def _from_metrics(url: str) -> list[str]:
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=1) as r:
+            text = r.read().decode()
+    except (OSError, ValueError):
+        return []
+    offset: float | None = None
+    latency: dict[str, list[float]] = {}  # method -> [sum, count]
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if (
+                sample.name == "hedgebot_venue_clock_offset_seconds"
+                and sample.value == sample.value
+            ):
+                offset = sample.value
+            elif sample.name.startswith("hedgebot_venue_request_duration_seconds_"):
+                kind = sample.name.rsplit("_", 1)[1]
+                if kind in ("sum", "count"):
+                    pair = latency.setdefault(sample.labels.get("method", "?"), [0.0, 0.0])
+                    pair[kind == "count"] = sample.value
+    parts = [] if offset is None else [f"venue clock {offset:+.3f} s"]
+    means = {m: s / n for m, (s, n) in latency.items() if n}
+    if means:
+        slowest = max(means, key=lambda m: means[m])
+        parts.append(f"slowest request {slowest} {means[slowest] * 1000:,.0f} ms (mean)")
+    return parts

@@ -68,3 +68,21 @@ def test_the_watch_command_is_registered(capsys: pytest.CaptureFixture[str]) -> 
     with pytest.raises(SystemExit):
         main(["watch", "--help"])
     assert "--once" in capsys.readouterr().out
+
+
+async def test_watch_beside_a_serving_daemon_shows_its_readiness_clock_offset_and_latency(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = FakeClock(NOW)
+    daemon, app, mon = monitored(tmp_path, clock)
+    try:
+        await daemon.run(asyncio.Event(), max_cycles=3)
+        mon.clock_offset(0.25)
+        mon.metrics.request("get_positions", 0.02)
+        mon.metrics.request("create_order", 0.08)
+        url = f"http://127.0.0.1:{mon.port}"
+        assert cmd_watch(_args(metrics_url=url), app.settings, clock) == 0
+    finally:
+        await app.close()
+    out = " ".join(capsys.readouterr().out.split())
+    assert "daemon ready venue clock +0.250 s slowest request create_order 80 ms (mean)" in out
