@@ -14,6 +14,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -153,9 +154,10 @@ class AlertSender:
         """Let queued alerts go for at most ``wait_seconds`` of wall time, then leave."""
         if self._thread is None:
             return
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)
-        self._thread.join(timeout=wait_seconds)
+        deadline = time.monotonic() + wait_seconds
+        with contextlib.suppress(queue.Full):  # a full queue waits for room, within the bound
+            self._queue.put(None, timeout=wait_seconds)
+        self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._thread = None
 
     def _drain(self) -> None:

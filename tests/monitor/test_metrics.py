@@ -23,7 +23,7 @@ async def test_a_scrape_during_and_after_a_simulated_run_matches_the_ledger(
     clock = FakeClock(NOW)
     daemon, app, mon = monitored(tmp_path, clock)
     try:
-        run = asyncio.create_task(daemon.run(asyncio.Event(), max_cycles=120))
+        run = asyncio.create_task(daemon.run(asyncio.Event(), max_cycles=60))
         while mon.port is None:  # the listener opens before reconciliation
             await asyncio.sleep(0)
         during = await asyncio.to_thread(scrape, mon.port)
@@ -33,7 +33,7 @@ async def test_a_scrape_during_and_after_a_simulated_run_matches_the_ledger(
         await app.close()
 
     cycles_during = sum(v for (n, _), v in during.items() if n == "hedgebot_cycles_total")
-    assert 0 <= cycles_during <= 120
+    assert 0 <= cycles_during <= 60
 
     ledger = app.ledger
     by_status = Counter(r.status.value for r in ledger.rebalances())
