@@ -299,7 +299,7 @@ class AlertSettings(_Section):
         2.0,
         gt=0,
         le=1000,
-        description="|delta - target| after a cycle beyond this many bands alerts",
+        description="|delta - target| after a cycle beyond this many half-bands alerts",
     )
     error_cycles: int = Field(
         3, ge=1, le=10_000, description="cycles in a row that fail or skip before an alert"
