@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.set_defaults(handler=cmd_sim)
     backtest.add_parser(sub)
     analysis.add_parsers(sub)
-    watch.add_parser(sub)
+    watch.register(sub)
     return p
 
 

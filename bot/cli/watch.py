@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.app import database_url, make_clock
-from bot.cli.watch_data import read_frame
-from bot.clock import Clock
-from bot.config import Settings
-from bot.store.db import open_ledger
+if TYPE_CHECKING:
+    from bot.clock import Clock
+    from bot.config import Settings
 
 
-def add_parser(sub: Any) -> None:
+def register(sub: Any) -> None:
+    """Imports nothing heavy: `hedgebot --help` stays quick."""
     p = sub.add_parser("watch", help="a live view of the book, beside a running daemon")
     p.add_argument("--paper", action="store_true", help="the paper ledger")
     p.add_argument("--once", action="store_true", help="print one frame and exit")
@@ -44,14 +43,18 @@ def monitor_url(settings: Settings, override: str | None) -> str | None:
 
 def cmd_watch(args: argparse.Namespace, settings: Settings, clock: Clock | None = None) -> int:
     """``clock`` (default: the daemon's, from the settings) dates "today" and the data age."""
+    from rich.console import Console, RenderableType  # only this command draws
+    from rich.live import Live
+
+    from bot.app import database_url, make_clock
+    from bot.cli.watch_data import read_frame
+    from bot.cli.watch_view import render
+    from bot.store.db import open_ledger
+
     url = database_url(settings, args.paper)
     ledger = open_ledger(url)
     clock = clock or make_clock(settings)
     metrics = monitor_url(settings, args.metrics_url)
-    from rich.console import Console, RenderableType  # only this command draws
-    from rich.live import Live
-
-    from bot.cli.watch_view import render
 
     def frame() -> RenderableType:
         return render(read_frame(ledger, settings, clock.now(), url, metrics))
