@@ -63,6 +63,15 @@ def test_the_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
         pytest.skip(f"systemd-analyze cannot run here: {done.stderr.strip()[:200]}")
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == "", done.stderr  # unknown keys and bad values only warn
+    score = subprocess.run(
+        [analyze, "security", "--offline=true", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    exposure = re.search(r"Overall exposure level for \S+: ([0-9.]+)", score.stdout)
+    if exposure is not None:  # systemd 250 and later score a unit file offline
+        assert float(exposure.group(1)) <= 2.0, score.stdout[-1500:]
 
 
 def test_the_image_runs_as_an_unprivileged_user_and_probes_healthz() -> None:
