@@ -86,3 +86,17 @@ async def test_watch_beside_a_serving_daemon_shows_its_readiness_clock_offset_an
         await app.close()
     out = " ".join(capsys.readouterr().out.split())
     assert "daemon ready venue clock +0.250 s slowest request create_order 80 ms (mean)" in out
+
+
+async def test_watch_runs_while_a_daemon_holds_the_books_lock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = FakeClock(NOW)
+    daemon, app, _ = monitored(tmp_path, clock, monitor={"metrics": False})
+    try:
+        with app.lock():
+            await daemon.run(asyncio.Event(), max_cycles=2)
+            assert cmd_watch(_args(), app.settings, clock) == 0
+    finally:
+        await app.close()
+    assert "last decisions" in capsys.readouterr().out
