@@ -227,6 +227,10 @@ class PortfolioGreeks:
     # Vega-weighted mean IV of the live options (decimal), stored with the greeks so the cost
     # report can attribute vega P&L (vega x dIV); None when unset or the book holds no option.
     iv: float | None = None
+    # Plain mean IV and the nearest expiry (ACT/365 years) of the live options: what the gamma
+    # band sizes with. None when the book holds no live option.
+    mean_iv: float | None = None
+    nearest_tau: float | None = None
 
     def delta(self, mode: TargetMode) -> float:
         return self.delta_coin if mode is TargetMode.COIN else self.delta_usd_target

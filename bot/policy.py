@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -16,9 +16,8 @@ import structlog
 
 from bot.config import PolicySettings, VolatilitySettings
 from bot.domain import Book, DataError, HedgeDecision, Instrument, PortfolioGreeks, TargetMode
-from bot.greeks import year_fraction
 from bot.store.ledger import Ledger
-from bot.volatility import make_forecaster
+from bot.volatility import RollingVol, make_forecaster
 from strategies.common import HedgeState, LotSpec
 from strategies.delta_band import DeltaBandParams
 from strategies.gamma_scaled import GammaScaledParams
@@ -74,25 +73,6 @@ def schedule_seconds(settings: PolicySettings) -> float:
     return settings.check_seconds
 
 
-def book_sigma_tau(book: Book, now: datetime) -> tuple[float, float]:
-    """Vega-free summary for the gamma band: mean IV of held options and the nearest expiry."""
-    ivs: list[float] = []
-    taus: list[float] = []
-    for pos in book.positions:
-        inst = pos.instrument
-        if not inst.is_option or inst.expiry is None:
-            continue
-        tau = year_fraction(now, inst.expiry)
-        mark = book.marks.get(inst.name)
-        if tau <= 0 or mark is None or mark.mark_iv is None:
-            continue
-        ivs.append(mark.mark_iv)
-        taus.append(tau)
-    sigma = float(np.mean(ivs)) if ivs else DEFAULT_SIGMA
-    tau = min(taus) if taus else 1.0 / 365
-    return sigma, tau
-
-
 def decide(
     book: Book,
     greeks: PortfolioGreeks,
@@ -108,7 +88,8 @@ def decide(
     ``sigma`` is the volatility the policy should use (a forecast); None uses the held options'
     mean IV.
     """
-    implied, tau = book_sigma_tau(book, now)
+    implied = greeks.mean_iv if greeks.mean_iv is not None else DEFAULT_SIGMA
+    tau = greeks.nearest_tau if greeks.nearest_tau is not None else 1.0 / 365
     vol = sigma if sigma is not None else implied
     price = book.hedge_quote.mid
     state = HedgeState(
@@ -138,28 +119,39 @@ class VolSource:
         self._settings = settings
         self._ledger = ledger
         self._forecaster = make_forecaster(settings.source, lam=settings.ewma_lambda)
+        self._windows: dict[str, RollingVol] = {}
         self._warned: set[str] = set()
 
     def sigma(self, currency: str, now: datetime, implied: float | None) -> float | None:
         s = self._settings
         if s.source == "implied":
             return implied
-        since = now - timedelta(hours=s.lookback_hours)
-        snaps = self._ledger.greeks_snapshots(since, currency=currency)
-        if len(snaps) < s.min_points:
+        window = self._windows.get(currency)
+        if window is None:
+            window = RollingVol(self._forecaster, s.lookback_hours * 3_600.0)
+            self._windows[currency] = window
+        # Only the snapshots recorded since the last cycle are read: the window is kept here.
+        last = window.last_time
+        if last is None:
+            rows = self._ledger.index_prices(currency, now - timedelta(hours=s.lookback_hours))
+        else:
+            rows = self._ledger.index_prices(
+                currency, datetime.fromtimestamp(last, tz=UTC), after=True
+            )
+        for when, price in rows:
+            window.observe(when.timestamp(), price)
+        if len(window) < s.min_points:
             if currency not in self._warned:
                 self._warned.add(currency)
                 log.info(
                     "volatility_fallback_to_implied",
                     currency=currency,
-                    points=len(snaps),
+                    points=len(window),
                     needed=s.min_points,
                 )
             return implied
-        prices = np.array([x.index_price for x in snaps])
-        times = np.array([x.ts.timestamp() for x in snaps])
         try:
-            return self._forecaster.forecast(prices, times, implied=implied or DEFAULT_SIGMA)
+            return window.forecast(implied=implied or DEFAULT_SIGMA)
         except DataError as exc:
             log.warning("volatility_forecast_failed", currency=currency, error=str(exc))
             return implied

@@ -208,6 +208,21 @@ class Ledger:
                 for r in session.scalars(query)
             ]
 
+    def index_prices(
+        self, currency: str, since: datetime, *, after: bool = False
+    ) -> list[tuple[datetime, float]]:
+        """(time, index price) of the greeks snapshots of ``currency`` from ``since`` (or only
+        strictly after it), oldest first: two columns, no ORM objects, for a per-cycle read."""
+        ts = GreeksSnapshotModel.ts
+        query = (
+            select(ts, GreeksSnapshotModel.index_price)
+            .where(GreeksSnapshotModel.currency == currency)
+            .where(ts > since if after else ts >= since)
+            .order_by(ts, GreeksSnapshotModel.id)
+        )
+        with self.engine.connect() as conn:
+            return [(when, float(price)) for when, price in conn.execute(query)]
+
     # -- orders --------------------------------------------------------------------------------
 
     def record_order(
