@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from bot.clock import Clock, clock_for, day_start
-from bot.config import SIM_API_KEY, SIM_API_SECRET, Settings
+from bot.config import SIM_API_KEY, SIM_API_SECRET, Settings, hedge_instruments
 from bot.cycle import CycleContext
 from bot.execution import Executor
 from bot.lock import BookLock, lock_path_for
@@ -145,6 +145,7 @@ def build_app(
         settings.venue.label_prefix,
         on_send=risk.record_sent,
         may_send=risk.rate_ok,
+        instruments=hedge_instruments(settings.venue.facts),
     )
     vol = VolSource(settings.policy.volatility, ledger)
     ctx = CycleContext(settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol)

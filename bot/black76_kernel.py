@@ -18,10 +18,11 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from bot.units import DAYS_PER_YEAR
+
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-DAYS_PER_YEAR = 365.0
 PARALLEL_MIN = 20_000  # options; below this one thread is faster
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)

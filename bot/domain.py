@@ -117,10 +117,6 @@ class Instrument:
     def is_option(self) -> bool:
         return self.kind is InstrumentKind.OPTION
 
-    def amount_for_coin_delta(self, coin_delta: float, price: float) -> float:
-        """The order amount (unrounded) that changes coin delta by ``coin_delta`` at ``price``."""
-        return coin_delta * price if self.inverse else coin_delta
-
     def coin_delta_of_amount(self, amount: float, price: float) -> float:
         """Coin delta of a linear-in-price position of ``amount`` (perp or future)."""
         return amount / price if self.inverse else amount

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import NoReturn
 
 import numpy as np
@@ -37,14 +37,11 @@ from bot.domain import (
     require_positive,
     utc,
 )
+from bot.units import EXPIRY_TIME_UTC, SECONDS_PER_YEAR, SETTLEMENT_WINDOW
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-SECONDS_PER_YEAR = 365.0 * 86_400.0
-DAYS_PER_YEAR = 365.0
-EXPIRY_TIME_UTC = time(8, 0)
-SETTLEMENT_WINDOW = timedelta(minutes=30)
 SETTLEMENT_WINDOW_YEARS = SETTLEMENT_WINDOW.total_seconds() / SECONDS_PER_YEAR
 
 

@@ -1,7 +1,9 @@
 """The bridge from one live book to the array policies of ``strategies/``.
 
-The daemon and the backtest call the very same policy functions; this module only builds the
-one-row ``HedgeState`` from a Book and its greeks, and reads the answer back as a HedgeDecision.
+The daemon and the backtest call the very same policy functions, and build their params the same
+way (the registry's :func:`strategies.registry.make_params` from a settings section); this module
+only builds the one-row ``HedgeState`` from a Book and its greeks, and reads the answer back as a
+HedgeDecision.
 """
 
 from __future__ import annotations
@@ -17,42 +19,29 @@ import structlog
 from bot.config import PolicySettings, VolatilitySettings
 from bot.domain import Book, DataError, HedgeDecision, Instrument, PortfolioGreeks, TargetMode
 from bot.store.ledger import Ledger
+from bot.units import DAYS_PER_YEAR
 from bot.volatility import RollingVol, make_forecaster
-from strategies.common import HedgeState, LotSpec
-from strategies.delta_band import DeltaBandParams
-from strategies.gamma_scaled import GammaScaledParams
+from strategies.common import HedgeOrders, HedgeState, LotSpec, Reason
+from strategies.registry import PolicyParams, make_params
 from strategies.registry import decide as decide_arrays
-from strategies.registry import decision_of
-from strategies.time_band import TimeBandParams
 
 DEFAULT_SIGMA = 0.6  # used only when the book holds no option with an IV
 
 log = structlog.get_logger("hedgebot.policy")
 
 
-def policy_params(
-    settings: PolicySettings, sigma: float | None = None
-) -> TimeBandParams | DeltaBandParams | GammaScaledParams:
-    """The frozen params model of the configured policy.
+def policy_params(settings: PolicySettings, sigma: float | None = None) -> PolicyParams:
+    """The configured policy's params, built by the registry from its settings section.
 
     With ``volatility.scale_time_band`` and a ``sigma``, the time-band interval is scaled by
     ``(reference / sigma)²`` (within x0.25..x4): the expected delta drift per interval stays
     what it is at the reference vol.
     """
-    if settings.kind == "time_band":
-        interval = settings.time_band.interval_seconds
-        vol = settings.volatility
-        if vol.scale_time_band and sigma is not None:
-            interval *= float(np.clip((vol.reference / sigma) ** 2, 0.25, 4.0))
-        return TimeBandParams(interval_seconds=interval)
-    if settings.kind == "delta_band":
-        return DeltaBandParams(
-            band=settings.delta_band.band, rebalance_to=settings.delta_band.rebalance_to
-        )
-    gs = settings.gamma_scaled
-    return GammaScaledParams(
-        risk_aversion=gs.risk_aversion, cost=gs.cost, min_band=gs.min_band, method=gs.method
-    )
+    values: dict[str, Any] = settings.model_dump()[settings.kind]
+    vol = settings.volatility
+    if settings.kind == "time_band" and vol.scale_time_band and sigma is not None:
+        values["interval_seconds"] *= float(np.clip((vol.reference / sigma) ** 2, 0.25, 4.0))
+    return make_params(settings.kind, values)
 
 
 def describe_params(settings: PolicySettings, sigma: float | None = None) -> dict[str, Any]:
@@ -89,7 +78,7 @@ def decide(
     mean IV.
     """
     implied = greeks.mean_iv if greeks.mean_iv is not None else DEFAULT_SIGMA
-    tau = greeks.nearest_tau if greeks.nearest_tau is not None else 1.0 / 365
+    tau = greeks.nearest_tau if greeks.nearest_tau is not None else 1.0 / DAYS_PER_YEAR
     vol = sigma if sigma is not None else implied
     price = book.hedge_quote.mid
     state = HedgeState(
@@ -105,6 +94,24 @@ def decide(
     params = policy_params(settings, vol)
     out = decide_arrays(settings.kind, state, params, lot_for(book.hedge_instrument))
     return decision_of(settings.kind, state, out)
+
+
+def decision_of(name: str, state: HedgeState, orders: HedgeOrders, row: int = 0) -> HedgeDecision:
+    """Row ``row`` of a policy's answer as the daemon's :class:`bot.domain.HedgeDecision`."""
+    n = orders.amount.shape[0]
+    delta = np.broadcast_to(np.asarray(state.delta, dtype=np.float64), (n,))
+    target = np.broadcast_to(np.asarray(state.target, dtype=np.float64), (n,))
+    return HedgeDecision(
+        trade_amount=float(orders.amount[row]),
+        trade_delta=float(orders.delta_change[row]),
+        delta_before=float(delta[row]),
+        target=float(target[row]),
+        band_low=float(orders.band_low[row]),
+        band_high=float(orders.band_high[row]),
+        reason=Reason(int(orders.reason[row])).text,
+        policy=name,
+        warnings=orders.warnings,
+    )
 
 
 class VolSource:

@@ -26,14 +26,14 @@ from scipy.optimize import minimize
 from scipy.signal import lfilter
 
 from bot.domain import DataError
+from bot.units import SECONDS_PER_DAY, SECONDS_PER_YEAR
 
 FloatArray = npt.NDArray[np.float64]
 
-SECONDS_PER_YEAR = 365.0 * 86_400.0
 DEFAULT_LAMBDA = 0.94  # RiskMetrics' daily decay: an effective memory of about 17 returns
 MIN_RETURNS = 2  # fewer returns than this is not a volatility estimate
 GARCH_MIN_RETURNS = 50  # below this a GARCH fit is noise: fall back to EWMA
-DEFAULT_HORIZON_SECONDS = 86_400.0
+DEFAULT_HORIZON_SECONDS = SECONDS_PER_DAY
 _ALPHA_BETA_MAX = 1.0 - 1e-6  # α + β < 1 keeps the process stationary with a finite long run
 _SEED_RETURNS = 20  # EWMA's starting variance is the mean of this many first squared returns
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bot.domain import DataError
+from bot.units import SECONDS_PER_YEAR
 from bot.volatility import (
-    SECONDS_PER_YEAR,
     EwmaVol,
     GarchVol,
     ImpliedVol,

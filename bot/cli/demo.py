@@ -23,8 +23,9 @@ from bot.analysis.summary import render_summary
 from bot.cli.main import main as hedgebot
 from bot.config import load_settings
 from bot.store.db import open_ledger
+from bot.units import SECONDS_PER_DAY
 
-SIM_DAY_SECONDS = 86_400.0
+SIM_DAY_SECONDS = SECONDS_PER_DAY
 WALL_SECONDS = 60.0
 
 # Demo settings, applied only where the user set nothing: a day in about a minute of wall time.
