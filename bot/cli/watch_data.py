@@ -9,7 +9,7 @@ from datetime import datetime
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.config import Settings
+from bot.config import Settings, hedge_instruments
 from bot.monitor.costs import fill_cost
 from bot.store.ledger import Ledger
 from bot.store.records import OrderRow, RebalanceRow
@@ -56,7 +56,7 @@ def read_frame(
     ledger: Ledger, settings: Settings, now: datetime, where: str, monitor_url: str | None
 ) -> Frame:
     currencies = settings.venue.currencies
-    hedges = {f.perpetual: c for c, f in settings.venue.facts.items()}
+    hedges = hedge_instruments(settings.venue.facts)
     books = {c: CurrencyView(c) for c in currencies}
     for c, view in books.items():
         snap = ledger.last_greeks_snapshot(c)
@@ -81,15 +81,16 @@ def read_frame(
                 row.target,
             )
     for order in ledger.open_orders():
-        c = hedges.get(order.instrument) or order.instrument.split("-")[0]
-        if c in books:
-            books[c].orders.append(order)
+        inst = hedges.get(order.instrument)
+        if inst is not None and inst.currency in books:
+            books[inst.currency].orders.append(order)
     for f in ledger.fills(day_start_of(now)):
-        c = hedges.get(f.instrument_name) or f.instrument_name.split("-")[0]
-        if c not in books:
+        inst = hedges.get(f.instrument_name)
+        if inst is None or inst.currency not in books:
             continue
+        c = inst.currency
         placed = ledger.order(f.label)
-        cost = fill_cost(f, placed.decision_mid if placed else None, c)
+        cost = fill_cost(f, placed.decision_mid if placed else None, c, inst.inverse)
         k = books[c].costs
         k.fills += 1
         k.traded_usd += cost.notional_usd

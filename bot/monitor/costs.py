@@ -23,12 +23,8 @@ class FillCost:
     slippage_usd: float | None  # None without a decision mid; positive is a cost
 
 
-def is_inverse(instrument: str) -> bool:
-    """Deribit naming: linear contracts carry their quote coin (``BTC_USDC-PERPETUAL``)."""
-    return not any(f"_{q}" in instrument for q in USD_CURRENCIES)
-
-
-def fill_cost(fill: Fill, decision_mid: float | None, currency: str) -> FillCost:
+def fill_cost(fill: Fill, decision_mid: float | None, currency: str, inverse: bool) -> FillCost:
+    """``inverse``: the instrument is sized in USD and settled in ``currency`` (its facts say)."""
     rate = fill.index_price or decision_mid or fill.price
     if fill.fee_currency == currency:
         fee_coin, fee_usd = fill.fee, fill.fee * rate
@@ -38,7 +34,6 @@ def fill_cost(fill: Fill, decision_mid: float | None, currency: str) -> FillCost
         raise DataError(
             f"fill {fill.trade_id}: fee in {fill.fee_currency!r}, neither {currency} nor USD"
         )
-    inverse = is_inverse(fill.instrument_name)
     notional = fill.amount if inverse else fill.amount * fill.price
     slip = None
     if decision_mid is not None:

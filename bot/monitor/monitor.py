@@ -20,7 +20,7 @@ from typing import Any, ParamSpec, TypeVar
 import structlog
 
 from bot.clock import Clock
-from bot.config import Settings
+from bot.config import Settings, hedge_instruments
 from bot.domain import Fill, HedgeDecision, OrderStatus, PortfolioGreeks
 from bot.monitor.alerts import (
     Alert,
@@ -99,7 +99,7 @@ class Monitor:
         self._notifier = SystemdNotifier(environ)
         self._wall_sleep, self._timer = wall_sleep, timer
         self._offset_source = clock_offset
-        self._hedges = {f.perpetual: c for c, f in settings.venue.facts.items()}
+        self._hedges = hedge_instruments(settings.venue.facts)
         self._server: ProbeServer | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._currencies: tuple[str, ...] = ()
@@ -317,9 +317,19 @@ class Monitor:
             self._count_fill(f)
 
     def _count_fill(self, f: Fill) -> None:
-        currency = self._hedges.get(f.instrument_name) or f.instrument_name.split("-")[0]
+        instrument = self._hedges.get(f.instrument_name)
+        if instrument is None:
+            log.warning(
+                "fill_not_counted",
+                instrument=f.instrument_name,
+                trade_id=f.trade_id,
+                reason="no hedge instrument of venue.facts",
+            )
+            return
+        currency = instrument.currency
         order = self._ledger.order(f.label)
-        cost: FillCost = fill_cost(f, order.decision_mid if order else None, currency)
+        mid = order.decision_mid if order else None
+        cost: FillCost = fill_cost(f, mid, currency, instrument.inverse)
         self.metrics.fill(
             currency, cost.notional_usd, cost.fee_coin, cost.fee_usd, cost.slippage_usd
         )

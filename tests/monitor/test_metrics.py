@@ -105,10 +105,10 @@ def test_two_monitors_keep_separate_registries() -> None:
 
 
 def test_the_monitor_costs_a_fill_exactly_as_the_cost_report_does() -> None:
-    for side, price, fee_ccy, instrument in [
-        (Side.BUY, 90_010.0, "BTC", "BTC-PERPETUAL"),
-        (Side.SELL, 89_990.0, "BTC", "BTC-PERPETUAL"),
-        (Side.BUY, 90_020.0, "USDC", "BTC_USDC-PERPETUAL"),
+    for side, price, fee_ccy, instrument, inverse in [
+        (Side.BUY, 90_010.0, "BTC", "BTC-PERPETUAL", True),
+        (Side.SELL, 89_990.0, "BTC", "BTC-PERPETUAL", True),
+        (Side.BUY, 90_020.0, "USDC", "BTC_USDC-PERPETUAL", False),
     ]:
         fill = Fill(
             "t1",
@@ -124,7 +124,7 @@ def test_the_monitor_costs_a_fill_exactly_as_the_cost_report_does() -> None:
             NOW,
             index_price=90_000.0,
         )
-        mine = fill_cost(fill, 90_000.0, "BTC")
+        mine = fill_cost(fill, 90_000.0, "BTC", inverse)
         order = OrderRow(
             label="hb-x-1",
             cycle_id="c",
@@ -145,7 +145,7 @@ def test_the_monitor_costs_a_fill_exactly_as_the_cost_report_does() -> None:
             created_at=NOW,
             updated_at=NOW,
         )
-        theirs = report_fill_cost(fill, order, "BTC")
+        theirs = report_fill_cost(fill, order, "BTC", inverse)
         assert mine.fee_coin == theirs.fee_coin
         assert mine.fee_usd == theirs.fee_usd
         assert abs((mine.slippage_usd or 0) - (theirs.slippage_usd or 0)) < 1e-9
