@@ -74,7 +74,11 @@ class Metrics:
         self.success_age = gauge(
             "last_success_age_seconds", "Time since the last cycle that read and decided"
         )
-        self.state = gauge("trading_state", "1 for the current trading state", ("state",))
+        self.state = gauge(
+            "trading_state",
+            "1 for the current trading state of a scope (global or a currency)",
+            ("scope", "state"),
+        )
         self.clock_offset = gauge(
             "venue_clock_offset_seconds", "Venue clock minus ours, when measured", ()
         )
@@ -169,9 +173,9 @@ class Metrics:
 
     # -- global ---------------------------------------------------------------------------------
 
-    def trading_state(self, state: TradingState) -> None:
+    def trading_state(self, scope: str, state: TradingState) -> None:
         for s in TradingState:
-            self.state.labels(s.value).set(1.0 if s is state else 0.0)
+            self.state.labels(scope, s.value).set(1.0 if s is state else 0.0)
 
     def orders(self, by_status: dict[str, int]) -> None:
         self.outcomes.counts = {k: v for k, v in by_status.items() if k in TERMINAL}

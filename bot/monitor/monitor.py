@@ -34,7 +34,7 @@ from bot.monitor.alerts import (
 from bot.monitor.costs import FillCost, fill_cost
 from bot.monitor.daily import DailyTotals
 from bot.monitor.metrics import Metrics
-from bot.monitor.rules import ERROR_STATUSES, AlertRules, CycleFacts
+from bot.monitor.rules import ERROR_STATUSES, GLOBAL, AlertRules, CycleFacts
 from bot.monitor.sdnotify import SystemdNotifier
 from bot.monitor.server import ProbeServer
 from bot.store.ledger import Ledger
@@ -108,7 +108,7 @@ class Monitor:
         self._refusal: str | None = None
         self._last_loop: datetime | None = None
         self._last_read: dict[str, datetime] = {}
-        self._state: TradingState | None = None
+        self._states: dict[str, TradingState] = {}  # by scope: global, then each currency
         self._offset: float | None = None
         self._seen_fills: set[str] = set()
         self._fills_since: datetime | None = None
@@ -262,8 +262,9 @@ class Monitor:
             problems.append(f"reconciliation refused: {self._redact(self._refusal)[:300]}")
         elif not self._reconciled:
             problems.append("reconciliation not done yet")
-        if self._state is TradingState.HALTED:
-            problems.append("trading is halted")
+        for scope, state in self._states.items():
+            if state is TradingState.HALTED:
+                problems.append("trading is halted" + ("" if scope == GLOBAL else f" for {scope}"))
         limit = self._every + self._max_age
         now = self._clock.now()
         for c in self._currencies:
@@ -286,15 +287,19 @@ class Monitor:
                 self._notifier.notify("WATCHDOG=1")
 
     def _read_ledger(self) -> None:
-        state = self._ledger.get_trading_state()
-        if state.state != self._state:
-            if self._state is not None or state.state is not TradingState.ACTIVE:
-                previous = self._state if self._state is not None else state.state
+        for scope in (GLOBAL, *self._currencies):
+            row = self._ledger.get_trading_state(scope)
+            known = self._states.get(scope)
+            if row.state is known:
+                continue
+            if known is not None or row.state is not TradingState.ACTIVE:
                 self._alert(
-                    self._rules.trading_state(state.state, state.reason, state.updated_at, previous)
+                    self._rules.trading_state(
+                        scope, row.state, row.reason, row.updated_at, known or row.state
+                    )
                 )
-            self._state = state.state
-            self.metrics.trading_state(state.state)
+            self._states[scope] = row.state
+            self.metrics.trading_state(scope, row.state)
         self.metrics.orders(dict(self._ledger.summary().orders_by_status))
         now = self._clock.now()
         grace = self._s.alerts.unknown_order_grace_seconds

@@ -17,6 +17,7 @@ from bot.monitor.alerts import Alert
 from bot.store.records import TradingState
 
 ERROR_STATUSES = ("failed", "skipped")
+GLOBAL = "global"  # the ledger's scope for all trading
 
 
 @dataclass
@@ -142,27 +143,35 @@ class AlertRules:
         )
 
     def trading_state(
-        self, state: TradingState, reason: str, since: datetime | None, previous: TradingState
+        self,
+        scope: str,
+        state: TradingState,
+        reason: str,
+        since: datetime | None,
+        previous: TradingState,
     ) -> Alert:
+        """``scope``: ``global`` (all trading) or one currency."""
         what = {
             TradingState.HALTED: (
                 "failure",
                 "halted: no order is sent",
-                "find why it was halted; resume with the operator command when safe.",
+                "find why it was halted; `hedgebot resume` when it is safe.",
             ),
             TradingState.REDUCING: (
                 "warning",
                 "reducing: only orders that shrink the hedge",
-                "resume when the reason is gone.",
+                "`hedgebot resume` when the reason is gone.",
             ),
             TradingState.ACTIVE: ("success", "active again: hedging resumed", "nothing."),
         }[state]
+        who = "" if scope == GLOBAL else f" {scope}"
         return Alert(
             "trading_state",
-            f"trading_state:{state.value}:{since.isoformat() if since else ''}",
+            f"trading_state:{scope}:{state.value}:{since.isoformat() if since else ''}",
             what[0],
-            f"hedgebot trading {state.value}",
-            f"Trading state {previous.value} -> {state.value}: {what[1]}.",
+            f"hedgebot{who} trading {state.value}",
+            f"Trading state{who or ' (all currencies)'} {previous.value} -> {state.value}: "
+            f"{what[1]}.",
             {
                 "reason": reason[:300],
                 "since": since.isoformat(timespec="seconds") if since else "?",

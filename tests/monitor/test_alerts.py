@@ -67,6 +67,11 @@ async def test_each_event_sends_exactly_one_message_with_what_happened_numbers_a
             state(TradingState.HALTED, "operator: venue maintenance")
             state(TradingState.REDUCING, "operator: wind down")
             state(TradingState.ACTIVE, "operator: all clear")
+            ledger.set_trading_state(TradingState.HALTED, "ops: BTC only", clock.now(), "BTC")
+            good("denied")
+            good("denied")
+            ledger.set_trading_state(TradingState.ACTIVE, "ops: BTC back", clock.now(), "BTC")
+            good()
 
             req = OrderRequest("hb-c1-1", "BTC-PERPETUAL", Side.BUY, 1000.0, price=90_000.0)
             ledger.record_order(
@@ -92,7 +97,7 @@ async def test_each_event_sends_exactly_one_message_with_what_happened_numbers_a
             mon.stopped(True, "asked to stop", 17)
         finally:
             await app.close()
-        messages = r.wait_for(11)
+        messages = r.wait_for(13)
         time.sleep(0.2)  # nothing more arrives
         messages = list(r.messages)
 
@@ -102,6 +107,8 @@ async def test_each_event_sends_exactly_one_message_with_what_happened_numbers_a
         ("failure", "hedgebot trading halted"),
         ("warning", "hedgebot trading reducing"),
         ("success", "hedgebot trading active"),
+        ("failure", "hedgebot BTC trading halted"),
+        ("success", "hedgebot BTC trading active"),
         ("failure", "hedgebot: order hb-c1-1 of unknown outcome for 301 s"),
         ("warning", "hedgebot BTC: market data stale for 2 cycles"),
         ("failure", "hedgebot BTC: 2 cycles in a row did not hedge"),
@@ -122,6 +129,9 @@ async def test_each_event_sends_exactly_one_message_with_what_happened_numbers_a
         assert r.url.split("//")[1] not in m["message"]
     assert "bad key ***" in by_title[expected[0][1]]["message"]
     assert "reason operator: venue maintenance" in by_title["hedgebot trading halted"]["message"]
+    assert by_title["hedgebot BTC trading halted"]["message"].startswith(
+        "Trading state BTC active -> halted"
+    )
     assert "delta +0.3000 BTC" in by_title["hedgebot BTC: delta 6.0 bands from target"]["message"]
     assert (
         "offset +5.000 s; limit 2 s"

@@ -53,6 +53,10 @@ async def test_each_state_of_the_daemon_answers_the_probes(tmp_path: Path) -> No
         mon.loop()
         mon.cycle("BTC", "denied", "trading is halted", sample_greeks(), _decision(), None)
         assert _ready(port) == (503, ["trading is halted"])
+        app.ledger.set_trading_state(TradingState.ACTIVE, "operator", clock.now())
+        app.ledger.set_trading_state(TradingState.HALTED, "ops", clock.now(), "BTC")
+        mon.cycle("BTC", "denied", "trading is halted", sample_greeks(), _decision(), None)
+        assert _ready(port) == (503, ["trading is halted for BTC"])
 
         clock.advance(60 + 300 + 1)  # the loop did not turn for a period plus stall_seconds
         status, body = get(port, "/healthz")

@@ -57,8 +57,9 @@ async def test_a_scrape_during_and_after_a_simulated_run_matches_the_ledger(
     assert value(after, "hedgebot_gamma_coin_per_usd", currency="BTC") == snap.gamma
     assert value(after, "hedgebot_vega_usd", currency="BTC") == snap.vega
     assert value(after, "hedgebot_hedge_position_usd", currency="BTC") == snap.hedge_position
-    assert value(after, "hedgebot_trading_state", state="active") == 1
-    assert value(after, "hedgebot_trading_state", state="halted") == 0
+    assert value(after, "hedgebot_trading_state", scope="global", state="active") == 1
+    assert value(after, "hedgebot_trading_state", scope="global", state="halted") == 0
+    assert value(after, "hedgebot_trading_state", scope="BTC", state="active") == 1
     last = ledger.last_rebalances(1)[0]
     assert value(after, "hedgebot_band_low_coin", currency="BTC") == last.band_low
     assert value(after, "hedgebot_band_high_coin", currency="BTC") == last.band_high
