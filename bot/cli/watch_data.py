@@ -40,6 +40,8 @@ class CurrencyView:
     decisions: list[RebalanceRow] = field(default_factory=list)
     orders: list[OrderRow] = field(default_factory=list)
     costs: Costs = field(default_factory=Costs)
+    state: str = "active"  # this currency's own trading state (the global one is the frame's)
+    state_reason: str = ""
 
 
 @dataclass
@@ -59,6 +61,8 @@ def read_frame(
     hedges = hedge_instruments(settings.venue.facts)
     books = {c: CurrencyView(c) for c in currencies}
     for c, view in books.items():
+        own = ledger.get_trading_state(c)
+        view.state, view.state_reason = own.state.value, own.reason
         snap = ledger.last_greeks_snapshot(c)
         if snap is not None:
             view.delta_coin, view.hedge, view.gamma = (

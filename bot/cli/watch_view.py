@@ -71,9 +71,12 @@ def _book(v: CurrencyView) -> Panel:
                 o.status.value,
             )
         orders = t
+    title = Text(c)
+    if v.state != "active":
+        title.append(f"  {v.state} ({v.state_reason})", STATE_STYLE.get(v.state, ""))
     return Panel(
         Group(grid, Text("last decisions", style="bold"), decisions, orders),
-        title=c,
+        title=title,
         title_align="left",
     )
 

@@ -58,9 +58,11 @@ async def test_watch_shows_a_halt_and_a_daemon_that_does_not_answer(
     finally:
         await app.close()
     app.ledger.set_trading_state(TradingState.HALTED, "operator: maintenance", clock.now())
+    app.ledger.set_trading_state(TradingState.REDUCING, "wind down", clock.now(), "BTC")
     assert cmd_watch(_args(metrics_url="http://127.0.0.1:9"), app.settings, clock) == 0
     out = capsys.readouterr().out
     assert "trading halted (operator: maintenance)" in out
+    assert "BTC  reducing (wind down)" in out
     assert "no answer at http://127.0.0.1:9" in out
 
 
