@@ -300,7 +300,7 @@ class Monitor:
                 )
             self._states[scope] = row.state
             self.metrics.trading_state(scope, row.state)
-        self.metrics.orders(dict(self._ledger.summary().orders_by_status))
+        self.metrics.orders(self._ledger.order_counts())
         now = self._clock.now()
         grace = self._s.alerts.unknown_order_grace_seconds
         for o in self._ledger.orders([OrderStatus.UNKNOWN]):

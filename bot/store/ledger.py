@@ -335,6 +335,13 @@ class Ledger:
         with self._sessions() as session:
             return [_order_row(r) for r in session.scalars(query)]
 
+    def order_counts(self) -> dict[str, int]:
+        """Orders by status, counted in SQL: what the monitor serves after every cycle, cheap
+        on a ledger of any age (``summary`` also scans every rebalance)."""
+        query = select(OrderModel.status, func.count()).group_by(OrderModel.status)
+        with self._sessions() as session:
+            return {str(status): int(n) for status, n in session.execute(query)}
+
     def open_orders(self) -> list[OrderRow]:
         """Orders not known to be finished (PENDING, UNKNOWN, OPEN): what recovery looks up."""
         return self.orders(OPEN_STATUSES)

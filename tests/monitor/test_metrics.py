@@ -48,6 +48,7 @@ async def test_a_scrape_during_and_after_a_simulated_run_matches_the_ledger(
     assert abs((paid - rebate) - fees) < 1e-12
     assert value(after, "hedgebot_traded_usd_total", currency="BTC") == sum(f.amount for f in fills)
     orders = Counter(o.status.value for o in ledger.orders())
+    assert ledger.order_counts() == dict(orders)
     assert value(after, "hedgebot_orders_total", status="filled") == orders["filled"]
     assert value(after, "hedgebot_orders_unknown") == orders["unknown"] == 0
 

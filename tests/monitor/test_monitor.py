@@ -23,7 +23,7 @@ from tests.support.harness import Passthrough, stack
 
 
 class BrokenSummary:
-    """A ledger whose summary query fails: the monitor's reads break, the daemon's do not."""
+    """A ledger whose order count fails: the monitor's reads break, the daemon's do not."""
 
     def __init__(self, inner: Ledger) -> None:
         self.inner = inner
@@ -31,7 +31,7 @@ class BrokenSummary:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def summary(self) -> Any:
+    def order_counts(self) -> Any:
         raise RuntimeError("disk I/O error")
 
 
