@@ -24,7 +24,6 @@ from bot.risk import RiskGate
 from bot.store.db import make_engine, open_ledger
 from bot.store.ledger import Ledger
 from bot.store.paper import SqlPaperStore
-from bot.store.records import TradingState
 from bot.venues.base import Venue
 from bot.venues.deribit.adapter import DeribitVenue, RequestTimer
 from bot.venues.paper.market import SimMarket
@@ -129,21 +128,15 @@ def build_app(
     monitor = _monitor(settings, ledger, clock) if mode == "daemon" else None
     timer = monitor.request_timer if monitor else None
     venue = venue or build_venue(settings, clock, url, paper, request_timer=timer)
-    tracker = PositionTracker(
-        venue, settings.venue.facts, clock, settings.risk.max_data_age_seconds
-    )
+    tracker = PositionTracker(venue, settings.venue.facts, clock, settings.risk)
 
-    def trading_state() -> TradingState:
-        return TradingState(ledger.get_trading_state().state)
-
-    risk = RiskGate(settings.risk, clock, trading_state)
+    risk = RiskGate(settings.risk, clock, ledger)
     executor = Executor(
         venue,
         ledger,
         clock,
         settings.execution,
         settings.venue.label_prefix,
-        on_send=risk.record_sent,
         may_send=risk.rate_ok,
         instruments=hedge_instruments(settings.venue.facts),
     )

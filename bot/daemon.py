@@ -17,6 +17,7 @@ from datetime import datetime
 import structlog
 
 from bot.cycle import CycleContext, CycleResult, rebalance_once
+from bot.domain import RebalanceStatus
 from bot.monitor import Monitor
 from bot.reconcile import reconcile
 
@@ -129,7 +130,7 @@ class Daemon:
             return task.result()
         except Exception as exc:  # one bad cycle must not end the hedging
             log.exception("cycle_failed", currency=currency, error=repr(exc))
-            return CycleResult("", currency, "failed", repr(exc))
+            return CycleResult("", currency, RebalanceStatus.FAILED, repr(exc))
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         """Sleep to the next tick (a fixed rate, not a fixed gap), or until asked to stop."""

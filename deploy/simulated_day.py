@@ -29,8 +29,8 @@ from typing import Any, ClassVar
 
 from bot.cli.demo import DEMO_ENV, SIM_DAY_SECONDS, WALL_SECONDS
 from bot.clock import AcceleratedClock
+from bot.domain import TradingState
 from bot.store.db import open_ledger
-from bot.store.records import TradingState
 
 HOUR_WALL = 3600 / (SIM_DAY_SECONDS / WALL_SECONDS)
 

@@ -36,7 +36,7 @@ DEMO_ENV = {
     # Ages and waits are simulated seconds: at 1,440x one wall second is 24 simulated minutes.
     "HEDGEBOT__RISK__MAX_DATA_AGE_SECONDS": "1800",
     # Reads of one cycle are seconds of simulated time apart, so the venue's delta_total moves.
-    "HEDGEBOT__RISK__DELTA_DISAGREEMENT_USD": "50000",
+    "HEDGEBOT__RISK__DELTA_TOLERANCE_COIN": '{"BTC": 0.6, "ETH": 17}',
     "HEDGEBOT__EXECUTION__ORDER_TIMEOUT_SECONDS": "600",
     "HEDGEBOT__VENUE__CURRENCIES": '["BTC","ETH"]',
     # The default band is 0.1 coin: about $9,000 of BTC but only $300 of ETH.

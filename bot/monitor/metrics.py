@@ -15,8 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bot.domain import HedgeDecision, OrderStatus, PortfolioGreeks
-from bot.store.records import TradingState
+from bot.domain import HedgeDecision, OrderStatus, PortfolioGreeks, TradingState
 
 PREFIX = "hedgebot"
 # Deribit answers in tens of milliseconds from nearby, seconds when loaded or far away.

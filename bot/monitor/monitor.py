@@ -21,7 +21,7 @@ import structlog
 
 from bot.clock import Clock
 from bot.config import Settings, hedge_instruments
-from bot.domain import Fill, HedgeDecision, OrderStatus, PortfolioGreeks
+from bot.domain import Fill, HedgeDecision, OrderStatus, PortfolioGreeks, TradingState
 from bot.monitor.alerts import (
     Alert,
     AlertGate,
@@ -38,7 +38,6 @@ from bot.monitor.rules import ERROR_STATUSES, GLOBAL, AlertRules, CycleFacts
 from bot.monitor.sdnotify import SystemdNotifier
 from bot.monitor.server import ProbeServer
 from bot.store.ledger import Ledger
-from bot.store.records import TradingState
 
 log = structlog.get_logger("hedgebot.monitor")
 

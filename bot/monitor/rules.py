@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.config import AlertSettings
+from bot.domain import TradingState
 from bot.monitor.alerts import Alert
-from bot.store.records import TradingState
 
 ERROR_STATUSES = ("failed", "skipped")
 GLOBAL = "global"  # the ledger's scope for all trading

@@ -11,7 +11,7 @@ import pytest
 from bot.cli.main import main
 from bot.cli.watch import cmd_watch
 from bot.clock import FakeClock
-from bot.store.records import TradingState
+from bot.domain import TradingState
 from tests.monitor.kit import monitored
 from tests.support.books import NOW
 

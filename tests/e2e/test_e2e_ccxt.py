@@ -80,7 +80,7 @@ def test_a_simulated_day_of_btc_and_eth_hedging_has_no_duplicate_order_and_every
             HEDGEBOT__VENUE__CURRENCIES='["BTC","ETH"]',
             HEDGEBOT__POLICY__CHECK_SECONDS="300",
             HEDGEBOT__RISK__MAX_DATA_AGE_SECONDS="3600",
-            HEDGEBOT__RISK__DELTA_DISAGREEMENT_USD="50000",
+            HEDGEBOT__RISK__DELTA_TOLERANCE_COIN='{"BTC": 0.6, "ETH": 17}',
             HEDGEBOT__EXECUTION__ORDER_TIMEOUT_SECONDS="600",
             HEDGEBOT__DAEMON__HEARTBEAT_SECONDS="21600",
         )

@@ -15,9 +15,8 @@ from structlog.testing import capture_logs
 
 from bot.clock import FakeClock
 from bot.config import AlertSettings
-from bot.domain import HedgeDecision, OrderRequest, OrderStatus, Side
+from bot.domain import HedgeDecision, OrderRequest, OrderStatus, Side, TradingState
 from bot.monitor.alerts import Alert, AlertGate, AlertSender
-from bot.store.records import TradingState
 from tests.monitor.kit import (
     closed_port,
     monitored,

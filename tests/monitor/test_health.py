@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 from bot.clock import FakeClock
-from bot.domain import HedgeDecision
-from bot.store.records import TradingState
+from bot.domain import HedgeDecision, TradingState
 from tests.monitor.kit import get, monitored, sample_greeks, snapshot
 from tests.support.books import NOW
 
