@@ -444,6 +444,9 @@ class AlertSettings(_Section):
         le=1000,
         description="|delta - target| after a cycle beyond this many half-bands alerts",
     )
+    delta_cycles: int = Field(
+        2, ge=1, le=10_000, description="cycles in a row ending beyond delta_bands that alert"
+    )
     error_cycles: int = Field(
         3, ge=1, le=10_000, description="cycles in a row that fail or skip before an alert"
     )

@@ -109,15 +109,16 @@ class AlertRules:
             )
         distance = _bands_away(f)
         outside = distance is not None and distance > s.delta_bands
-        if self._outside.setdefault(c, _Streak()).step(outside, 1) and distance is not None:
+        if self._outside.setdefault(c, _Streak()).step(outside, s.delta_cycles) and distance:
             out.append(
                 Alert(
                     "delta_outside_band",
                     f"delta_outside_band:{c}",
                     "warning",
                     f"hedgebot {c}: delta {distance:.1f} bands from target",
-                    f"{c}: after the cycle the hedged delta is {f.delta_after:+.4f} {c}, "
-                    f"{distance:.1f} half-bands from the target (alert beyond {s.delta_bands:g}).",
+                    f"{c}: after {s.delta_cycles} cycles in a row the hedged delta is still more "
+                    f"than {s.delta_bands:g} half-bands from the target: {f.delta_after:+.4f} {c}, "
+                    f"{distance:.1f} half-bands.",
                     {
                         "delta": f"{f.delta_after:+.4f} {c}",
                         "target": f"{f.target:+.4f} {c}",

@@ -89,6 +89,7 @@ async def test_each_event_sends_exactly_one_message_with_what_happened_numbers_a
             good()
             good()
             good("traded", _decision(delta=0.3, trade=-9000.0))  # nothing filled: 6 bands out
+            good("traded", _decision(delta=0.3, trade=-9000.0))  # twice in a row: the alert
             mon.clock_offset(0.0)
             ledger.update_order("hb-c1-1", OrderStatus.CANCELLED, clock.now(), "venue: none")
             clock.advance(86_400)  # the next UTC day: yesterday's summary
