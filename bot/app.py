@@ -25,9 +25,11 @@ from bot.store.db import make_engine, open_ledger
 from bot.store.ledger import Ledger
 from bot.store.paper import SqlPaperStore
 from bot.venues.base import Venue
-from bot.venues.deribit.adapter import DeribitVenue, RequestTimer
+from bot.venues.deribit.adapter import DeribitVenue, RequestTimer, build_client
+from bot.venues.deribit.live_market import ImportedBook, LiveMarket, LivePaperVenue
 from bot.venues.paper.market import SimMarket
 from bot.venues.paper.venue import PaperVenue
+from bot.venues.venue_clock import VenueClock
 
 
 @dataclass
@@ -39,6 +41,7 @@ class App:
     ctx: CycleContext
     database_url: str
     paper: bool
+    venue_clock: VenueClock | None = None
     monitor: Monitor | None = None
 
     def lock(self) -> BookLock:
@@ -74,16 +77,14 @@ def build_venue(
 ) -> Venue:
     """The venue the settings name.
 
-    ``--paper``: a paper venue filling locally on the simulated market, its account in the
-    paper database. ``sim``: the simulated Deribit of ``hedgebot sim`` through ccxt, with its
-    local credentials unless others are set. ``deribit``: Deribit through ccxt.
+    ``--paper``: a paper venue filling locally, its account in the paper database: on the
+    simulated market (``sim``), or on a real Deribit's public data (``deribit``). ``sim``: the
+    simulated Deribit of ``hedgebot sim`` through ccxt, with its local credentials unless
+    others are set. ``deribit``: Deribit through ccxt.
     """
+    if paper and settings.venue.kind == "deribit":
+        return live_paper_venue(settings, clock, url)
     if paper:
-        if settings.venue.kind != "sim":
-            raise UnsupportedMode(
-                "paper mode fills against the simulated market's data; paper trading on a real "
-                "Deribit's public data is not built yet: use venue.kind: sim with --paper"
-            )
         market = SimMarket(
             settings.market,
             settings.venue.currencies,
@@ -110,7 +111,42 @@ def build_venue(
                 "api_secret": venue.api_secret or SecretStr(SIM_API_SECRET),
             }
         )
-    return DeribitVenue(venue, clock, request_timer=request_timer)
+    # At an accelerated speed both sides share an anchored clock; a round trip would be
+    # magnified into a false offset, so the venue's clock is measured at speed 1 only.
+    return DeribitVenue(
+        venue, clock, measure_clock=settings.market.speed == 1, request_timer=request_timer
+    )
+
+
+def live_paper_venue(
+    settings: Settings, clock: Clock, url: str, imported: ImportedBook | None = None
+) -> LivePaperVenue:
+    """Paper fills on the real venue's public data: a key-less, public-only ccxt client."""
+    public = settings.venue.model_copy(update={"api_key": None, "api_secret": None})
+    facts = {c: settings.venue.facts[c] for c in settings.venue.currencies}
+    data = DeribitVenue(
+        public,
+        clock,
+        client=build_client(public, public_only=True),
+        measure_clock=settings.market.speed == 1,
+    )
+    market = LiveMarket(
+        data,
+        facts,
+        clock,
+        equity=settings.market.equity,
+        legs=settings.market.book,
+        imported=imported,
+    )
+    return LivePaperVenue(
+        market,
+        data,
+        SqlPaperStore(make_engine(url)),
+        clock,
+        facts,
+        settings.venue.fees,
+        equity=settings.market.equity,
+    )
 
 
 def build_app(
@@ -128,7 +164,11 @@ def build_app(
     monitor = _monitor(settings, ledger, clock) if mode == "daemon" else None
     timer = monitor.request_timer if monitor else None
     venue = venue or build_venue(settings, clock, url, paper, request_timer=timer)
-    tracker = PositionTracker(venue, settings.venue.facts, clock, settings.risk)
+    # data age is judged on the venue's clock when it is measured (see bot.venues.venue_clock)
+    venue_clock = getattr(venue, "venue_clock", None)
+    if monitor is not None and venue_clock is not None:
+        monitor.follow_clock_offset(lambda: venue_clock.offset_seconds)
+    tracker = PositionTracker(venue, settings.venue.facts, venue_clock or clock, settings.risk)
 
     risk = RiskGate(settings.risk, clock, ledger)
     executor = Executor(
@@ -142,7 +182,7 @@ def build_app(
     )
     vol = VolSource(settings.policy.volatility, ledger)
     ctx = CycleContext(settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol)
-    return App(settings, clock, venue, ledger, ctx, url, paper, monitor=monitor)
+    return App(settings, clock, venue, ledger, ctx, url, paper, venue_clock, monitor=monitor)
 
 
 def _monitor(settings: Settings, ledger: Ledger, clock: Clock) -> Monitor:

@@ -212,6 +212,10 @@ class Monitor:
         ):
             self._alert(alert)
 
+    def follow_clock_offset(self, source: Callable[[], float | None]) -> None:
+        """Read the venue clock's last measured offset (None until measured) after each cycle."""
+        self._offset_source = source
+
     @_guarded
     def clock_offset(self, seconds: float) -> None:
         """The venue's clock minus ours, when the venue adapter measured it."""

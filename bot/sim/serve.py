@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
-from bot.clock import Clock, clock_for, day_start
+from bot.clock import Clock, OffsetClock, clock_for, day_start
 from bot.config import SIM_API_KEY, SIM_API_SECRET, RateLimitSettings, Settings
 from bot.sim.faults import ThinnableMarket, WireFaultPlan
 from bot.sim.server import SimServer
@@ -70,15 +70,19 @@ def build_server(
     rate_limits: RateLimitSettings | None = None,
     start: datetime | None = None,
 ) -> SimServer:
-    """The market, a paper venue on it and the server around both (not started)."""
+    """The market, a paper venue on it and the server around both (not started). A fault
+    plan's ``clock_offset_s`` shifts the whole venue's clock away from ``clock``."""
     venue_settings = settings.venue
+    start = start or day_start(clock)
+    if fault_plan is not None and fault_plan.clock_offset_s:
+        clock = OffsetClock(clock, fault_plan.clock_offset_s)
     market = ThinnableMarket(
         SimMarket(
             settings.market,
             tuple(venue_settings.facts),  # a venue lists every currency, not just ours
             clock,
             venue_settings.facts,
-            start=start or day_start(clock),
+            start=start,
         )
     )
     venue = PaperVenue(
