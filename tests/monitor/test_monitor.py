@@ -10,16 +10,19 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from bot.app import build_app
 from bot.clock import FakeClock
 from bot.config import ConfigError, load_settings
 from bot.daemon import Daemon
 from bot.monitor import Alert, Monitor
 from bot.reconcile import ReconciliationFailed
+from bot.store.db import upgrade
 from bot.store.ledger import Ledger
 from bot.venues.errors import TransientError
 from tests.monitor.kit import monitored
 from tests.support.books import NOW
 from tests.support.harness import Passthrough, stack
+from tests.support.harness import settings as harness_settings
 
 
 class BrokenSummary:
@@ -137,3 +140,20 @@ async def test_a_metrics_port_already_taken_is_logged_and_the_daemon_still_hedge
     assert stats.cycles == 2
     assert mon.port is None
     assert [e["port"] for e in logs if e["event"] == "metrics_not_served"] == [port]
+
+
+async def test_the_daemon_app_feeds_the_venue_clocks_measured_offset_to_the_monitor(
+    tmp_path: Path,
+) -> None:
+    s = harness_settings(tmp_path)
+    upgrade(s.database.url)
+    app = build_app(s, paper=False, mode="daemon")  # the sim through ccxt: nothing is sent
+    try:
+        assert app.monitor is not None
+        assert app.venue_clock is not None
+        app.venue_clock.offset_seconds = 1.5
+        app.monitor.cycle("BTC", "skipped", "not read", None, None, None)
+        gauge = "hedgebot_venue_clock_offset_seconds"
+        assert app.monitor.metrics.registry.get_sample_value(gauge) == 1.5
+    finally:
+        await app.close()
