@@ -7,6 +7,7 @@ the paper database, so restart recovery runs in paper mode exactly as it does li
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from pydantic import SecretStr
@@ -16,6 +17,7 @@ from bot.config import SIM_API_KEY, SIM_API_SECRET, Settings, hedge_instruments
 from bot.cycle import CycleContext
 from bot.execution import Executor
 from bot.lock import BookLease, account_identity, book_key
+from bot.monitor import Monitor
 from bot.policy import VolSource
 from bot.positions import PositionTracker
 from bot.risk import RiskGate
@@ -24,7 +26,7 @@ from bot.store.lease import LeaseStore
 from bot.store.ledger import Ledger
 from bot.store.paper import SqlPaperStore
 from bot.venues.base import Venue
-from bot.venues.deribit.adapter import DeribitVenue, build_client
+from bot.venues.deribit.adapter import DeribitVenue, RequestTimer, build_client
 from bot.venues.deribit.live_market import ImportedBook, LiveMarket, LivePaperVenue
 from bot.venues.paper.market import SimMarket
 from bot.venues.paper.venue import PaperVenue
@@ -43,6 +45,7 @@ class App:
     venue_clock: VenueClock | None = None
     mode: str = "daemon"
     lease_clock: Clock = field(default_factory=SystemClock)
+    monitor: Monitor | None = None
 
     def books(self) -> tuple[str, ...]:
         """This process's books: the venue account and each configured currency."""
@@ -63,6 +66,8 @@ class App:
         )
 
     async def close(self) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
         await self.venue.close()
 
 
@@ -80,7 +85,14 @@ class UnsupportedMode(Exception):
     """A combination of settings and flags hedgebot does not run."""
 
 
-def build_venue(settings: Settings, clock: Clock, url: str, paper: bool) -> Venue:
+def build_venue(
+    settings: Settings,
+    clock: Clock,
+    url: str,
+    paper: bool,
+    *,
+    request_timer: RequestTimer | None = None,
+) -> Venue:
     """The venue the settings name.
 
     ``--paper``: a paper venue filling locally, its account in the paper database: on the
@@ -119,7 +131,9 @@ def build_venue(settings: Settings, clock: Clock, url: str, paper: bool) -> Venu
         )
     # At an accelerated speed both sides share an anchored clock; a round trip would be
     # magnified into a false offset, so the venue's clock is measured at speed 1 only.
-    return DeribitVenue(venue, clock, measure_clock=settings.market.speed == 1)
+    return DeribitVenue(
+        venue, clock, measure_clock=settings.market.speed == 1, request_timer=request_timer
+    )
 
 
 def live_paper_venue(
@@ -167,9 +181,13 @@ def build_app(
     clock = clock or make_clock(settings)
     url = database_url(settings, paper)
     ledger = ledger or open_ledger(url)
-    venue = venue or build_venue(settings, clock, url, paper)
+    monitor = _monitor(settings, ledger, clock) if mode == "daemon" else None
+    timer = monitor.request_timer if monitor else None
+    venue = venue or build_venue(settings, clock, url, paper, request_timer=timer)
     # data age is judged on the venue's clock when it is measured (see bot.venues.venue_clock)
     venue_clock = getattr(venue, "venue_clock", None)
+    if monitor is not None and venue_clock is not None:
+        monitor.follow_clock_offset(lambda: venue_clock.offset_seconds)
     tracker = PositionTracker(venue, settings.venue.facts, venue_clock or clock, settings.risk)
 
     risk = RiskGate(settings.risk, clock, ledger)
@@ -184,4 +202,17 @@ def build_app(
     )
     vol = VolSource(settings.policy.volatility, ledger)
     ctx = CycleContext(settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol)
-    return App(settings, clock, venue, ledger, ctx, url, paper, venue_clock, mode)
+    return App(settings, clock, venue, ledger, ctx, url, paper, venue_clock, mode, monitor=monitor)
+
+
+def _monitor(settings: Settings, ledger: Ledger, clock: Clock) -> Monitor:
+    """Metrics, probes, alerts (``HEDGEBOT_ALERT_URLS``) and systemd's notify socket, all
+    from the process environment; the venue keys are redacted from every alert."""
+    keys = (settings.venue.api_key, settings.venue.api_secret)
+    return Monitor(
+        settings,
+        ledger,
+        clock,
+        environ=os.environ,
+        secrets=[k.get_secret_value() for k in keys if k is not None],
+    )

@@ -24,6 +24,7 @@ from bot.clock import day_start
 from bot.cycle import CycleContext, CycleResult, rebalance_once
 from bot.domain import RebalanceStatus
 from bot.heartbeat import day_figures
+from bot.monitor import Monitor
 from bot.reconcile import reconcile
 from bot.sentry import Sentry
 
@@ -51,9 +52,11 @@ class Daemon:
         heartbeat_seconds: float,
         stop_grace_seconds: float,
         sentry: Sentry | None = None,
+        monitor: Monitor | None = None,
     ) -> None:
         self._sentry = sentry
         self._ctx = ctx
+        self._monitor = monitor
         self._currencies = currencies
         self._every = schedule_seconds
         self._heartbeat = heartbeat_seconds
@@ -68,8 +71,18 @@ class Daemon:
         until: datetime | None = None,
         max_cycles: int | None = None,
     ) -> DaemonStats:
-        for currency in self._currencies:
-            await reconcile(self._ctx, currency)  # refuses to start on failure
+        monitor = self._monitor
+        if monitor:
+            monitor.starting(self._currencies, self._every)
+        try:
+            for currency in self._currencies:
+                await reconcile(self._ctx, currency)  # refuses to start on failure
+        except Exception as exc:
+            if monitor:
+                monitor.refused(str(exc))
+            raise
+        if monitor:
+            monitor.reconciled()
         log.info("daemon_started", currencies=list(self._currencies), every_seconds=self._every)
         if self._sentry is not None:
             self._sentry.start(stop)
@@ -79,6 +92,11 @@ class Daemon:
             if self._sentry is not None:
                 why = self.stats.halted or ("stop requested" if stop.is_set() else "run ended")
                 await self._sentry.stopped(why)
+            if monitor:
+                why = self.stats.halted or (
+                    "asked to stop" if stop.is_set() else "end time or cycle count reached"
+                )
+                monitor.stopped(self.stats.halted is None, why, self.stats.cycles)
         log.info("daemon_stopped", cycles=self.stats.cycles, abandoned=self.stats.abandoned)
         return self.stats
 
@@ -103,11 +121,23 @@ class Daemon:
                 break
             if max_cycles is not None and self.stats.cycles >= max_cycles:
                 break
+            if self._monitor:
+                self._monitor.loop()
             for currency in self._currencies:
                 result = await self._one(currency, stop)
                 if result is None:
                     break
                 self.stats.count(result)
+                if self._monitor:
+                    e = result.execution
+                    self._monitor.cycle(
+                        currency,
+                        result.status,
+                        result.reason,
+                        result.greeks,
+                        result.decision,
+                        e.filled_amount if e else None,
+                    )
             if not await self._guard():
                 break
             self._beat_if_due()

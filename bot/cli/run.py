@@ -94,6 +94,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 settings.daemon.heartbeat_seconds,
                 settings.daemon.stop_grace_seconds,
                 sentry=sentry,
+                monitor=app.monitor,
             )
             until = None
             if args.duration is not None:

@@ -346,6 +346,13 @@ class Ledger:
         with self._sessions() as session:
             return [_order_row(r) for r in session.scalars(query)]
 
+    def order_counts(self) -> dict[str, int]:
+        """Orders by status, counted in SQL: what the monitor serves after every cycle, cheap
+        on a ledger of any age (``summary`` also scans every rebalance)."""
+        query = select(OrderModel.status, func.count()).group_by(OrderModel.status)
+        with self._sessions() as session:
+            return {str(status): int(n) for status, n in session.execute(query)}
+
     def orders_created_since(self, since: datetime) -> int:
         """How many orders were recorded at or after ``since``: the order-rate cap's count,
         which a restart does not reset."""

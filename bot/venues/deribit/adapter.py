@@ -105,6 +105,9 @@ def _rows(response: Any, op: str) -> list[Mapping[str, Any]]:
     return rows
 
 
+RequestTimer = Callable[[str], contextlib.AbstractContextManager[object]]
+
+
 class DeribitVenue:
     """A Deribit account through ccxt, implementing :class:`bot.venues.base.Venue`."""
 
@@ -119,10 +122,13 @@ class DeribitVenue:
         rng: np.random.Generator | None = None,
         client: Any | None = None,
         measure_clock: bool = True,
+        request_timer: RequestTimer | None = None,
     ) -> None:
         """``client`` replaces the ccxt client built from ``settings`` (tests inject one whose
         transport is scripted); ``rng`` draws the retry jitter. ``measure_clock`` keeps a
-        :class:`VenueClock` (off when the venue's time is a simulation sharing ours)."""
+        :class:`VenueClock` (off when the venue's time is a simulation sharing ours);
+        ``request_timer(op)`` wraps each request (the monitor's latency histogram)."""
+        self._timed: RequestTimer = request_timer or (lambda op: contextlib.nullcontext())
         limits = settings.rate_limits
         self._facts: Mapping[str, CurrencyFacts] = settings.facts
         self._clock = clock
@@ -175,7 +181,8 @@ class DeribitVenue:
                         raise ReadFailed(op, "the venue client is closed")
                     await take_paced(self._buckets.other, clock=self._clock)
                     try:
-                        return await call()
+                        with self._timed(op):
+                            return await call()
                     except ccxt.BaseError as exc:
                         raise m.map_error(exc, write=False) from exc
         except (OrderNotFound, AuthError, ReadFailed):
@@ -188,7 +195,8 @@ class DeribitVenue:
         """One matching-engine call, never retried: a failure after send is OutcomeUnknown."""
         await take_paced(self._buckets.matching, clock=self._clock)
         try:
-            return await call()
+            with self._timed(op):
+                return await call()
         except Exception as exc:
             raise m.map_error(exc, write=True) from exc
 
