@@ -7,11 +7,14 @@ the paper database, so restart recovery runs in paper mode exactly as it does li
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 
+import numpy as np
 from pydantic import SecretStr
 
-from bot.clock import Clock, clock_for, day_start
+from bot.clock import Clock, SeededIds, SystemClock, clock_for, day_start
 from bot.config import SIM_API_KEY, SIM_API_SECRET, Settings
 from bot.cycle import CycleContext
 from bot.execution import Executor
@@ -26,7 +29,9 @@ from bot.store.records import TradingState
 from bot.venues.base import Venue
 from bot.venues.deribit.adapter import DeribitVenue
 from bot.venues.paper.market import SimMarket
+from bot.venues.paper.timekeeping import lockstep_clock
 from bot.venues.paper.venue import PaperVenue
+from bot.venues.sim_clock import SimClockUnavailable, SimVenueClock
 
 
 @dataclass
@@ -38,18 +43,50 @@ class App:
     ctx: CycleContext
     database_url: str
     paper: bool
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def lock(self) -> BookLock:
         return BookLock(lock_path_for(self.settings.daemon.lock_dir, self.database_url))
 
     async def close(self) -> None:
         await self.venue.close()
+        for close in self.closers:
+            await close()
 
 
 def make_clock(settings: Settings) -> Clock:
     """Wall time, or for the simulated venue time faster than the wall (``market.speed``),
     counted from ``market.clock_anchor`` so a daemon and a simulated venue agree."""
     return clock_for(settings.market.speed, settings.market.clock_anchor)
+
+
+def lockstep(settings: Settings, paper: bool) -> bool:
+    """Whether this process follows a simulated venue's time; refuses it for a real venue."""
+    if settings.market.clock != "lockstep":
+        return False
+    if not paper and settings.venue.kind != "sim":
+        raise UnsupportedMode(
+            "market.clock: lockstep needs the simulated venue (venue.kind: sim) or --paper; "
+            "a real venue keeps the wall clock"
+        )
+    return True
+
+
+def follow_sim_venue(settings: Settings) -> SimVenueClock:
+    """The clock of ``hedgebot sim`` at ``venue.sim_url``, followed in lockstep."""
+    try:
+        return SimVenueClock.connect(settings.venue.sim_url, pace=settings.market.pace)
+    except SimClockUnavailable as exc:
+        raise UnsupportedMode(str(exc)) from exc
+
+
+def id_salt(clock: Clock, ledger: Ledger) -> str:
+    """What tells this process's run from an earlier one on the same ledger: where its clock
+    starts and how many rows the ledger holds (a killed cycle that recorded anything moved
+    the count; one that recorded nothing left no id to collide with)."""
+    summary = ledger.summary()
+    rows = sum(summary.rebalances_by_status.values()) + sum(summary.orders_by_status.values())
+    return f"{clock.now().isoformat()}|{rows}"
 
 
 def database_url(settings: Settings, paper: bool) -> str:
@@ -60,7 +97,15 @@ class UnsupportedMode(Exception):
     """A combination of settings and flags hedgebot does not run."""
 
 
-def build_venue(settings: Settings, clock: Clock, url: str, paper: bool) -> Venue:
+def build_venue(
+    settings: Settings,
+    clock: Clock,
+    url: str,
+    paper: bool,
+    *,
+    store: SqlPaperStore | None = None,
+    start: datetime | None = None,
+) -> Venue:
     """The venue the settings name.
 
     ``--paper``: a paper venue filling locally on the simulated market, its account in the
@@ -75,14 +120,14 @@ def build_venue(settings: Settings, clock: Clock, url: str, paper: bool) -> Venu
             )
         market = SimMarket(
             settings.market,
-            settings.venue.currencies,
+            tuple(settings.venue.facts),  # every currency: an account may hold any of them
             clock,
             settings.venue.facts,
-            start=day_start(clock),
+            start=start or day_start(clock),
         )
         return PaperVenue(
             market,
-            SqlPaperStore(make_engine(url)),
+            store or SqlPaperStore(make_engine(url)),
             clock,
             settings.venue.facts,
             settings.venue.fees,
@@ -99,7 +144,7 @@ def build_venue(settings: Settings, clock: Clock, url: str, paper: bool) -> Venu
                 "api_secret": venue.api_secret or SecretStr(SIM_API_SECRET),
             }
         )
-    return DeribitVenue(venue, clock)
+    return DeribitVenue(venue, clock, rng=np.random.default_rng(settings.market.seed))
 
 
 def build_app(
@@ -110,11 +155,26 @@ def build_app(
     mode: str = "daemon",
     venue: Venue | None = None,
 ) -> App:
-    """Everything one process needs. Refuses a ledger whose schema is behind the code."""
-    clock = clock or make_clock(settings)
+    """Everything one process needs. Refuses a ledger whose schema is behind the code.
+
+    With ``market.clock: lockstep`` the clock is the simulated venue's: in paper mode one
+    shared with the paper venue (and saved with its account), against ``hedgebot sim`` that
+    venue's, followed over HTTP. Nothing past this function knows which clock it has.
+    """
     url = database_url(settings, paper)
     ledger = open_ledger(url)
-    venue = venue or build_venue(settings, clock, url, paper)
+    closers: list[Callable[[], Awaitable[None]]] = []
+    store, start = None, None
+    if clock is None and lockstep(settings, paper) and venue is None:
+        if paper:
+            store = SqlPaperStore(make_engine(url))
+            clock, start = lockstep_clock(store, settings.market, SystemClock())
+        else:
+            followed = follow_sim_venue(settings)
+            closers.append(followed.close)
+            clock = followed
+    clock = clock or make_clock(settings)
+    venue = venue or build_venue(settings, clock, url, paper, store=store, start=start)
     tracker = PositionTracker(
         venue, settings.venue.facts, clock, settings.risk.max_data_age_seconds
     )
@@ -133,5 +193,8 @@ def build_app(
         may_send=risk.rate_ok,
     )
     vol = VolSource(settings.policy.volatility, ledger)
-    ctx = CycleContext(settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol)
-    return App(settings, clock, venue, ledger, ctx, url, paper)
+    ids = SeededIds(settings.market.seed, id_salt(clock, ledger))
+    ctx = CycleContext(
+        settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol, ids=ids
+    )
+    return App(settings, clock, venue, ledger, ctx, url, paper, closers)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -60,29 +61,37 @@ class Daemon:
         for currency in self._currencies:
             await reconcile(self._ctx, currency)  # refuses to start on failure
         log.info("daemon_started", currencies=list(self._currencies), every_seconds=self._every)
-        last_beat = clock.now()
+        last_beat = tick = clock.now()
         while not stop.is_set():
-            started = clock.now()
             if until is not None and clock.now() >= until:
                 break
             if max_cycles is not None and self.stats.cycles >= max_cycles:
                 break
             for currency in self._currencies:
-                result = await self._one(currency, stop)
+                result = await self._one(currency, stop, tick)
                 if result is None:
                     break
                 self.stats.count(result)
             if (clock.now() - last_beat).total_seconds() >= self._heartbeat:
                 last_beat = clock.now()
                 log.info("heartbeat", cycles=self.stats.cycles, by_status=self.stats.by_status)
-            elapsed = (clock.now() - started).total_seconds()
-            await self._sleep(stop, max(0.0, self._every - elapsed))
+            tick = self._next_tick(tick, clock.now())
+            await self._sleep(stop, (tick - clock.now()).total_seconds())
         log.info("daemon_stopped", cycles=self.stats.cycles, abandoned=self.stats.abandoned)
         return self.stats
 
-    async def _one(self, currency: str, stop: asyncio.Event) -> CycleResult | None:
+    def _next_tick(self, tick: datetime, now: datetime) -> datetime:
+        """The next due instant on the fixed grid ``start + k * every`` after ``tick``; a cycle
+        that overran skips the ticks it missed rather than running them late in a burst."""
+        every = timedelta(seconds=self._every)
+        missed = max(0, math.ceil((now - tick) / every) - 1) if now > tick else 0
+        if missed:
+            log.warning("ticks_missed", missed=missed, every_seconds=self._every)
+        return tick + every * (missed + 1)
+
+    async def _one(self, currency: str, stop: asyncio.Event, due: datetime) -> CycleResult | None:
         """One cycle; on a stop request it gets the grace period, then it is abandoned."""
-        task = asyncio.create_task(rebalance_once(self._ctx, currency))
+        task = asyncio.create_task(rebalance_once(self._ctx, currency, due=due))
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if task not in done:

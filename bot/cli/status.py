@@ -12,6 +12,24 @@ if TYPE_CHECKING:
     from bot.app import App
 
 
+async def _unhedged(app: App) -> dict[str, Any]:
+    """Books the account holds in currencies the settings do not hedge: shown, not hedged."""
+    out: dict[str, Any] = {}
+    for currency in app.settings.venue.facts:
+        if currency in app.settings.venue.currencies:
+            continue
+        try:
+            held = await app.venue.positions(currency)
+        except (DataError, VenueError):
+            continue  # a venue without that currency's account: nothing held there
+        if held:
+            out[currency] = {
+                "unhedged": "not in venue.currencies: add it there to hedge it",
+                "positions": [{"instrument": p.instrument.name, "size": p.size} for p in held],
+            }
+    return out
+
+
 async def status_data(app: App, last: int = 10) -> dict[str, Any]:
     """Everything ``status`` shows, as plain data (also the ``--json`` output)."""
     books: dict[str, Any] = {}
@@ -49,6 +67,7 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
             },
             "target_mode": app.settings.hedge.target_mode.value,
         }
+    books.update(await _unhedged(app))
     state = app.ledger.get_trading_state()
     return {
         "venue": app.venue.name,
@@ -77,6 +96,10 @@ def render_status(data: dict[str, Any]) -> str:
     for currency, book in data["books"].items():
         if "error" in book:
             lines.append(f"\n{currency}: cannot read the book: {book['error']}")
+            continue
+        if "unhedged" in book:
+            lines.append(f"\n{currency}: unhedged ({book['unhedged']})")
+            lines += [f"    {p['instrument']:<28} {p['size']:+,.4f}" for p in book["positions"]]
             continue
         g, h = book["greeks"], book["hedge"]
         lines += [

@@ -10,6 +10,7 @@ import pytest
 
 from bot.cli.main import main
 from bot.lock import BookLock, lock_path_for
+from bot.store.db import head_revision
 
 
 @pytest.fixture
@@ -36,8 +37,9 @@ def test_db_upgrade_then_current_reports_the_head_revision(
     assert main(["db", "upgrade", "--paper"]) == 0
     assert main(["db", "current", "--paper"]) == 0
     out = capsys.readouterr().out
-    assert "empty -> 0001" in out
-    assert "at 0001, code needs 0001" in out
+    head = head_revision()
+    assert f"empty -> {head}" in out
+    assert f"at {head}, code needs {head}" in out
 
 
 def test_rebalance_dry_run_prints_the_plan_and_sends_nothing(

@@ -208,17 +208,18 @@ class DeribitVenue:
         settings: VenueSettings,
         clock: Clock,
         *,
+        rng: np.random.Generator,
         retry: RetryPolicy | None = None,
-        rng: np.random.Generator | None = None,
         client: Any | None = None,
     ) -> None:
         """``client`` replaces the ccxt client built from ``settings`` (tests inject one whose
-        transport is scripted); ``rng`` draws the retry jitter."""
+        transport is scripted); ``rng`` (seeded by the caller) draws the retry jitter, so a
+        run's waits replay from its seed."""
         limits = settings.rate_limits
         self._facts: Mapping[str, CurrencyFacts] = settings.facts
         self._clock = clock
         self._retry = retry or RetryPolicy()
-        self._rng = rng if rng is not None else np.random.default_rng()
+        self._rng = rng
         self._matching = TokenBucket(limits.matching_per_second, limits.matching_burst, clock)
         self._other = TokenBucket(limits.other_per_second, limits.other_burst, clock)
         self._ex = client if client is not None else build_client(settings)
