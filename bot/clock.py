@@ -117,8 +117,9 @@ class LockstepClock:
         return self.advance_to(self._now + timedelta(seconds=max(0.0, seconds)))
 
     async def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
+        target = self._now + timedelta(seconds=max(0.0, seconds))
         await pace_wait(seconds, self._pace)
+        self.advance_to(target)
 
 
 async def pace_wait(seconds: float, pace: float | None) -> None:

@@ -73,9 +73,9 @@ class SimVenueClock:
 
     async def sleep(self, seconds: float) -> None:
         target = self._now + timedelta(seconds=max(0.0, seconds))
+        await pace_wait(seconds, self._pace)
         reply = await self._advance({"to_us": (target - _EPOCH) // _US})
         self._now = max(self._now, _instant(reply, self._url))
-        await pace_wait(seconds, self._pace)
 
     async def _advance(self, body: dict[str, int]) -> Any:
         """POST the advance; a venue that is restarting is asked again for up to ``timeout``
