@@ -78,7 +78,7 @@ async def test_a_client_follows_the_venue_clock_and_its_sleep_moves_the_venue() 
 
 async def test_a_client_refuses_a_venue_on_the_wall_clock_and_names_the_setting() -> None:
     async with time_server(FakeClock(NOW)) as url:
-        with pytest.raises(SimClockUnavailable, match="market.clock: lockstep"):
+        with pytest.raises(SimClockUnavailable, match=r"market\.clock: lockstep"):
             await asyncio.to_thread(SimVenueClock.connect, url)
 
 
