@@ -113,7 +113,10 @@ class Daemon:
             return CycleResult("", currency, "failed", repr(exc))
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
-        """Sleep to the next tick (a fixed rate, not a fixed gap), or until asked to stop."""
+        """Sleep to the next tick (a fixed rate, not a fixed gap), or until asked to stop.
+
+        A clock that cannot sleep (a simulated venue's clock whose venue is gone) ends the run:
+        going on would run cycle after cycle at one instant."""
         sleeper = asyncio.create_task(self._ctx.clock.sleep(seconds))
         stopper = asyncio.create_task(stop.wait())
         _, pending = await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -121,6 +124,8 @@ class Daemon:
             p.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await p
+        if sleeper.done() and not sleeper.cancelled():
+            sleeper.result()
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:

@@ -12,6 +12,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from bot.clock import FakeClock
@@ -19,6 +20,7 @@ from bot.daemon import Daemon
 from bot.domain import OrderRequest, OrderState
 from bot.store.db import open_ledger
 from bot.venues.base import Venue
+from bot.venues.errors import TransientError
 from tests.support.books import NOW
 from tests.support.harness import Passthrough, stack
 
@@ -101,6 +103,22 @@ async def test_a_cycle_that_overruns_its_tick_skips_the_missed_ticks_and_keeps_t
     assert starts
     assert all((t - NOW).total_seconds() % 60 == 0 for t in starts)  # still on the grid
     assert "ticks_missed" in [e["event"] for e in logs]
+
+
+class VenueGoneClock(FakeClock):
+    """A simulated venue's clock whose venue stopped answering."""
+
+    async def sleep(self, seconds: float) -> None:
+        raise TransientError("could not advance the simulated venue")
+
+
+async def test_a_clock_that_cannot_sleep_ends_the_run_instead_of_spinning_at_one_instant(
+    tmp_path: Path,
+) -> None:
+    daemon, app = daemon_for(tmp_path, VenueGoneClock(NOW))
+    with pytest.raises(TransientError, match="could not advance"):
+        await asyncio.wait_for(daemon.run(asyncio.Event()), timeout=10)
+    assert len(app.ledger.rebalances()) == 1  # type: ignore[attr-defined]
 
 
 async def test_a_stop_request_ends_the_sleep_at_once(tmp_path: Path) -> None:
