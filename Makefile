@@ -35,5 +35,5 @@ demo-paper: $(STAMP) ## the same simulated day in paper mode (no venue process)
 bench: $(STAMP) ## benchmarks: a table with ratios against the named baselines
 	$(BIN)/python -m bench
 
-clean: ## remove the venv and local databases
-	rm -rf $(VENV) *.db .pytest_cache .mypy_cache .ruff_cache
+clean: ## remove the venv, local databases and the demo's world
+	rm -rf $(VENV) *.db demo .pytest_cache .mypy_cache .ruff_cache
