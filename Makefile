@@ -26,10 +26,10 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff format --check bot strategies tests bench
 	$(BIN)/mypy
 
-demo: $(STAMP) ## hedge BTC and ETH books for a simulated day through ccxt against the sim venue
+demo: $(STAMP) ## hedge BTC and ETH books for a simulated day through ccxt against the sim venue (in demo/)
 	$(BIN)/python -m bot.cli.demo
 
-demo-paper: $(STAMP) ## the same simulated day in paper mode (no venue process)
+demo-paper: $(STAMP) ## the same simulated day in paper mode (no venue process, in demo/)
 	$(BIN)/python -m bot.cli.demo --paper
 
 bench: $(STAMP) ## benchmarks: a table with ratios against the named baselines

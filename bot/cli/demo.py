@@ -194,13 +194,26 @@ def _day(mode: list[str], hours: float) -> int:
     return 0
 
 
+def hedgebot_command() -> str:
+    """``hedgebot`` as this shell can run it: the virtual environment's script (``make demo``
+    does not activate it), relative to this directory when it is inside it."""
+    script = Path(sys.executable).parent / "hedgebot"
+    if not script.exists():
+        return "hedgebot"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
 def next_steps(paper: bool, port: int) -> str:
     """Commands to type next, from this directory, each exactly as it runs."""
-    base = f"hedgebot --config {CONFIG}"
+    exe = hedgebot_command()
+    base = shlex.join([exe, "--config", str(CONFIG)])
     flag = " --paper" if paper else ""
     steps: list[tuple[str, str]] = []
     if not paper:
-        sim = shlex.join(["hedgebot", *sim_command(port)])
+        sim = shlex.join([exe, *sim_command(port)])
         steps.append((f"{sim} &", "the venue again, where the day ended"))
     steps += [
         (f"{base} status{flag}", "the book, greeks, last rebalances"),
