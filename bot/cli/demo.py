@@ -50,7 +50,7 @@ def demo_settings(sim_url: str, pace: float | None) -> dict[str, object]:
     return {
         "venue": {"kind": "sim", "sim_url": sim_url, "currencies": ["BTC", "ETH"]},
         "market": market,
-        "policy": {"check_seconds": 120},
+        "policy": {"check_seconds": 300},
         # The default band is 0.1 coin: about $9,000 of BTC but only $300 of ETH.
         "policy_by_currency": {"ETH": {"delta_band": {"band": 3.0}}},
         "database": {"url": LIVE_DB, "paper_url": PAPER_DB},
