@@ -2,7 +2,7 @@
 gives the same ledger row by row however busy the machine is, and every next step it prints
 works when typed exactly as printed.
 
-The demo runs one simulated hour here (``--hours 1``) instead of a day: same code, less time.
+The demo runs three simulated hours here (``--hours 3``) instead of a day: same code, less time.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tests.support.e2e_kit import stop
 
 pytestmark = pytest.mark.e2e
 
-HOURS = "1"
+HOURS = "3"
 
 
 def clean_env() -> dict[str, str]:
