@@ -78,6 +78,7 @@ def _fresh_world() -> None:
 def _free_port(preferred: int) -> int:
     """``preferred`` when free (so the printed `hedgebot sim` serves the same URL), else 0."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
         try:
             sock.bind(("127.0.0.1", preferred))
         except OSError:
