@@ -32,7 +32,14 @@ demo: $(STAMP) ## hedge BTC and ETH books for a simulated day through ccxt again
 demo-paper: $(STAMP) ## the same simulated day in paper mode (no venue process, in demo/)
 	$(BIN)/python -m bot.cli.demo --paper
 
-bench: $(STAMP) ## benchmarks: a table with ratios against the named baselines
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	@echo "installing the benchmark baselines (py_vollib_vectorized, QuantLib) into $(VENV)"
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) ## benchmarks: a table with ratios against baselines measured in the same run
 	$(BIN)/python -m bench
 
 clean: ## remove the venv, local databases and the demo's world

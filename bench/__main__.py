@@ -2,12 +2,15 @@
 
 Each module exposes ``run() -> list[Row]``. Arguments keep only modules whose name contains one
 of them (``python -m bench greeks``). A module that fails is reported and the exit code is 1;
-the others still run.
+the others still run. Every baseline is measured in the same run on the same machine; no figure
+comes from elsewhere. The table is also written to ``out/bench/latest.txt`` and ``latest.json``,
+and the previous run's JSON (when there is one) adds a column comparing each value with it.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import pkgutil
 import platform
@@ -15,6 +18,8 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 
@@ -34,8 +39,25 @@ def discover(filters: Sequence[str] = ()) -> list[str]:
     return [f"bench.{n}" for n in names]
 
 
-def format_table(rows: Sequence[Row]) -> str:
-    header = ("benchmark", "value", "baseline", "baseline value", "ratio")
+OUT = Path("out/bench")
+
+
+def _target(r: Row) -> str:
+    if r.target is None:
+        return ""
+    return f">={r.target:g}x {'ok' if r.met else 'MISSED'}"
+
+
+def _versus(r: Row, previous: dict[str, float]) -> str:
+    before = previous.get(f"{r.name} | {r.baseline}")
+    if not before:
+        return ""
+    change = r.value / before if r.higher_is_better else before / r.value
+    return f"{change:.2f}x"
+
+
+def format_table(rows: Sequence[Row], previous: dict[str, float] | None = None) -> str:
+    header = ("benchmark", "value", "baseline", "baseline value", "ratio", "target", "vs last run")
     lines = [
         (
             r.name,
@@ -43,11 +65,13 @@ def format_table(rows: Sequence[Row]) -> str:
             r.baseline,
             f"{si(r.baseline_value)}{r.unit}",
             f"{r.ratio:.2f}x",
+            _target(r),
+            _versus(r, previous or {}),
         )
         for r in rows
     ]
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-    right = {1, 3, 4}
+    right = {1, 3, 4, 6}
 
     def fmt(cells: Sequence[str]) -> str:
         return "  ".join(
@@ -81,12 +105,35 @@ def main(argv: Sequence[str]) -> int:
             failed.append(name)
             traceback.print_exc()
         took.append(f"{name.removeprefix('bench.')} {time.perf_counter() - t0:.1f} s")
-    print(format_table(rows) if rows else "(no rows)")
+    latest_json = OUT / "latest.json"
+    previous: dict[str, float] = {}
+    if latest_json.exists():
+        previous = {r["key"]: r["value"] for r in json.loads(latest_json.read_text())["rows"]}
+    table = format_table(rows, previous) if rows else "(no rows)"
+    print(table)
     total = time.perf_counter() - start
     print(f"\n{len(rows)} rows in {total:.1f} s ({', '.join(took)})")
     print("ratio: times better than the baseline (>1 is better)")
     if total > BUDGET_SECONDS:
         print(f"warning: over the {BUDGET_SECONDS:.0f} s budget", file=sys.stderr)
+    missed = [r for r in rows if r.met is False]
+    if missed:
+        print(f"{len(missed)} of {sum(r.target is not None for r in rows)} targets missed")
+    if rows:
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "latest.txt").write_text(table + "\n")
+        latest_json.write_text(
+            json.dumps(
+                {
+                    "rows": [
+                        {**asdict(r), "ratio": r.ratio, "key": f"{r.name} | {r.baseline}"}
+                        for r in rows
+                    ]
+                },
+                indent=1,
+            )
+        )
+        print(f"table written to {OUT / 'latest.txt'}")
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ class Row:
     baseline: str
     baseline_value: float
     higher_is_better: bool = True
+    target: float | None = None  # the ratio this row must reach, when the row has a target
 
     def __post_init__(self) -> None:
         if not (self.value > 0 and self.baseline_value > 0):
@@ -38,11 +40,16 @@ class Row:
             return self.value / self.baseline_value
         return self.baseline_value / self.value
 
+    @property
+    def met(self) -> bool | None:
+        """Whether the ratio reaches the target; None for a row without one."""
+        return None if self.target is None else self.ratio >= self.target
+
 
 def seconds_per_call(
     fn: Callable[[], object], *, min_time: float = 0.1, repeat: int = 5, max_calls: int = 10_000
 ) -> float:
-    """Best-of-``repeat`` wall time of one call of ``fn`` (see :func:`interleaved_seconds`)."""
+    """Median wall time of one call of ``fn`` (see :func:`interleaved_seconds`)."""
     return interleaved_seconds([fn], min_time=min_time, repeat=repeat, max_calls=max_calls)[0]
 
 
@@ -53,12 +60,12 @@ def interleaved_seconds(
     repeat: int = 5,
     max_calls: int = 10_000,
 ) -> list[float]:
-    """Best-of-``repeat`` wall time of one call of each function, their repeats interleaved.
+    """Median wall time of one call of each function over ``repeat`` repeats, interleaved.
 
-    Each repeat loops a function for at least ``min_time``. The minimum over repeats is the
-    least disturbed by other processes on a shared machine, and interleaving exposes a
-    measurement and its baseline to the same load, so their ratio is fair. One untimed warm-up
-    call first pays for imports, caches and the allocator's first page faults.
+    Each repeat loops a function for at least ``min_time``. Interleaving exposes a measurement
+    and its baseline to the same load, so their ratio is fair, and the median of the repeats is
+    robust to a repeat disturbed by another process. One untimed warm-up call first pays for
+    imports, caches, JIT compilation and the allocator's first page faults.
     """
     calls = []
     for fn in fns:
@@ -67,7 +74,7 @@ def interleaved_seconds(
         fn()
         once = max(time.perf_counter() - start, 1e-9)
         calls.append(max(1, min(max_calls, math.ceil(min_time / once))))
-    best = [math.inf] * len(fns)
+    times: list[list[float]] = [[] for _ in fns]
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -76,11 +83,11 @@ def interleaved_seconds(
                 start = time.perf_counter()
                 for _ in range(n):
                     fn()
-                best[i] = min(best[i], (time.perf_counter() - start) / n)
+                times[i].append((time.perf_counter() - start) / n)
     finally:
         if gc_was_enabled:
             gc.enable()
-    return best
+    return [statistics.median(t) for t in times]
 
 
 def si(value: float) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import SecretStr
 
 from bot.clock import Clock, SeededIds, SystemClock, clock_for, day_start
-from bot.config import SIM_API_KEY, SIM_API_SECRET, Settings
+from bot.config import SIM_API_KEY, SIM_API_SECRET, Settings, hedge_instruments
 from bot.cycle import CycleContext
 from bot.execution import Executor
 from bot.lock import BookLock, lock_path_for
@@ -191,6 +191,7 @@ def build_app(
         settings.venue.label_prefix,
         on_send=risk.record_sent,
         may_send=risk.rate_ok,
+        instruments=hedge_instruments(settings.venue.facts),
     )
     vol = VolSource(settings.policy.volatility, ledger)
     ids = SeededIds(settings.market.seed, id_salt(clock, ledger))

@@ -8,6 +8,7 @@ carries them is refused, and they are ``SecretStr`` so they never print.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +22,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from bot.domain import TargetMode
+from bot.domain import Instrument, InstrumentKind, TargetMode
 
 SECRET_KEYS = ("api_key", "api_secret")
 
@@ -45,7 +46,8 @@ class _Section(BaseModel):
 
 
 class CurrencyFacts(_Section):
-    """Venue facts of one currency (REFERENCE.md §2): data, so a venue change is a setting."""
+    """Venue facts of one currency (Deribit's contract specifications): data, so a venue change
+    is a setting."""
 
     perpetual: str = Field(description="hedge perpetual's name, e.g. BTC-PERPETUAL")
     perp_contract_usd: float = Field(gt=0, description="USD per perpetual contract")
@@ -54,6 +56,23 @@ class CurrencyFacts(_Section):
     perp_tick_size: float = Field(gt=0, description="perpetual price tick, USD")
     option_min_amount: float = Field(gt=0, description="smallest option order, coin")
     option_tick_size: float = Field(gt=0, default=0.0005, description="option price tick, coin")
+
+    def perpetual_instrument(self, currency: str) -> Instrument:
+        """The hedge perpetual of ``currency`` as an :class:`Instrument` (inverse, USD sized)."""
+        return Instrument(
+            name=self.perpetual,
+            currency=currency,
+            kind=InstrumentKind.PERPETUAL,
+            contract_size=self.perp_contract_usd,
+            min_amount=self.perp_min_amount,
+            amount_step=self.perp_amount_step,
+            tick_size=self.perp_tick_size,
+        )
+
+
+def hedge_instruments(facts: Mapping[str, CurrencyFacts]) -> dict[str, Instrument]:
+    """Every currency's hedge perpetual by instrument name: what a ledger's fills were in."""
+    return {f.perpetual: f.perpetual_instrument(currency) for currency, f in facts.items()}
 
 
 DEFAULT_FACTS: dict[str, CurrencyFacts] = {
@@ -79,7 +98,7 @@ DEFAULT_FACTS: dict[str, CurrencyFacts] = {
 
 
 class FeeSettings(_Section):
-    """Deribit's default fees, as fractions (REFERENCE.md §2)."""
+    """Deribit's default fees, as fractions (Deribit's fee schedule)."""
 
     perp_maker: float = Field(0.0, ge=-0.01, le=0.01, description="perpetual maker fee")
     perp_taker: float = Field(0.0005, ge=0, le=0.01, description="perpetual taker fee")
@@ -88,7 +107,8 @@ class FeeSettings(_Section):
 
 
 class RateLimitSettings(_Section):
-    """Deribit's request credits (REFERENCE.md §2); beyond them it answers 10028."""
+    """Deribit's request credits (Deribit API docs, "Rate Limits"); beyond them it answers
+    10028."""
 
     matching_per_second: float = Field(
         5.0, gt=0, le=1000, description="buy/sell/edit/cancel calls per second"

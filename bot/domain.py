@@ -117,10 +117,6 @@ class Instrument:
     def is_option(self) -> bool:
         return self.kind is InstrumentKind.OPTION
 
-    def amount_for_coin_delta(self, coin_delta: float, price: float) -> float:
-        """The order amount (unrounded) that changes coin delta by ``coin_delta`` at ``price``."""
-        return coin_delta * price if self.inverse else coin_delta
-
     def coin_delta_of_amount(self, amount: float, price: float) -> float:
         """Coin delta of a linear-in-price position of ``amount`` (perp or future)."""
         return amount / price if self.inverse else amount
@@ -227,6 +223,10 @@ class PortfolioGreeks:
     # Vega-weighted mean IV of the live options (decimal), stored with the greeks so the cost
     # report can attribute vega P&L (vega x dIV); None when unset or the book holds no option.
     iv: float | None = None
+    # Plain mean IV and the nearest expiry (ACT/365 years) of the live options: what the gamma
+    # band sizes with. None when the book holds no live option.
+    mean_iv: float | None = None
+    nearest_tau: float | None = None
 
     def delta(self, mode: TargetMode) -> float:
         return self.delta_coin if mode is TargetMode.COIN else self.delta_usd_target

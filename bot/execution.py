@@ -15,7 +15,7 @@ concluded never to have arrived.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,6 +27,7 @@ from bot.domain import (
     Book,
     Fill,
     HedgeDecision,
+    Instrument,
     OrderRequest,
     OrderState,
     OrderStatus,
@@ -36,6 +37,7 @@ from bot.domain import (
     TimeInForce,
 )
 from bot.store.ledger import Ledger
+from bot.units import MAX_LABEL_LENGTH
 from bot.venues.base import Venue
 from bot.venues.errors import (
     OrderNotFound,
@@ -72,8 +74,8 @@ class _RateCapped(Exception):
 
 def make_label(prefix: str, cycle_id: str, attempt: int) -> str:
     label = f"{prefix}-{cycle_id}-{attempt}"
-    if len(label) > 64:
-        raise ValueError(f"order label {label!r} is longer than Deribit's 64 characters")
+    if len(label) > MAX_LABEL_LENGTH:
+        raise ValueError(f"order label {label!r} is longer than Deribit's {MAX_LABEL_LENGTH}")
     return label
 
 
@@ -89,7 +91,10 @@ class Executor:
         label_prefix: str,
         on_send: Callable[[], None] | None = None,
         may_send: Callable[[], bool] | None = None,
+        *,
+        instruments: Mapping[str, Instrument],
     ) -> None:
+        """``instruments``: what we trade, by name (the hedge perpetuals): an order's currency."""
         self._on_send = on_send or (lambda: None)
         self._may_send = may_send or (lambda: True)
         self._venue = venue
@@ -97,6 +102,7 @@ class Executor:
         self._clock = clock
         self._settings = settings
         self._prefix = label_prefix
+        self._instruments = instruments
 
     def limit_price(self, side: Side, quote: Quote, tick: float) -> float:
         """Touch plus the slippage cap, on the tick, never beyond the cap."""
@@ -145,11 +151,16 @@ class Executor:
 
         Orders still working at the venue (left by a stopped process, say) are re-adopted:
         cancelled, with their fills recorded. Returns the labels still unresolved: while any
-        remain, the cycle sends nothing.
+        remain, the cycle sends nothing (an order in an instrument we do not know stays so).
         """
         unresolved: list[str] = []
         for row in self._ledger.open_orders():
-            if not row.instrument.startswith(currency):
+            instrument = self._instruments.get(row.instrument)
+            if instrument is None:
+                log.warning("open_order_instrument_unknown", label=row.label, name=row.instrument)
+                unresolved.append(row.label)
+                continue
+            if instrument.currency != currency:
                 continue
             try:
                 if not await self._resolve_one(currency, row.label, row.created_at, row.status):

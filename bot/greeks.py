@@ -18,16 +18,14 @@ P&L attribution.
 from __future__ import annotations
 
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
+from typing import NoReturn
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import ndtr
 
+from bot import black76_kernel
 from bot.domain import (
     Book,
     DataError,
@@ -39,17 +37,12 @@ from bot.domain import (
     require_positive,
     utc,
 )
+from bot.units import EXPIRY_TIME_UTC, SECONDS_PER_YEAR, SETTLEMENT_WINDOW
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-SECONDS_PER_YEAR = 365.0 * 86_400.0
-DAYS_PER_YEAR = 365.0
-EXPIRY_TIME_UTC = time(8, 0)
-SETTLEMENT_WINDOW = timedelta(minutes=30)
 SETTLEMENT_WINDOW_YEARS = SETTLEMENT_WINDOW.total_seconds() / SECONDS_PER_YEAR
-
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 @dataclass(frozen=True)
@@ -142,182 +135,42 @@ def black76(
     means expired: the price is the intrinsic value and every greek is 0 (a settled option's
     coin amount is fixed), never NaN.
 
-    Large inputs are cut into cache-sized chunks run on a small thread pool: numpy and scipy
-    ufuncs release the GIL, and the normal CDF dominates the cost.
+    One compiled pass per option (numba, on its threads) computes every field and checks the
+    inputs on the way; only when that check fails do the slower validators run, to name the
+    first bad entry.
     """
-    F = _positive("forward", forward)
-    K = _positive("strike", strike)
-    s = _positive("sigma", sigma)
-    t = _finite("tau", tau)
+    F = _as_float("forward", forward)
+    K = _as_float("strike", strike)
+    s = _as_float("sigma", sigma)
+    t = _as_float("tau", tau)
     if not math.isfinite(rate):
         raise DataError(f"rate must be a finite number, got {rate!r}")
     call = _as_bool("is_call", is_call)
     shape = np.broadcast_shapes(F.shape, K.shape, s.shape, t.shape, call.shape)
     n = math.prod(shape)
     out = tuple(np.empty(shape) for _ in _FIELDS)
-    if n < _PARALLEL_MIN:
-        _kernel(F, K, t, s, call, rate, out, tuple(np.empty(shape) for _ in range(_SCRATCH)))
-        return OptionGreeks(*out)
-
-    flat_in = [np.broadcast_to(a, shape).reshape(-1) for a in (F, K, t, s)]
-    flat_call = np.broadcast_to(call, shape).reshape(-1)
-    flat_out = [a.reshape(-1) for a in out]
-
-    def work(lo: int) -> None:
-        hi = min(lo + _CHUNK, n)
-        f, k, t_, s_ = (a[lo:hi] for a in flat_in)
-        scratch = _thread_scratch()
-        _kernel(
-            f,
-            k,
-            t_,
-            s_,
-            flat_call[lo:hi],
-            rate,
-            tuple(a[lo:hi] for a in flat_out),
-            tuple(a[: hi - lo] for a in scratch),
-        )
-
-    if _WORKERS < 2:
-        for lo in range(0, n, _CHUNK):
-            work(lo)
-    else:
-        for _ in _pool().map(work, range(0, n, _CHUNK)):
-            pass
+    flat_in = tuple(_flat(a, shape, n) for a in (F, K, t, s, call))
+    flat_out = tuple(a.reshape(-1) for a in out)
+    if black76_kernel.run(flat_in, rate, flat_out):
+        # Name the first bad entry exactly as the field validators say it.
+        _positive("forward", F)
+        _positive("strike", K)
+        _positive("sigma", s)
+        _finite("tau", t)
     return OptionGreeks(*out)
 
 
+def _flat(a: npt.NDArray[np.generic], shape: tuple[int, ...], n: int) -> npt.NDArray[np.generic]:
+    """One-dimensional input for the kernel: the data itself when it already has ``n`` entries
+    or one (the kernel reads a single entry for every option), else broadcast and copied."""
+    if a.size == n:
+        return np.ascontiguousarray(a).reshape(-1)
+    if a.size == 1:
+        return a.reshape(1)
+    return np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1)
+
+
 _FIELDS = tuple(OptionGreeks.__dataclass_fields__)
-_SCRATCH = 5
-# Chunks keep the working set (inputs, 9 outputs, 5 scratch arrays) cache-sized, and a thread's
-# scratch is reused, so large inputs cost no allocator page faults.
-_CHUNK = 32_768
-_PARALLEL_MIN = 2 * _CHUNK
-_WORKERS = min(4, os.cpu_count() or 1)
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-_LOCAL = threading.local()
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="black76")
-        return _POOL
-
-
-def _forget_pool_after_fork() -> None:
-    """A forked child (multiprocessing backtests) inherits the pool but not its threads."""
-    global _POOL, _POOL_LOCK
-    _POOL = None
-    _POOL_LOCK = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_pool_after_fork)
-
-
-def _thread_scratch() -> tuple[FloatArray, ...]:
-    scratch: tuple[FloatArray, ...] | None = getattr(_LOCAL, "scratch", None)
-    if scratch is None:
-        scratch = tuple(np.empty(_CHUNK) for _ in range(_SCRATCH))
-        _LOCAL.scratch = scratch
-    return scratch
-
-
-def _kernel(
-    F: FloatArray,
-    K: FloatArray,
-    t: FloatArray,
-    sigma: FloatArray,
-    call: BoolArray,
-    rate: float,
-    out: tuple[FloatArray, ...],
-    scratch: tuple[FloatArray, ...],
-) -> None:
-    """Black-76 on validated inputs, written into ``out`` (fields in :class:`OptionGreeks`
-    order, full shape) using ``scratch``; inputs broadcast to that shape.
-
-    Every step writes into a preallocated array (no temporaries). Puts use ``w = -1`` in
-    ``w·(F·N(w·d1) - K·N(w·d2))`` rather than put-call parity, so deep out-of-the-money puts
-    keep full relative precision.
-    """
-    price, price_coin, delta, net_delta, gamma, vega, theta, theta_rate, rho = out
-    w, t_live, sqt, sst, d1 = scratch
-    live = t > 0.0
-    all_live = bool(np.all(live))
-    if all_live:
-        t_live = t
-    else:
-        np.copyto(t_live, np.where(live, t, 1.0))
-
-    np.multiply(call, 2.0, out=w)
-    w -= 1.0
-    np.sqrt(t_live, out=sqt)
-    np.multiply(sigma, sqt, out=sst)
-    np.divide(F, K, out=d1)
-    np.log(d1, out=d1)
-    np.divide(d1, sst, out=d1)
-    np.multiply(sst, 0.5, out=gamma)
-    d1 += gamma  # d1 = (ln F/K + sigma^2 tau / 2) / (sigma sqrt tau)
-    n1, n2, pdf = price_coin, rho, net_delta
-    np.multiply(w, d1, out=net_delta)  # w d1
-    np.multiply(w, sst, out=rho)
-    np.subtract(net_delta, rho, out=rho)  # w d2
-    ndtr(net_delta, out=n1)
-    ndtr(rho, out=n2)
-    np.multiply(d1, d1, out=pdf)
-    pdf *= -0.5
-    np.exp(pdf, out=pdf)
-    pdf *= _INV_SQRT_2PI
-
-    np.multiply(F, n1, out=price)
-    np.multiply(K, n2, out=d1)
-    price -= d1
-    price *= w
-    np.maximum(price, 0.0, out=price)
-    np.multiply(w, n1, out=delta)
-    np.multiply(F, sst, out=gamma)
-    np.divide(pdf, gamma, out=gamma)
-    fpdf = d1
-    np.multiply(F, pdf, out=fpdf)
-    np.multiply(fpdf, sqt, out=vega)
-    vega *= 0.01
-    np.multiply(fpdf, sigma, out=theta_rate)
-    np.multiply(sqt, -2.0, out=sst)
-    theta_rate /= sst  # analytic dV/dt per year, F held fixed
-    rho *= K  # rho held N(w d2)
-    rho *= t_live
-    rho *= w
-    rho *= 0.01
-    if rate != 0.0:
-        df = sst
-        np.multiply(t_live, -rate, out=df)
-        np.exp(df, out=df)
-        for x in (price, delta, gamma, vega, rho, theta_rate):
-            x *= df
-        np.multiply(price, rate, out=d1)
-        theta_rate += d1  # discounting adds r·V
-    theta_rate /= DAYS_PER_YEAR
-    # Deribit's shown theta: remaining-lifetime scaling under one day, capped at the premium.
-    np.multiply(t_live, DAYS_PER_YEAR, out=theta)
-    np.minimum(theta, 1.0, out=theta)
-    theta *= theta_rate
-    np.negative(price, out=d1)
-    np.maximum(theta, d1, out=theta)
-
-    if not all_live:
-        dead = np.broadcast_to(~live, price.shape)
-        np.subtract(F, K, out=d1)
-        d1 *= w
-        np.maximum(d1, 0.0, out=d1)
-        np.copyto(price, d1, where=dead)
-        for x in (delta, gamma, vega, theta, theta_rate, rho):
-            np.copyto(x, 0.0, where=dead)
-    np.divide(price, F, out=price_coin)
-    np.subtract(delta, price_coin, out=net_delta)
-    if not all_live:
-        np.copyto(net_delta, 0.0, where=dead)
 
 
 def year_fraction(now: datetime, expiry: datetime) -> float:
@@ -372,6 +225,14 @@ def _option_inputs(position: Position, mark: Mark | None) -> tuple[float, float,
     return forward, strike, sigma, inst.option_type is OptionType.CALL
 
 
+def _reject_option(position: Position, mark: Mark | None) -> NoReturn:
+    """DataError naming what an option position lacks (expiry, mark, IV, type, strike)."""
+    if position.instrument.expiry is None:
+        raise DataError(f"{position.instrument.name}: option without expiry")
+    _option_inputs(position, mark)
+    raise DataError(f"{position.instrument.name}: option position cannot be valued")
+
+
 def _future_mark(book: Book, position: Position) -> float:
     name = position.instrument.name
     mark = book.marks.get(name)
@@ -399,50 +260,67 @@ def portfolio_greeks(book: Book, now: datetime) -> PortfolioGreeks:
     now = utc(now)
 
     skipped: list[str] = []
-    fwd: list[float] = []
-    strike: list[float] = []
-    sigma: list[float] = []
-    is_call: list[bool] = []
-    tau: list[float] = []
-    size: list[float] = []
-    factor: list[float] = []
-    inverse: list[bool] = []
+    options: list[Position] = []
+    # One row per live option: forward, strike, IV, call, tau, size, settlement factor, inverse.
+    rows: list[tuple[float | None, float | None, float | None, bool, float, float, float, bool]]
+    rows = []
     futures_delta = 0.0
+    # Time to expiry and the settlement factor depend on the expiry only: once per expiry.
+    per_expiry: dict[datetime, tuple[float, float]] = {}
+    marks = book.marks
+    call = OptionType.CALL
 
     for pos in book.positions:
         inst = pos.instrument
+        size = pos.size
         if inst.currency != book.currency:
             raise DataError(f"{inst.name}: currency {inst.currency} in a {book.currency} book")
-        if not math.isfinite(pos.size):
-            raise DataError(f"{inst.name}: position size must be finite, got {pos.size!r}")
-        if pos.size == 0.0:
+        if not math.isfinite(size):
+            raise DataError(f"{inst.name}: position size must be finite, got {size!r}")
+        if size == 0.0:
             continue
-        if inst.expiry is not None and now >= utc(inst.expiry):
-            skipped.append(inst.name)
-            continue
+        expiry = inst.expiry
+        timing: tuple[float, float] | None = None
+        if expiry is not None:
+            timing = per_expiry.get(expiry)
+            if timing is None:
+                timing = (year_fraction(now, expiry), settlement_factor(now, expiry))
+                per_expiry[expiry] = timing
+            if timing[0] <= 0.0:
+                skipped.append(inst.name)
+                continue
         if inst.kind is InstrumentKind.OPTION:
-            if inst.expiry is None:
-                raise DataError(f"{inst.name}: option without expiry")
-            f, k, s, c = _option_inputs(pos, book.marks.get(inst.name))
-            fwd.append(f)
-            strike.append(k)
-            sigma.append(s)
-            is_call.append(c)
-            tau.append(year_fraction(now, inst.expiry))
-            size.append(pos.size)
-            factor.append(settlement_factor(now, inst.expiry))
-            inverse.append(inst.inverse)
+            mark = marks.get(inst.name)
+            if timing is None or mark is None or mark.mark_iv is None or inst.option_type is None:
+                _reject_option(pos, mark)
+            options.append(pos)
+            rows.append(
+                (
+                    mark.underlying_price,
+                    inst.strike,
+                    mark.mark_iv,
+                    inst.option_type is call,
+                    timing[0],
+                    size,
+                    timing[1],
+                    inst.inverse,
+                )
+            )
         else:
-            futures_delta += inst.coin_delta_of_amount(pos.size, _future_mark(book, pos))
+            futures_delta += inst.coin_delta_of_amount(size, _future_mark(book, pos))
 
     delta_net = delta_bs = gamma = vega = theta = 0.0
-    iv: float | None = None
-    if size:
-        g = black76(fwd, strike, tau, sigma, is_call)
-        n = np.asarray(size)
-        live = np.asarray(factor)
+    iv = mean_iv = nearest_tau = None
+    if rows:
+        cols = np.array(rows, dtype=np.float64).T  # None becomes NaN
+        fwd, strike, sigma, is_call, tau, n, live, inverse = cols
+        good = (cols[:3] > 0.0) & (cols[:3] < np.inf)
+        if not good.all():
+            first = int(np.argmax(~good.all(axis=0)))
+            _option_inputs(options[first], marks.get(options[first].instrument.name))
+        g = black76(fwd, strike, tau, sigma, is_call.astype(np.bool_))
         bs = g.delta * live
-        net = np.where(np.asarray(inverse), g.net_delta * live, bs)
+        net = np.where(inverse.astype(np.bool_), g.net_delta * live, bs)
         delta_bs = float(n @ bs)
         delta_net = float(n @ net)
         gamma = float(n @ (g.gamma * live))
@@ -450,7 +328,9 @@ def portfolio_greeks(book: Book, now: datetime) -> PortfolioGreeks:
         theta = float(n @ g.theta)
         weights = np.abs(n * g.vega)
         if weights.sum() > 0:  # vega-weighted mean IV: the book's own implied vol
-            iv = float(weights @ np.asarray(sigma) / weights.sum())
+            iv = float(weights @ sigma / weights.sum())
+        mean_iv = float(sigma.mean())
+        nearest_tau = float(tau.min())
 
     delta_coin = delta_net + futures_delta
     return PortfolioGreeks(
@@ -468,4 +348,6 @@ def portfolio_greeks(book: Book, now: datetime) -> PortfolioGreeks:
         equity=equity,
         expired_skipped=tuple(skipped),
         iv=iv,
+        mean_iv=mean_iv,
+        nearest_tau=nearest_tau,
     )

@@ -1,14 +1,16 @@
 """The bridge from one live book to the array policies of ``strategies/``.
 
-The daemon and the backtest call the very same policy functions; this module only builds the
-one-row ``HedgeState`` from a Book and its greeks, and reads the answer back as a HedgeDecision.
+The daemon and the backtest call the very same policy functions, and build their params the same
+way (the registry's :func:`strategies.registry.make_params` from a settings section); this module
+only builds the one-row ``HedgeState`` from a Book and its greeks, and reads the answer back as a
+HedgeDecision.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -16,44 +18,30 @@ import structlog
 
 from bot.config import PolicySettings, VolatilitySettings
 from bot.domain import Book, DataError, HedgeDecision, Instrument, PortfolioGreeks, TargetMode
-from bot.greeks import year_fraction
 from bot.store.ledger import Ledger
-from bot.volatility import make_forecaster
-from strategies.common import HedgeState, LotSpec
-from strategies.delta_band import DeltaBandParams
-from strategies.gamma_scaled import GammaScaledParams
+from bot.units import DAYS_PER_YEAR
+from bot.volatility import RollingVol, make_forecaster
+from strategies.common import HedgeOrders, HedgeState, LotSpec, Reason
+from strategies.registry import PolicyParams, make_params
 from strategies.registry import decide as decide_arrays
-from strategies.registry import decision_of
-from strategies.time_band import TimeBandParams
 
 DEFAULT_SIGMA = 0.6  # used only when the book holds no option with an IV
 
 log = structlog.get_logger("hedgebot.policy")
 
 
-def policy_params(
-    settings: PolicySettings, sigma: float | None = None
-) -> TimeBandParams | DeltaBandParams | GammaScaledParams:
-    """The frozen params model of the configured policy.
+def policy_params(settings: PolicySettings, sigma: float | None = None) -> PolicyParams:
+    """The configured policy's params, built by the registry from its settings section.
 
     With ``volatility.scale_time_band`` and a ``sigma``, the time-band interval is scaled by
     ``(reference / sigma)²`` (within x0.25..x4): the expected delta drift per interval stays
     what it is at the reference vol.
     """
-    if settings.kind == "time_band":
-        interval = settings.time_band.interval_seconds
-        vol = settings.volatility
-        if vol.scale_time_band and sigma is not None:
-            interval *= float(np.clip((vol.reference / sigma) ** 2, 0.25, 4.0))
-        return TimeBandParams(interval_seconds=interval)
-    if settings.kind == "delta_band":
-        return DeltaBandParams(
-            band=settings.delta_band.band, rebalance_to=settings.delta_band.rebalance_to
-        )
-    gs = settings.gamma_scaled
-    return GammaScaledParams(
-        risk_aversion=gs.risk_aversion, cost=gs.cost, min_band=gs.min_band, method=gs.method
-    )
+    values: dict[str, Any] = settings.model_dump()[settings.kind]
+    vol = settings.volatility
+    if settings.kind == "time_band" and vol.scale_time_band and sigma is not None:
+        values["interval_seconds"] *= float(np.clip((vol.reference / sigma) ** 2, 0.25, 4.0))
+    return make_params(settings.kind, values)
 
 
 def describe_params(settings: PolicySettings, sigma: float | None = None) -> dict[str, Any]:
@@ -74,25 +62,6 @@ def schedule_seconds(settings: PolicySettings) -> float:
     return settings.check_seconds
 
 
-def book_sigma_tau(book: Book, now: datetime) -> tuple[float, float]:
-    """Vega-free summary for the gamma band: mean IV of held options and the nearest expiry."""
-    ivs: list[float] = []
-    taus: list[float] = []
-    for pos in book.positions:
-        inst = pos.instrument
-        if not inst.is_option or inst.expiry is None:
-            continue
-        tau = year_fraction(now, inst.expiry)
-        mark = book.marks.get(inst.name)
-        if tau <= 0 or mark is None or mark.mark_iv is None:
-            continue
-        ivs.append(mark.mark_iv)
-        taus.append(tau)
-    sigma = float(np.mean(ivs)) if ivs else DEFAULT_SIGMA
-    tau = min(taus) if taus else 1.0 / 365
-    return sigma, tau
-
-
 def decide(
     book: Book,
     greeks: PortfolioGreeks,
@@ -108,7 +77,8 @@ def decide(
     ``sigma`` is the volatility the policy should use (a forecast); None uses the held options'
     mean IV.
     """
-    implied, tau = book_sigma_tau(book, now)
+    implied = greeks.mean_iv if greeks.mean_iv is not None else DEFAULT_SIGMA
+    tau = greeks.nearest_tau if greeks.nearest_tau is not None else 1.0 / DAYS_PER_YEAR
     vol = sigma if sigma is not None else implied
     price = book.hedge_quote.mid
     state = HedgeState(
@@ -126,6 +96,24 @@ def decide(
     return decision_of(settings.kind, state, out)
 
 
+def decision_of(name: str, state: HedgeState, orders: HedgeOrders, row: int = 0) -> HedgeDecision:
+    """Row ``row`` of a policy's answer as the daemon's :class:`bot.domain.HedgeDecision`."""
+    n = orders.amount.shape[0]
+    delta = np.broadcast_to(np.asarray(state.delta, dtype=np.float64), (n,))
+    target = np.broadcast_to(np.asarray(state.target, dtype=np.float64), (n,))
+    return HedgeDecision(
+        trade_amount=float(orders.amount[row]),
+        trade_delta=float(orders.delta_change[row]),
+        delta_before=float(delta[row]),
+        target=float(target[row]),
+        band_low=float(orders.band_low[row]),
+        band_high=float(orders.band_high[row]),
+        reason=Reason(int(orders.reason[row])).text,
+        policy=name,
+        warnings=orders.warnings,
+    )
+
+
 class VolSource:
     """The sigma the policy uses: the book's implied vol, or an EWMA/GARCH forecast from the
     index prices recorded in the ledger's greeks snapshots over ``lookback_hours``.
@@ -138,28 +126,39 @@ class VolSource:
         self._settings = settings
         self._ledger = ledger
         self._forecaster = make_forecaster(settings.source, lam=settings.ewma_lambda)
+        self._windows: dict[str, RollingVol] = {}
         self._warned: set[str] = set()
 
     def sigma(self, currency: str, now: datetime, implied: float | None) -> float | None:
         s = self._settings
         if s.source == "implied":
             return implied
-        since = now - timedelta(hours=s.lookback_hours)
-        snaps = self._ledger.greeks_snapshots(since, currency=currency)
-        if len(snaps) < s.min_points:
+        window = self._windows.get(currency)
+        if window is None:
+            window = RollingVol(self._forecaster, s.lookback_hours * 3_600.0)
+            self._windows[currency] = window
+        # Only the snapshots recorded since the last cycle are read: the window is kept here.
+        last = window.last_time
+        if last is None:
+            rows = self._ledger.index_prices(currency, now - timedelta(hours=s.lookback_hours))
+        else:
+            rows = self._ledger.index_prices(
+                currency, datetime.fromtimestamp(last, tz=UTC), after=True
+            )
+        for when, price in rows:
+            window.observe(when.timestamp(), price)
+        if len(window) < s.min_points:
             if currency not in self._warned:
                 self._warned.add(currency)
                 log.info(
                     "volatility_fallback_to_implied",
                     currency=currency,
-                    points=len(snaps),
+                    points=len(window),
                     needed=s.min_points,
                 )
             return implied
-        prices = np.array([x.index_price for x in snaps])
-        times = np.array([x.ts.timestamp() for x in snaps])
         try:
-            return self._forecaster.forecast(prices, times, implied=implied or DEFAULT_SIGMA)
+            return window.forecast(implied=implied or DEFAULT_SIGMA)
         except DataError as exc:
             log.warning("volatility_forecast_failed", currency=currency, error=str(exc))
             return implied

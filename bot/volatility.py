@@ -26,14 +26,14 @@ from scipy.optimize import minimize
 from scipy.signal import lfilter
 
 from bot.domain import DataError
+from bot.units import SECONDS_PER_DAY, SECONDS_PER_YEAR
 
 FloatArray = npt.NDArray[np.float64]
 
-SECONDS_PER_YEAR = 365.0 * 86_400.0
 DEFAULT_LAMBDA = 0.94  # RiskMetrics' daily decay: an effective memory of about 17 returns
 MIN_RETURNS = 2  # fewer returns than this is not a volatility estimate
 GARCH_MIN_RETURNS = 50  # below this a GARCH fit is noise: fall back to EWMA
-DEFAULT_HORIZON_SECONDS = 86_400.0
+DEFAULT_HORIZON_SECONDS = SECONDS_PER_DAY
 _ALPHA_BETA_MAX = 1.0 - 1e-6  # α + β < 1 keeps the process stationary with a finite long run
 _SEED_RETURNS = 20  # EWMA's starting variance is the mean of this many first squared returns
 
@@ -178,19 +178,14 @@ def garch_vol(
     var = scale * scale
     omega = omega_u * var
     h_next = float(_garch_variances(e * e, omega, alpha, beta)[-1])
-    persistence = alpha + beta
-    long_run = omega / (1.0 - persistence)
-    steps = max(1, round(horizon_seconds / (step * SECONDS_PER_YEAR)))
-    decay = persistence ** np.arange(steps)
-    mean_var = long_run + (h_next - long_run) * float(decay.mean())
-    per_year = 1.0 / step
+    one_step, horizon, long_run = _garch_sigmas(h_next, step, omega, alpha, beta, horizon_seconds)
     return GarchFit(
         omega=omega,
         alpha=alpha,
         beta=beta,
-        sigma_one_step=math.sqrt(h_next * per_year),
-        sigma_horizon=math.sqrt(mean_var * per_year),
-        sigma_long_run=math.sqrt(long_run * per_year),
+        sigma_one_step=one_step,
+        sigma_horizon=horizon,
+        sigma_long_run=long_run,
         horizon_seconds=horizon_seconds,
         step_seconds=step * SECONDS_PER_YEAR,
         log_likelihood=-float(result.fun) - 0.5 * n * math.log(var),
@@ -198,6 +193,25 @@ def garch_vol(
         converged=True,
         fallback=False,
         message=str(result.message),
+    )
+
+
+def _garch_sigmas(
+    h_next: float, step: float, omega: float, alpha: float, beta: float, horizon_seconds: float
+) -> tuple[float, float, float]:
+    """(one-step, horizon-mean, long-run) annual sigmas of fitted GARCH(1,1) whose next
+    per-step variance is ``h_next``, on steps of ``step`` years."""
+    persistence = alpha + beta
+    long_run = omega / (1.0 - persistence)
+    steps = max(1, round(horizon_seconds / (step * SECONDS_PER_YEAR)))
+    # mean of persistence**k for k < steps, in closed form
+    decay = (1.0 - persistence**steps) / (steps * (1.0 - persistence))
+    mean_var = long_run + (h_next - long_run) * decay
+    per_year = 1.0 / step
+    return (
+        math.sqrt(h_next * per_year),
+        math.sqrt(mean_var * per_year),
+        math.sqrt(long_run * per_year),
     )
 
 
@@ -284,3 +298,101 @@ def make_forecaster(
     if kind == "garch":
         return GarchVol(horizon_seconds, lam)
     raise ValueError(f"unknown volatility forecaster {kind!r}; choose one of {FORECASTERS}")
+
+
+class RollingVol:
+    """A forecaster fed one observation at a time, for a daemon that asks every cycle.
+
+    It keeps the last ``lookback_seconds`` of (time, price) in memory, so a cycle costs an
+    append, not a reread of the history. EWMA is updated in O(1) per price once seeded (the
+    batch estimate's seed weighs ``lam**n`` after n returns: nothing, over a real window). A
+    GARCH fit (an optimisation, tens of milliseconds) is redone only every ``refit_seconds``;
+    between fits the fitted parameters filter the current window.
+    """
+
+    def __init__(
+        self,
+        forecaster: VolForecaster,
+        lookback_seconds: float,
+        refit_seconds: float = 3_600.0,
+    ) -> None:
+        self._forecaster = forecaster
+        self._lookback = lookback_seconds
+        self._refit = refit_seconds
+        self._times: list[float] = []
+        self._prices: list[float] = []
+        self._fit: GarchFit | None = None
+        self._fitted_at = -math.inf
+        self._ewma: float | None = None  # the running EWMA variance, once seeded
+        self._h_next = math.nan  # GARCH: next step's variance under the last fit
+
+    @property
+    def last_time(self) -> float | None:
+        return self._times[-1] if self._times else None
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+    def observe(self, when: float, price: float) -> None:
+        """Add a price seen at ``when`` (epoch seconds); older or repeated times are ignored."""
+        if self._times and when <= self._times[-1]:
+            return
+        if not (math.isfinite(price) and price > 0 and math.isfinite(when)):
+            raise DataError(f"a price must be positive and finite, got {price!r} at {when!r}")
+        if self._ewma is not None:
+            dt = (when - self._times[-1]) / SECONDS_PER_YEAR
+            r = math.log(price / self._prices[-1])
+            lam = self._lam()
+            self._ewma = lam * self._ewma + (1.0 - lam) * r * r / dt
+        fit = self._fit
+        if fit is not None and not fit.fallback:
+            dt = (when - self._times[-1]) / SECONDS_PER_YEAR
+            e2 = (
+                math.log(price / self._prices[-1]) ** 2 * (fit.step_seconds / SECONDS_PER_YEAR) / dt
+            )
+            self._h_next = fit.omega + fit.alpha * e2 + fit.beta * self._h_next
+        self._times.append(when)
+        self._prices.append(price)
+        horizon = when - self._lookback
+        cut = 0
+        while cut < len(self._times) and self._times[cut] < horizon:
+            cut += 1
+        if cut:
+            del self._times[:cut]
+            del self._prices[:cut]
+
+    def _lam(self) -> float:
+        return self._forecaster.lam if isinstance(self._forecaster, EwmaVol) else DEFAULT_LAMBDA
+
+    def forecast(self, *, implied: float) -> float:
+        """The forecaster's annual volatility on the current window."""
+        if isinstance(self._forecaster, EwmaVol):
+            if self._ewma is None:
+                r, dt = _returns(self._prices, self._times)
+                self._ewma = _ewma_variance(r * r / dt, self._forecaster.lam)
+            return math.sqrt(self._ewma)
+        if not isinstance(self._forecaster, GarchVol):
+            return self._forecaster.forecast(self._prices, self._times, implied=implied)
+        now = self._times[-1] if self._times else 0.0
+        if self._fit is None or self._fit.fallback or now - self._fitted_at >= self._refit:
+            self._fit = garch_vol(
+                self._prices, self._times, self._forecaster.horizon_seconds, self._forecaster.lam
+            )
+            self._fitted_at = now
+            if not self._fit.fallback:
+                step = self._fit.step_seconds / SECONDS_PER_YEAR
+                r, dt = _returns(self._prices, self._times)
+                e2 = r * r * (step / dt)
+                fit = self._fit
+                self._h_next = float(_garch_variances(e2, fit.omega, fit.alpha, fit.beta)[-1])
+            return self._fit.sigma_horizon
+        fit = self._fit
+        _, horizon, _ = _garch_sigmas(
+            self._h_next,
+            fit.step_seconds / SECONDS_PER_YEAR,
+            fit.omega,
+            fit.alpha,
+            fit.beta,
+            self._forecaster.horizon_seconds,
+        )
+        return horizon

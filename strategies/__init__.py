@@ -9,7 +9,6 @@ from strategies.registry import (
     Policy,
     PolicyParams,
     decide,
-    decision_of,
     make_params,
 )
 from strategies.time_band import TimeBandParams, time_band
@@ -29,7 +28,6 @@ __all__ = [
     "Rounded",
     "TimeBandParams",
     "decide",
-    "decision_of",
     "delta_band",
     "gamma_scaled",
     "make_params",

@@ -1,7 +1,8 @@
 """Whalley–Wilmott hedging: a band that widens with the book's gamma and the trading cost.
 
-Whalley and Wilmott (1997) found the cost-optimal no-trade band of a hedger with exponential
-utility and proportional costs, to leading order in the cost (REFERENCE.md §4):
+Whalley and Wilmott (1997, "An asymptotic analysis of an optimal hedging model for option
+pricing with transaction costs", Mathematical Finance 7(3)) found the cost-optimal no-trade band
+of a hedger with exponential utility and proportional costs, to leading order in the cost:
 
     H = (3/2 · e^(−r·tau) · λ · S · Γ² / γ_ra)^(1/3)
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
-
-from bot.domain import HedgeDecision
-from strategies.common import HedgeOrders, HedgeState, LotSpec, Reason
+from strategies.common import HedgeOrders, HedgeState, LotSpec
 from strategies.delta_band import DeltaBandParams, delta_band
 from strategies.gamma_scaled import GammaScaledParams, gamma_scaled
 from strategies.time_band import TimeBandParams, time_band
@@ -44,21 +41,3 @@ def decide(name: str, state: HedgeState, params: PolicyParams, lot: LotSpec) -> 
             f"policy {name!r} takes {params_type.__name__}, got {type(params).__name__}"
         )
     return policy(state, params, lot)
-
-
-def decision_of(name: str, state: HedgeState, orders: HedgeOrders, row: int = 0) -> HedgeDecision:
-    """Row ``row`` of a policy's answer as the daemon's :class:`bot.domain.HedgeDecision`."""
-    n = orders.amount.shape[0]
-    delta = np.broadcast_to(np.asarray(state.delta, dtype=np.float64), (n,))
-    target = np.broadcast_to(np.asarray(state.target, dtype=np.float64), (n,))
-    return HedgeDecision(
-        trade_amount=float(orders.amount[row]),
-        trade_delta=float(orders.delta_change[row]),
-        delta_before=float(delta[row]),
-        target=float(target[row]),
-        band_low=float(orders.band_low[row]),
-        band_high=float(orders.band_high[row]),
-        reason=Reason(int(orders.reason[row])).text,
-        policy=name,
-        warnings=orders.warnings,
-    )

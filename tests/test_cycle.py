@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 from bot.clock import FakeClock
 from bot.cycle import rebalance_once
 from bot.domain import OrderStatus
-from bot.venues.paper.venue import FaultPlan
+from bot.venues.paper.venue import PaperFaultPlan
 from tests.support.books import NOW
 from tests.support.harness import (
     CountingVenue,
@@ -116,7 +116,7 @@ async def test_rebalance_when_submit_times_out_after_accept_then_no_second_order
     tmp_path: Path,
 ) -> None:
     clock = FakeClock(NOW)
-    app = stack(tmp_path, clock=clock, faults=FaultPlan(outcome_unknown=1.0), **TIGHT)
+    app = stack(tmp_path, clock=clock, faults=PaperFaultPlan(outcome_unknown=1.0), **TIGHT)
     first = await rebalance_once(app.ctx, "BTC")
     assert first.status == "traded"
     assert first.execution is not None

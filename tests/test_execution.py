@@ -94,6 +94,30 @@ async def test_an_order_left_working_by_a_stopped_process_is_readopted_at_start(
     assert app.venue.count.placed == 1  # type: ignore[attr-defined]
 
 
+def _record_open_order(app: object, label: str, instrument: str) -> None:
+    req = OrderRequest(label, instrument, Side.BUY, 10, price=1000.0)
+    app.ledger.record_order(  # type: ignore[attr-defined]
+        req, cycle_id="c", rebalance_id=None, decision_mid=None, ts=NOW
+    )
+
+
+async def test_an_open_order_in_an_instrument_outside_the_venue_facts_stays_unresolved(
+    tmp_path: Path,
+) -> None:
+    app = stack(tmp_path)
+    _record_open_order(app, "hb-c-1", "XBT-PERPETUAL")  # in no currency of venue.facts
+    assert await app.ctx.executor.resolve_unknown("BTC") == ["hb-c-1"]
+
+
+async def test_an_eth_cycle_leaves_an_open_btc_order_to_the_btc_cycle(tmp_path: Path) -> None:
+    app = stack(tmp_path)
+    _record_open_order(app, "hb-c-1", "BTC-PERPETUAL")
+    assert await app.ctx.executor.resolve_unknown("ETH") == []
+    row = app.ledger.order("hb-c-1")
+    assert row is not None
+    assert row.status is OrderStatus.PENDING
+
+
 URGENT = {
     "policy": {"delta_band": {"band": 0.05}},
     "hedge": {"target_delta": 1.0},

@@ -13,6 +13,7 @@ import pytest
 
 from bot.config import PolicySettings
 from bot.domain import DataError
+from bot.policy import decision_of
 from strategies import (
     POLICIES,
     DeltaBandParams,
@@ -24,7 +25,6 @@ from strategies import (
     Reason,
     TimeBandParams,
     decide,
-    decision_of,
     delta_band,
     gamma_scaled,
     make_params,

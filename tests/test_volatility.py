@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from bot.domain import DataError
+from bot.units import SECONDS_PER_YEAR
 from bot.volatility import (
-    SECONDS_PER_YEAR,
     EwmaVol,
     GarchVol,
     ImpliedVol,
+    RollingVol,
     ewma_vol,
     garch_vol,
     make_forecaster,
@@ -162,3 +163,48 @@ def test_factory_refuses_an_unknown_kind_and_implied_refuses_a_bad_vol() -> None
         make_forecaster("hist")
     with pytest.raises(DataError):
         ImpliedVol().forecast([], [], implied=float("nan"))
+
+
+def _walk(n: int, seed: int = 3, step: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    times = 1.7e9 + step * np.arange(n)
+    prices = 90_000.0 * np.exp(np.cumsum(rng.normal(0.0, 0.6 * math.sqrt(step / 3.15e7), n)))
+    return times, prices
+
+
+def test_a_rolling_ewma_forecast_equals_the_batch_estimate_on_the_same_window() -> None:
+    times, prices = _walk(600)
+    rolling = RollingVol(EwmaVol(), lookback_seconds=6 * 3600.0)
+    for i, (t, p) in enumerate(zip(times, prices, strict=True)):
+        rolling.observe(float(t), float(p))
+        if i == 100:
+            rolling.forecast(implied=0.5)  # seeded here, updated one price at a time after
+    kept = times >= times[-1] - 6 * 3600.0
+    assert len(rolling) == int(kept.sum())
+    assert rolling.forecast(implied=0.5) == pytest.approx(ewma_vol(prices[kept], times[kept]))
+
+
+def test_a_rolling_window_ignores_an_observation_that_is_not_newer() -> None:
+    rolling = RollingVol(EwmaVol(), lookback_seconds=3600.0)
+    rolling.observe(100.0, 1.0)
+    rolling.observe(100.0, 2.0)
+    rolling.observe(50.0, 3.0)
+    assert len(rolling) == 1
+    assert rolling.last_time == 100.0
+
+
+def test_a_rolling_garch_refits_only_after_its_interval_and_filters_in_between() -> None:
+    times, prices = _walk(900, seed=5)
+    rolling = RollingVol(GarchVol(), lookback_seconds=86_400.0, refit_seconds=3_600.0)
+    for t, p in zip(times[:600], prices[:600], strict=True):
+        rolling.observe(float(t), float(p))
+    at_fit = rolling.forecast(implied=0.5)
+    assert at_fit == pytest.approx(garch_vol(prices[:600], times[:600]).sigma_horizon)
+    for t, p in zip(times[600:630], prices[600:630], strict=True):  # 30 minutes later
+        rolling.observe(float(t), float(p))
+    between = rolling.forecast(implied=0.5)
+    refit_now = garch_vol(prices[:630], times[:630]).sigma_horizon
+    assert between == pytest.approx(refit_now, rel=0.05)  # same model, last fit's parameters
+    for t, p in zip(times[630:], prices[630:], strict=True):  # past the refit interval
+        rolling.observe(float(t), float(p))
+    assert rolling.forecast(implied=0.5) == pytest.approx(garch_vol(prices, times).sigma_horizon)

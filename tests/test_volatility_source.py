@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from structlog.testing import capture_logs
 
 from bot.clock import FakeClock
-from bot.config import PolicySettings
+from bot.config import PolicySettings, VolatilitySettings
 from bot.daemon import Daemon
-from bot.policy import policy_params
+from bot.policy import VolSource, policy_params
+from bot.store.ledger import Ledger
 from strategies.time_band import TimeBandParams
 from tests.support.books import NOW
 from tests.support.harness import stack
@@ -56,3 +59,41 @@ async def test_an_ewma_source_uses_recorded_index_prices_once_there_are_enough(
     assert late
     assert all(s != pytest.approx(implied) for s in late)
     assert all(0.2 < s < 1.5 for s in late)  # the market's vol is 0.55 with jumps
+
+
+class _RecordedPrices:
+    """A ledger's greeks snapshots: one BTC index price a minute, read back by ``since``."""
+
+    def __init__(self, n: int) -> None:
+        self.rows = [
+            SimpleNamespace(ts=NOW + timedelta(minutes=i), index_price=90_000.0 + 10.0 * (i % 7))
+            for i in range(n)
+        ]
+        self.returned = 0
+
+    def index_prices(
+        self, currency: str, since: datetime, *, after: bool = False
+    ) -> list[tuple[datetime, float]]:
+        rows = [
+            (r.ts, r.index_price)
+            for r in self.rows
+            if r.ts > since or (r.ts == since and not after)
+        ]
+        self.returned += len(rows)
+        return rows
+
+
+def test_a_forecast_source_reads_only_what_was_recorded_since_its_last_cycle() -> None:
+    recorded = _RecordedPrices(3 * 60)
+    settings = VolatilitySettings(source="ewma", lookback_hours=72, min_points=30)
+    source = VolSource(settings, cast(Ledger, recorded))
+    first = source.sigma("BTC", NOW + timedelta(hours=3), implied=0.5)
+    assert recorded.returned == 180
+    for i in range(180, 240):  # an hour of cycles, one new price each
+        recorded.rows.append(
+            SimpleNamespace(ts=NOW + timedelta(minutes=i), index_price=90_000.0 + 10.0 * (i % 7))
+        )
+        source.sigma("BTC", NOW + timedelta(minutes=i), implied=0.5)
+    assert recorded.returned == 180 + 60  # each cycle reads only the row recorded since
+    assert first is not None
+    assert first != pytest.approx(0.5)

@@ -39,13 +39,11 @@ import numpy.typing as npt
 
 from bot.backtest.history import FundingSeries
 from bot.domain import DataError, TargetMode
+from bot.units import DAYS_PER_YEAR, FUNDING_PERIOD_SECONDS, SECONDS_PER_DAY, SECONDS_PER_YEAR
 
 FloatArray = npt.NDArray[np.float64]
 
-FUNDING_PERIOD_SECONDS = 8 * 3600.0
 DEFAULT_FUNDING_RATE_8H = 0.0001  # 0.01% per 8 h: the perpetual's neutral rate (Deribit, Binance)
-DAYS_PER_YEAR = 365.0
-SECONDS_PER_YEAR = DAYS_PER_YEAR * 86_400.0
 
 
 class Funding(Protocol):
@@ -158,11 +156,6 @@ class Attribution:
         return len(self.start)
 
     @property
-    def explained(self) -> FloatArray:
-        out: FloatArray = self.delta + self.gamma + self.theta + self.vega
-        return out
-
-    @property
     def variance_removed(self) -> float | None:
         if self.variance_hedged is None or self.variance_unhedged is None:
             return None
@@ -234,7 +227,7 @@ def _interval(
 ) -> None:
     s0, s1 = a.index_price, b.index_price
     ds = s1 - s0
-    dt = (b.ts - a.ts).total_seconds() / 86_400.0
+    dt = (b.ts - a.ts).total_seconds() / SECONDS_PER_DAY
     coin = a.target_mode is TargetMode.COIN
     before_costs = b.equity - a.equity + a.costs  # coin
     if coin:

@@ -11,7 +11,9 @@ this module computes, per rebalance and in total, per currency:
   and the cost per unit of P&L variance the hedge removed.
 
 Units: an inverse perpetual (BTC-PERPETUAL) fill of ``A`` USD at ``P`` against mid ``M`` costs
-``±A·(1/M − 1/P)`` coin; a linear one (``…_USDC…``) of ``A`` coin costs ``±A·(P − M)`` USD.
+``±A·(1/M − 1/P)`` coin; a linear one of ``A`` coin costs ``±A·(P − M)`` USD. Which one a fill
+is, and its currency, come from the :class:`~bot.domain.Instrument` it traded (the caller passes
+the hedge instruments, e.g. :func:`bot.config.hedge_instruments` of the venue facts).
 Coin is valued in USD at the fill's index price (else its decision mid, else its price).
 Tables, CSV, JSON and plots of the result are in :mod:`bot.analysis.report`.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,7 +36,7 @@ from bot.analysis.attribution import (
     Observation,
     attribute,
 )
-from bot.domain import DataError, Fill, TargetMode
+from bot.domain import DataError, Fill, Instrument, InstrumentKind, TargetMode
 from bot.store.ledger import Ledger
 from bot.store.records import GreeksSnapshot, OrderRow, RebalanceRow
 
@@ -41,14 +44,15 @@ USD_CURRENCIES = frozenset({"USD", "USDC", "USDT"})
 NO_REBALANCES = "no rebalances recorded"
 
 
-def is_inverse(instrument: str) -> bool:
-    """Deribit naming: linear contracts carry their quote coin (``BTC_USDC-PERPETUAL``)."""
-    return not any(f"_{q}" in instrument for q in USD_CURRENCIES)
-
-
-def is_perpetual(instrument: str) -> bool:
-    """Deribit naming: only perpetuals (``…-PERPETUAL``) pay or receive funding."""
-    return instrument.endswith("PERPETUAL")
+def instrument_of(instruments: Mapping[str, Instrument], name: str) -> Instrument:
+    """The instrument a ledger row names; a name the venue facts do not know is refused."""
+    found = instruments.get(name)
+    if found is None:
+        raise DataError(
+            f"the ledger has fills in {name}, which is no hedge instrument of venue.facts: "
+            "add its currency there"
+        )
+    return found
 
 
 @dataclass(frozen=True)
@@ -164,12 +168,15 @@ class Report:
 
 def build_report(
     ledger: Ledger,
+    instruments: Mapping[str, Instrument],
     *,
     funding: Funding | float = DEFAULT_FUNDING_RATE_8H,
     currency: str | None = None,
     since: datetime | None = None,
 ) -> Report:
     """The cost-of-hedging report of ``ledger`` (optionally one currency, from ``since``).
+
+    ``instruments`` are the instruments the ledger traded, by name (the hedge perpetuals).
 
     ``funding`` is a rate per 8 h (default 0.0001, Deribit's neutral rate, accrued
     continuously) or a :class:`bot.analysis.attribution.Funding` such as ``SeriesFunding`` over a
@@ -196,21 +203,22 @@ def build_report(
     for f in ledger.fills(since):
         order = by_label.get(f.label) or by_venue_id.get(f.venue_order_id)
         reb = rebalance_by_id.get(order.rebalance_id) if order and order.rebalance_id else None
-        ccy = reb.currency if reb else f.instrument_name.split("-")[0].split("_")[0]
+        ccy = reb.currency if reb else instrument_of(instruments, f.instrument_name).currency
         fills_by_ccy[ccy].append((f, order))
 
     by_ccy: dict[str, list[RebalanceRow]] = defaultdict(list)
     for r in rebalances:
         by_ccy[r.currency].append(r)
     books = tuple(
-        _currency_report(ccy, rows, fills_by_ccy.get(ccy, []), snapshots, fund)
+        _currency_report(ccy, rows, fills_by_ccy.get(ccy, []), snapshots, fund, instruments)
         for ccy, rows in sorted(by_ccy.items())
     )
     return Report(books=books, funding=fund_text)
 
 
-def fill_cost(fill: Fill, order: OrderRow | None, currency: str) -> FillCost:
-    """Fees and slippage of one fill in coin and USD (see the module docstring)."""
+def fill_cost(fill: Fill, order: OrderRow | None, currency: str, inverse: bool) -> FillCost:
+    """Fees and slippage of one fill in coin and USD (see the module docstring); ``inverse``:
+    the instrument is sized in USD and settled in ``currency``."""
     mid = order.decision_mid if order is not None else None
     rate = fill.index_price or mid or fill.price
     if fill.fee_currency == currency:
@@ -225,7 +233,7 @@ def fill_cost(fill: Fill, order: OrderRow | None, currency: str) -> FillCost:
     if mid is not None:
         sign = fill.side.sign
         bps = sign * (fill.price - mid) / mid * 1e4
-        if is_inverse(fill.instrument_name):
+        if inverse:
             slip_coin = sign * fill.amount * (1.0 / mid - 1.0 / fill.price)
             slip_usd = slip_coin * rate
         else:
@@ -265,9 +273,13 @@ def _currency_report(
     fills: list[tuple[Fill, OrderRow | None]],
     snapshots: dict[str, GreeksSnapshot],
     funding: Funding,
+    instruments: Mapping[str, Instrument],
 ) -> CurrencyReport:
     notes: list[str] = []
-    costs = [fill_cost(f, o, ccy) for f, o in fills]
+    costs = [
+        fill_cost(f, o, ccy, instrument_of(instruments, f.instrument_name).inverse)
+        for f, o in fills
+    ]
     per_reb: dict[int, list[FillCost]] = defaultdict(list)
     for c in costs:
         if c.rebalance_id is not None:
@@ -290,9 +302,10 @@ def _currency_report(
         elif hedge_held is not None or signed:
             hedge_held = (hedge_held or 0.0) + signed
             inferred = True
-        delta_held = None if r.delta_before is None else r.delta_before + _delta_of(r, mine)
+        added = _delta_of(r, mine, instruments)
+        delta_held = None if r.delta_before is None else r.delta_before + added
         held[r.id] = (delta_held, hedge_held, signed)
-        obs = _observation(r, delta_held, hedge_held, mine)
+        obs = _observation(r, delta_held, hedge_held, mine, instruments)
         if obs is not None:
             if observations and obs.ts <= observations[-1].ts:
                 notes.append(f"rebalance {r.cycle_id} at the same time as the one before: skipped")
@@ -347,7 +360,9 @@ def _currency_report(
     )
 
 
-def _delta_of(r: RebalanceRow, fills: list[FillCost]) -> float:
+def _delta_of(
+    r: RebalanceRow, fills: list[FillCost], instruments: Mapping[str, Instrument]
+) -> float:
     """Coin delta the rebalance's fills added, in the decision's own units when known."""
     if not fills:
         return 0.0
@@ -356,13 +371,17 @@ def _delta_of(r: RebalanceRow, fills: list[FillCost]) -> float:
         return sum(c.amount * (1 if c.side == "buy" else -1) * per_unit for c in fills)
     return sum(
         (1 if c.side == "buy" else -1)
-        * (c.amount / c.price if is_inverse(c.instrument) else c.amount)
+        * instrument_of(instruments, c.instrument).coin_delta_of_amount(c.amount, c.price)
         for c in fills
     )
 
 
 def _observation(
-    r: RebalanceRow, delta_held: float | None, hedge_held: float | None, fills: list[FillCost]
+    r: RebalanceRow,
+    delta_held: float | None,
+    hedge_held: float | None,
+    fills: list[FillCost],
+    instruments: Mapping[str, Instrument],
 ) -> Observation | None:
     index, equity, gamma, vega, theta = r.index_price, r.equity, r.gamma, r.vega, r.theta
     if (
@@ -372,10 +391,11 @@ def _observation(
         or vega is None
         or theta is None
         or delta_held is None
+        or r.instrument is None
         or not all(math.isfinite(x) for x in (index, equity, gamma, vega, theta, delta_held))
     ):
         return None
-    instrument = r.instrument or ""
+    instrument = instrument_of(instruments, r.instrument)
     return Observation(
         ts=r.ts,
         index_price=index,
@@ -388,8 +408,8 @@ def _observation(
         target_mode=TargetMode(r.target_mode),
         hedge_held=hedge_held or 0.0,
         costs=sum(c.fee_coin + (c.slippage_coin or 0.0) for c in fills),
-        inverse=is_inverse(instrument),
-        perpetual=is_perpetual(instrument),
+        inverse=instrument.inverse,
+        perpetual=instrument.kind is InstrumentKind.PERPETUAL,
         iv=r.greeks.iv if r.greeks is not None else None,
     )
 

@@ -1,13 +1,11 @@
 """``hedgebot report``: the cost of hedging as terminal tables, CSV, JSON and PNG plots.
 
-The figures come from :func:`bot.analysis.costs.build_report` (fees, slippage, funding per fill and
-per
-rebalance) and :mod:`bot.analysis.attribution` (P&L by greek, realised vs implied vol, variance
-removed);
-this module only presents them. Entry points for the command::
+The figures come from :func:`bot.analysis.costs.build_report` (fees, slippage, funding per fill
+and per rebalance) and :mod:`bot.analysis.attribution` (P&L by greek, realised vs implied vol,
+variance removed); this module only presents them. Entry points for the command::
 
     ledger = open_ledger(url)
-    report = build_report(ledger, funding=funding_from("0.0001"))
+    report = build_report(ledger, hedge_instruments(facts), funding=funding_from("0.0001"))
     print(render_report(report)); to_csv(report, out); plot_report(report, out); to_json(report)
 """
 

@@ -11,7 +11,9 @@ from datetime import datetime
 import numpy as np
 
 from bot.config import Settings
+from bot.domain import Instrument
 from bot.store.ledger import Ledger
+from bot.units import SECONDS_PER_HOUR
 
 
 def render_summary(ledger: Ledger, settings: Settings, since: datetime | None = None) -> str:
@@ -19,7 +21,7 @@ def render_summary(ledger: Ledger, settings: Settings, since: datetime | None = 
     rebalances = [r for r in ledger.rebalances() if since is None or r.ts >= since]
     lines = ["ledger summary"]
     if s.first_ts and s.last_ts:
-        hours = (s.last_ts - s.first_ts).total_seconds() / 3600
+        hours = (s.last_ts - s.first_ts).total_seconds() / SECONDS_PER_HOUR
         lines.append(
             f"  period          {s.first_ts:%Y-%m-%d %H:%M} → {s.last_ts:%Y-%m-%d %H:%M}"
             f" UTC ({hours:.1f} h simulated)"
@@ -42,7 +44,8 @@ def render_summary(ledger: Ledger, settings: Settings, since: datetime | None = 
         fee_usd = f" (${fee * last_index:,.2f})" if last_index else ""
         lines.append(f"\n  {currency}")
         lines.append(f"    fees            {fee:.8f} {currency}{fee_usd}")
-        notional = sum(v for k, v in s.traded_notional.items() if k.startswith(currency))
+        hedge_instrument = settings.venue.facts[currency].perpetual_instrument(currency)
+        notional = s.traded_notional.get(hedge_instrument.name, 0.0)
         lines.append(f"    traded          ${notional:,.0f} of {currency} perpetual")
         before = np.abs([r.delta_before for r in rows if r.delta_before is not None])
         after = np.abs([r.expected_delta_after for r in rows if r.expected_delta_after is not None])
@@ -65,7 +68,7 @@ def render_summary(ledger: Ledger, settings: Settings, since: datetime | None = 
                 f"({e1 - e0:+.6f} {currency}); in USD ${e0 * p0:,.0f} → ${e1 * p1:,.0f} "
                 f"({e1 * p1 - e0 * p0:+,.0f})"
             )
-            hedge = _hedge_pnl_coin(ledger, currency, p1)
+            hedge = _hedge_pnl_coin(ledger, hedge_instrument, p1)
             lines.append(
                 f"    hedge P&L       {hedge:+.6f} {currency} (${hedge * p1:+,.0f}) from the "
                 f"perpetual at the last index {p1:,.2f}; index moved {100 * (p1 / p0 - 1):+.2f}%"
@@ -75,11 +78,11 @@ def render_summary(ledger: Ledger, settings: Settings, since: datetime | None = 
     return "\n".join(lines)
 
 
-def _hedge_pnl_coin(ledger: Ledger, currency: str, last_price: float) -> float:
-    """Coin P&L of the inverse perpetual fills, marked at ``last_price``."""
+def _hedge_pnl_coin(ledger: Ledger, hedge: Instrument, last_price: float) -> float:
+    """Coin P&L of the fills in the (inverse) hedge perpetual, marked at ``last_price``."""
     pnl = 0.0
     for f in ledger.fills():
-        if not f.instrument_name.startswith(currency) or "PERPETUAL" not in f.instrument_name:
+        if f.instrument_name != hedge.name:
             continue
         pnl += f.side.sign * f.amount * (1 / f.price - 1 / last_price) - f.fee
     return pnl

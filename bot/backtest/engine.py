@@ -40,12 +40,11 @@ from bot.backtest.history import epoch_seconds, load_funding
 from bot.backtest.paths import PathModel
 from bot.domain import DataError
 from bot.greeks import black76
+from bot.units import FUNDING_PERIOD_SECONDS, SECONDS_PER_DAY, SECONDS_PER_YEAR
 from strategies.common import HedgeState, LotSpec
 from strategies.registry import POLICIES, PolicyParams, decide, make_params
 
 Array = npt.NDArray[np.float64]
-SECONDS_PER_YEAR = 365.0 * 86_400.0
-FUNDING_PERIOD_SECONDS = 8 * 3600.0
 BTC_PERPETUAL_LOT = LotSpec(step=10.0, min_amount=10.0, inverse=True)
 
 
@@ -140,13 +139,13 @@ class BacktestConfig:
             raise ValueError("a backtest needs at least one option leg and one policy")
         if not (self.horizon_days > 0 and self.step_seconds > 0 and self.n_paths >= 1):
             raise ValueError("horizon_days, step_seconds and n_paths must be positive")
-        steps = self.horizon_days * 86_400.0 / self.step_seconds
+        steps = self.horizon_days * SECONDS_PER_DAY / self.step_seconds
         if abs(steps - round(steps)) > 1e-9 * steps:
             raise ValueError(f"horizon is {steps:.6g} steps; it must be a whole number")
 
     @property
     def n_steps(self) -> int:
-        return round(self.horizon_days * 86_400.0 / self.step_seconds)
+        return round(self.horizon_days * SECONDS_PER_DAY / self.step_seconds)
 
 
 @dataclass(frozen=True)
@@ -315,7 +314,7 @@ def option_book(
     sigma = np.array([[g.sigma or default_sigma] for g in legs])
     size = np.array([[g.size] for g in legs])
     is_call = np.array([[g.option_type == "call"] for g in legs])
-    expiry = np.array([[g.expiry_days * 86_400.0] for g in legs])
+    expiry = np.array([[g.expiry_days * SECONDS_PER_DAY] for g in legs])
     settled = np.full((len(legs), n_paths), np.nan)  # frozen value once a leg has expired
 
     def at(k: int) -> BookMarks:

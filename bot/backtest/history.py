@@ -27,6 +27,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from bot.domain import DataError
+from bot.units import FUNDING_PERIOD_SECONDS
 
 Array = npt.NDArray[np.float64]
 Seconds = npt.NDArray[np.int64]
@@ -75,10 +76,6 @@ class PriceHistory:
     def __len__(self) -> int:
         return int(self.times.size)
 
-    @property
-    def datetimes(self) -> npt.NDArray[np.datetime64]:
-        return self.times.astype("datetime64[s]")
-
     def on_grid(self, step_seconds: int, start: int | None = None) -> tuple[Seconds, Array, int]:
         """Close prices on a regular grid of ``step_seconds`` from ``start`` (epoch s).
 
@@ -122,10 +119,9 @@ class FundingSeries:
     def rate_at(self, t: npt.ArrayLike) -> Array:
         """The 8-hour rate in force at epoch seconds ``t``; raises outside the series."""
         ts = np.asarray(t, dtype=np.float64)
-        if np.any(ts < self.times[0]) or np.any(ts > self.times[-1] + 8 * 3600):
-            raise DataError(
-                f"funding asked for times outside {self.times[0]}..{self.times[-1] + 8 * 3600}"
-            )
+        last = self.times[-1] + FUNDING_PERIOD_SECONDS
+        if np.any(ts < self.times[0]) or np.any(ts > last):
+            raise DataError(f"funding asked for times outside {self.times[0]}..{last}")
         idx = np.searchsorted(self.times, ts, side="right") - 1
         return self.rate_8h[idx]
 

@@ -20,9 +20,9 @@ import numpy.typing as npt
 
 from bot.backtest.history import epoch_seconds, load_prices
 from bot.domain import DataError
+from bot.units import SECONDS_PER_YEAR
 
 Array = npt.NDArray[np.float64]
-SECONDS_PER_YEAR = 365.0 * 86_400.0
 
 
 def _check_grid(s0: float, dt: float, n_steps: int, n_paths: int) -> None:

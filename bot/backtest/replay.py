@@ -10,7 +10,8 @@ the same loop and the same policy functions as the Monte-Carlo backtest.
 Per snapshot and leg:
 
 * value in USD = Deribit's mark (BTC per option) × the expiry's forward (``underlying``): the
-  chain's marks are Black-76 on that forward, divided by it (REFERENCE.md §1);
+  Deribit quotes an option's mark in coin as its Black-76 USD price on that forward divided by
+  the forward;
 * delta and gamma: :func:`bot.greeks.black76` on the forward, the mark IV and the snapshot time
   (Deribit's recorded delta agrees to 1e-4; it records no gamma);
 * the hedge trades BTC-PERPETUAL at its recorded mark where the perpetual file covers the
@@ -43,7 +44,8 @@ from bot.backtest.engine import (
 )
 from bot.backtest.history import epoch_seconds, load_funding
 from bot.domain import DataError
-from bot.greeks import SECONDS_PER_YEAR, black76
+from bot.greeks import black76
+from bot.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_YEAR
 from strategies.common import LotSpec
 
 Array = npt.NDArray[np.float64]
@@ -160,7 +162,7 @@ def choose_instruments(config: ReplayConfig) -> tuple[tuple[str, ...], str, floa
         raise DataError(f"no chain snapshot at or after {config.start}")
     snap_file, t0 = found
     chain = _read(config.chain_file, CHAIN_COLUMNS, [("snapshot_file", "=", snap_file)])
-    days = (_epochs(chain["expiry_datetime"]) - t0) / 86_400.0
+    days = (_epochs(chain["expiry_datetime"]) - t0) / SECONDS_PER_DAY
     codes = chain["instrument_name"].str.split("-").str[1].to_numpy()
     if config.expiry is not None:
         pick = codes == config.expiry.upper()
@@ -284,7 +286,7 @@ def run_replay(config: ReplayConfig) -> ReplayReport:
         at_settle = _read(config.chain_file, ("index_price",), [("snapshot_file", "=", file)])
         spot = float(at_settle["index_price"].median())
         m.settle(file, t_settle, spot)
-        lag = (t_settle - expiry_t) / 3600.0
+        lag = (t_settle - expiry_t) / SECONDS_PER_HOUR
         m.notes.append(f"settled on the index {spot:,.2f} at {_iso(t_settle)}, {lag:.1f} h late")
 
     perp = _perp_marks(config.perp_file)

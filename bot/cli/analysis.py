@@ -21,7 +21,7 @@ from bot.analysis.report import (
 )
 from bot.analysis.scenarios import plot_gamma_profile, render_risk, scenario_grid
 from bot.app import build_app, database_url
-from bot.config import Settings
+from bot.config import Settings, hedge_instruments
 from bot.domain import DataError, utc
 from bot.policy import lot_for
 from bot.store.db import open_ledger
@@ -60,6 +60,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     try:
         report = build_report(
             open_ledger(url),
+            hedge_instruments(settings.venue.facts),
             funding=funding_from(args.funding),
             currency=args.currency,
             since=since,

@@ -32,6 +32,7 @@ from bot.analysis.summary import render_summary
 from bot.cli.main import main as hedgebot
 from bot.config import load_settings
 from bot.store.db import open_ledger
+from bot.units import SECONDS_PER_HOUR
 
 DEMO_DIR = Path("demo")
 CONFIG = DEMO_DIR / "config.yaml"
@@ -186,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _day(mode: list[str], hours: float) -> int:
     for argv in (
         ["db", "upgrade", *mode],
-        ["run", *mode, "--duration", f"{hours * 3600:g}"],
+        ["run", *mode, "--duration", f"{hours * SECONDS_PER_HOUR:g}"],
         ["status", *mode],
     ):
         code = _run(*argv)

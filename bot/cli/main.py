@@ -24,7 +24,7 @@ from bot.lock import BookLocked
 from bot.logs import configure_logging
 from bot.policy import schedule_seconds
 from bot.reconcile import ReconciliationFailed, reconcile
-from bot.sim.faults import FaultPlan
+from bot.sim.faults import WireFaultPlan
 from bot.sim.serve import serve
 from bot.store.db import SchemaOutOfDate, current_revision, head_revision, make_engine, upgrade
 from bot.venues.deribit.adapter import UnsafeUrl
@@ -119,7 +119,7 @@ def cmd_sim(args: argparse.Namespace, settings: Settings) -> int:
             raw = json.loads(args.faults)
             if isinstance(raw.get("latency_ms"), list):
                 raw["latency_ms"] = tuple(raw["latency_ms"])
-            plan = FaultPlan(**raw)
+            plan = WireFaultPlan(**raw)
         except (ValueError, TypeError, AttributeError) as exc:
             print(f"hedgebot sim: bad --faults: {exc}", file=sys.stderr)
             return EXIT_CONFIG

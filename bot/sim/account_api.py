@@ -9,30 +9,27 @@ size 0 with ``direction: "zero"`` once flat, as Deribit lists it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bot.config import RateLimitSettings
 from bot.sim import deribit_json as dj
+from bot.sim.handler import CallInfo, Handler
 from bot.sim.orders import OrderDirectory
 from bot.sim.params import Params, currencies_param, currency_param
 from bot.sim.public_data import PublicData
-from bot.sim.ratelimit import RateLimits
 from bot.sim.ticker_greeks import ticker_greeks
 from bot.venues.base import Venue
 from bot.venues.paper.accounting import carried_value
 
-if TYPE_CHECKING:
-    from bot.sim.api import CallInfo
-
 Json = dict[str, Any]
 
 
-def limits_json(limits: RateLimits) -> Json:
+def limits_json(limits: RateLimitSettings) -> Json:
     """The ``limits`` object of an account summary: the server's own rate limits."""
     return {
         "limits_per_currency": False,
-        "matching_engine": {"rate": limits.matching_rate, "burst": limits.matching_burst},
-        "non_matching_engine": {"rate": limits.other_rate, "burst": limits.other_burst},
+        "matching_engine": {"rate": limits.matching_per_second, "burst": limits.matching_burst},
+        "non_matching_engine": {"rate": limits.other_per_second, "burst": limits.other_burst},
     }
 
 
@@ -44,7 +41,7 @@ class AccountApi:
         public: PublicData,
         venue: Venue,
         directory: OrderDirectory,
-        limits: RateLimits,
+        limits: RateLimitSettings,
     ) -> None:
         self._public = public
         self._market = public.market
@@ -53,7 +50,7 @@ class AccountApi:
         self._limits = limits
         self._served = public.market.currencies
 
-    def handlers(self) -> dict[str, Callable[[Params, CallInfo], Awaitable[Any]]]:
+    def handlers(self) -> dict[str, Handler]:
         return {
             "get_positions": self._positions,
             "get_position": self._position,

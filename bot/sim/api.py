@@ -8,8 +8,6 @@ answers the ``result`` or raises :class:`RpcError`. Public methods read the mark
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -18,6 +16,7 @@ from bot.domain import DataError
 from bot.sim import deribit_json as dj
 from bot.sim.account_api import AccountApi
 from bot.sim.auth import Authenticator
+from bot.sim.handler import CallInfo, Handler
 from bot.sim.order_reads import OrderReadsApi
 from bot.sim.params import Params, currencies_param, currency_param
 from bot.sim.public_data import PublicData
@@ -39,16 +38,6 @@ WEBSOCKET_ONLY = frozenset({"subscribe", "unsubscribe", "unsubscribe_all"})
 
 class ReplyLost(Exception):
     """The request took effect but its answer must never reach the client."""
-
-
-@dataclass(frozen=True)
-class CallInfo:
-    """Per-call facts from the transport and the fault plan."""
-
-    partial_fill: bool = False
-
-
-Handler = Callable[[Params, CallInfo], Awaitable[Any]]
 
 
 class DeribitApi:
@@ -90,9 +79,6 @@ class DeribitApi:
     @staticmethod
     def is_private(method: str) -> bool:
         return method.startswith("private/")
-
-    def knows(self, method: str) -> bool:
-        return method in self._handlers
 
     async def call(self, method: str, params: Params, info: CallInfo | None = None) -> Any:
         """The ``result`` of ``method`` (``public/ticker``); RpcError or ReplyLost otherwise."""

@@ -1,8 +1,8 @@
 """Seeded faults for the simulated Deribit server: what a real venue does to a client on a bad day.
 
-A :class:`FaultPlan` says which faults happen and how often; a :class:`FaultSchedule` draws them
-request by request from one seeded generator, always the same number of draws per request, so
-a plan and a seed replay the same faults in the same places whichever of them are switched on.
+A :class:`WireFaultPlan` says which faults happen and how often; a :class:`FaultSchedule` draws
+them request by request from one seeded generator, always the same number of draws per request,
+so a plan and a seed replay the same faults in the same places whichever of them are switched on.
 
 Each fault is either a probability per request or an explicit tuple of request numbers (1-based):
 
@@ -43,14 +43,14 @@ DRAWS_PER_REQUEST = 5
 
 def _check_trigger(name: str, value: Trigger) -> None:
     if isinstance(value, bool):
-        raise ValueError(f"FaultPlan.{name} must be a probability or request numbers")
+        raise ValueError(f"WireFaultPlan.{name} must be a probability or request numbers")
     if isinstance(value, float | int):
         if not 0.0 <= float(value) <= 1.0:
-            raise ValueError(f"FaultPlan.{name} must be a probability, got {value!r}")
+            raise ValueError(f"WireFaultPlan.{name} must be a probability, got {value!r}")
         return
     numbers = list(value)
     if any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in numbers):
-        raise ValueError(f"FaultPlan.{name} request numbers must be integers >= 1: {value!r}")
+        raise ValueError(f"WireFaultPlan.{name} request numbers must be integers >= 1: {value!r}")
 
 
 def _fires(trigger: Trigger, number: int, draw: float) -> bool:
@@ -60,8 +60,10 @@ def _fires(trigger: Trigger, number: int, draw: float) -> bool:
 
 
 @dataclass(frozen=True)
-class FaultPlan:
-    """Which faults the server injects, and how often; see the module docstring."""
+class WireFaultPlan:
+    """Which faults the server injects on the wire (HTTP and WebSocket requests), and how often;
+    see the module docstring. The in-process paper venue has no wire: its faults are the port
+    outcomes of :class:`bot.venues.paper.venue.PaperFaultPlan`."""
 
     seed: int = 0
     latency_ms: tuple[float, float] = (0.0, 0.0)
@@ -78,22 +80,26 @@ class FaultPlan:
     def __post_init__(self) -> None:
         lo, hi = self.latency_ms
         if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi):
-            raise ValueError(f"FaultPlan.latency_ms must be 0 <= lo <= hi, got {self.latency_ms}")
+            raise ValueError(
+                f"WireFaultPlan.latency_ms must be 0 <= lo <= hi, got {self.latency_ms}"
+            )
         for name in ("accept_then_drop", "rate_limit_burst", "error_5xx", "partial_fill"):
             value = getattr(self, name)
             _check_trigger(name, value)
             if not isinstance(value, float | int):
                 object.__setattr__(self, name, tuple(value))
         if self.rate_limit_burst_length < 1:
-            raise ValueError("FaultPlan.rate_limit_burst_length must be at least 1")
+            raise ValueError("WireFaultPlan.rate_limit_burst_length must be at least 1")
         if not 0.0 < self.partial_fill_ratio < 1.0:
-            raise ValueError("FaultPlan.partial_fill_ratio must be strictly between 0 and 1")
+            raise ValueError("WireFaultPlan.partial_fill_ratio must be strictly between 0 and 1")
         if not (math.isfinite(self.visibility_delay_s) and self.visibility_delay_s >= 0):
-            raise ValueError("FaultPlan.visibility_delay_s must be a non-negative number")
+            raise ValueError("WireFaultPlan.visibility_delay_s must be a non-negative number")
         if self.drop_mode not in ("close", "hold"):
-            raise ValueError(f"FaultPlan.drop_mode must be 'close' or 'hold': {self.drop_mode!r}")
+            raise ValueError(
+                f"WireFaultPlan.drop_mode must be 'close' or 'hold': {self.drop_mode!r}"
+            )
         if not (math.isfinite(self.hold_seconds) and self.hold_seconds > 0):
-            raise ValueError("FaultPlan.hold_seconds must be positive")
+            raise ValueError("WireFaultPlan.hold_seconds must be positive")
 
     @property
     def needs_thinnable_market(self) -> bool:
@@ -117,7 +123,7 @@ class Faults:
 class FaultSchedule:
     """The stateful side of a plan: request counters, the burst in progress, the generator."""
 
-    plan: FaultPlan
+    plan: WireFaultPlan
     _rng: np.random.Generator = field(init=False, repr=False)
     _requests: int = field(init=False, default=0)
     _orders: int = field(init=False, default=0)

@@ -9,19 +9,17 @@ Trade pages follow Deribit: ``count`` (default 10), ``sorting`` (newest first un
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.domain import OrderStatus
 from bot.sim import deribit_json as dj
+from bot.sim.handler import CallInfo, Handler
 from bot.sim.orders import OrderDirectory, OrderRecord, TradeRecord
 from bot.sim.params import Params, currency_param
 from bot.sim.rpc_errors import RpcError
 from bot.sim.trading import KINDS, TradingApi, kind_of
-
-if TYPE_CHECKING:
-    from bot.sim.api import CallInfo
 
 Json = dict[str, Any]
 SORTINGS = ("asc", "desc", "default")
@@ -37,7 +35,7 @@ class OrderReadsApi:
         self._dir = directory
         self._served = self._market.currencies
 
-    def handlers(self) -> dict[str, Callable[[Params, CallInfo], Awaitable[Any]]]:
+    def handlers(self) -> dict[str, Handler]:
         return {
             "get_order_state": self._order_state,
             "get_order_state_by_label": self._order_state_by_label,
@@ -60,12 +58,7 @@ class OrderReadsApi:
     # --- orders ---------------------------------------------------------------------------
 
     async def _order_state(self, p: Params, _: CallInfo) -> Any:
-        order_id = p.text("order_id")
-        record = await self._dir.resolve(order_id, self._served)
-        if record is None:
-            raise RpcError.of(10004, reason=f"no order {order_id}", param="order_id")
-        await self._dir.refresh(record.currency)
-        return self._t.order_json(record)
+        return self._t.order_json(await self._t.known_record(p.text("order_id")))
 
     async def _visible(self, currency: str) -> list[OrderRecord]:
         await self._dir.refresh(currency)
@@ -174,10 +167,7 @@ class OrderReadsApi:
 
     async def _trades_by_order(self, p: Params, _: CallInfo) -> Any:
         order_id = p.text("order_id")
-        record = await self._dir.resolve(order_id, self._served)
-        if record is None:
-            raise RpcError.of(10004, reason=f"no order {order_id}", param="order_id")
-        await self._dir.refresh(record.currency)
+        record = await self._t.known_record(order_id)
         trades = [t for t in self._dir.trades(record.currency) if t.order_id == order_id]
         if p.choice("sorting", SORTINGS, "default") == "desc":
             trades.reverse()

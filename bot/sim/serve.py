@@ -21,9 +21,8 @@ from datetime import datetime
 from typing import TextIO
 
 from bot.clock import Clock, LockstepClock, SystemClock, clock_for, day_start
-from bot.config import SIM_API_KEY, SIM_API_SECRET, Settings
-from bot.sim.faults import FaultPlan, ThinnableMarket
-from bot.sim.ratelimit import RateLimits
+from bot.config import SIM_API_KEY, SIM_API_SECRET, RateLimitSettings, Settings
+from bot.sim.faults import ThinnableMarket, WireFaultPlan
 from bot.sim.server import SimServer
 from bot.venues.paper.market import SimMarket
 from bot.venues.paper.state import MemoryPaperStore, PaperStateStore
@@ -76,8 +75,8 @@ def build_server(
     api_key: str,
     api_secret: str,
     database_url: str | None = None,
-    fault_plan: FaultPlan | None = None,
-    rate_limits: RateLimits | None = None,
+    fault_plan: WireFaultPlan | None = None,
+    rate_limits: RateLimitSettings | None = None,
     start: datetime | None = None,
     store: PaperStateStore | None = None,
 ) -> SimServer:
@@ -126,7 +125,7 @@ async def serve(
     port: int = 0,
     *,
     database_url: str | None = None,
-    fault_plan: FaultPlan | None = None,
+    fault_plan: WireFaultPlan | None = None,
     clock: Clock | None = None,
     out: TextIO | None = None,
     stop: asyncio.Event | None = None,

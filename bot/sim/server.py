@@ -26,23 +26,24 @@ import structlog
 from aiohttp import web
 
 from bot.clock import Clock
-from bot.config import FeeSettings
+from bot.config import FeeSettings, RateLimitSettings
 from bot.domain import DataError
 from bot.sim.account_api import AccountApi
-from bot.sim.api import CallInfo, DeribitApi, ReplyLost
+from bot.sim.api import DeribitApi, ReplyLost
 from bot.sim.auth import Authenticator
 from bot.sim.envelope import Outcome
-from bot.sim.faults import FaultPlan, Faults, FaultSchedule, ServedMarket, ThinnableMarket
+from bot.sim.faults import Faults, FaultSchedule, ServedMarket, ThinnableMarket, WireFaultPlan
+from bot.sim.handler import CallInfo
 from bot.sim.order_reads import OrderReadsApi
 from bot.sim.orders import OrderDirectory
 from bot.sim.params import Params
 from bot.sim.public_data import PublicData
-from bot.sim.ratelimit import RateLimiter, RateLimits
 from bot.sim.rpc_errors import RpcError
 from bot.sim.time_control import TimeControl
 from bot.sim.trading import TradingApi
 from bot.sim.ws import WsHub
 from bot.venues.base import Venue
+from bot.venues.ratelimit import RateBuckets
 
 log = structlog.get_logger(__name__)
 
@@ -71,20 +72,20 @@ class SimServer:
         api_key: str,
         api_secret: str,
         clock: Clock,
-        fault_plan: FaultPlan | None = None,
+        fault_plan: WireFaultPlan | None = None,
         fees: FeeSettings | None = None,
-        rate_limits: RateLimits | None = None,
+        rate_limits: RateLimitSettings | None = None,
         timer: Callable[[], float] = time.monotonic,
         sleeper: Sleeper = asyncio.sleep,
         push_interval_s: float = 0.1,
     ) -> None:
-        plan = fault_plan or FaultPlan()
+        plan = fault_plan or WireFaultPlan()
         thinnable = market if isinstance(market, ThinnableMarket) else None
         if plan.needs_thinnable_market and thinnable is None:
             raise ValueError(
                 "partial_fill faults need the venue built on a ThinnableMarket given to the server"
             )
-        limits = rate_limits or RateLimits()
+        limits = rate_limits or RateLimitSettings()
         self._clock = clock
         self._market = market
         self.directory = OrderDirectory(venue, self._mark_of)
@@ -103,7 +104,7 @@ class SimServer:
         self.api = DeribitApi(public, trading, reads, self.account, self.auth)
         self._plan = plan
         self._schedule = FaultSchedule(plan) if fault_plan is not None else None
-        self._limiter = RateLimiter(limits, timer)
+        self._buckets = RateBuckets(limits, timer)
         self._sleeper = sleeper
         self.time_control = TimeControl(clock)
         self._stopping = asyncio.Event()
@@ -155,10 +156,6 @@ class SimServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/api/v2"
-
     # --- one request, whatever the transport ----------------------------------------------
 
     def _us(self) -> int:
@@ -198,7 +195,7 @@ class SimServer:
         try:
             if faults.rate_limited:
                 raise RpcError.of(10028, reason="burst (fault plan)")
-            if not self._limiter.allow(name):
+            if not self._buckets.of(name).take():
                 raise RpcError.of(10028, reason="rate limit")
             if DeribitApi.is_private(method):
                 authorize()

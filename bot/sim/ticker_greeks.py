@@ -1,6 +1,7 @@
 """The greeks and implied vols a Deribit ticker shows, for the simulated server's JSON.
 
-The numbers come from ``bot.greeks.black76`` (Deribit's conventions, REFERENCE.md §1); this
+The numbers come from ``bot.greeks.black76`` (Deribit's conventions: Black-76 on the expiry's
+forward, r = 0, ACT/365 to 08:00 UTC, greeks in USD per option); this
 module only adds what a ticker needs on top: the settlement-window decay of delta, Deribit's
 rounding to 5 decimals, and implied vols of bid and ask prices.
 """

@@ -11,9 +11,9 @@ hidden from label look-ups and open-order lists for a while (the fault plan's re
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.domain import (
     DataError,
@@ -26,19 +26,17 @@ from bot.domain import (
 )
 from bot.sim import deribit_json as dj
 from bot.sim.faults import ThinnableMarket
+from bot.sim.handler import CallInfo, Handler
 from bot.sim.orders import OrderDirectory, OrderRecord, TradeRecord
 from bot.sim.params import Params, currencies_param, currency_param
 from bot.sim.public_data import PublicData, price_band
 from bot.sim.rpc_errors import RpcError
+from bot.units import MAX_LABEL_LENGTH
 from bot.venues.base import Venue
 from bot.venues.errors import OrderNotFound
 from bot.venues.paper.matching import check_amount, check_price, round_down
 
-if TYPE_CHECKING:
-    from bot.sim.api import CallInfo
-
 Json = dict[str, Any]
-MAX_LABEL = 64
 STOP_TYPES = ("stop_limit", "stop_market", "take_limit", "take_market", "trailing_stop")
 KINDS = ("future", "option", "spot", "future_combo", "option_combo", "any")
 _EPS = 1e-9
@@ -71,7 +69,7 @@ class TradingApi:
         self._ratio = partial_fill_ratio
         self._served = public.market.currencies
 
-    def handlers(self) -> dict[str, Callable[[Params, CallInfo], Awaitable[Any]]]:
+    def handlers(self) -> dict[str, Handler]:
         return {
             "buy": self._buy,
             "sell": self._sell,
@@ -142,8 +140,8 @@ class TradingApi:
         except ValueError:
             raise RpcError.of(-32602, reason="unsupported", param="time_in_force") from None
         label = p.opt_text("label", "") or ""
-        if len(label) > MAX_LABEL:
-            raise RpcError.of(-32602, reason=f"longer than {MAX_LABEL}", param="label")
+        if len(label) > MAX_LABEL_LENGTH:
+            raise RpcError.of(-32602, reason=f"longer than {MAX_LABEL_LENGTH}", param="label")
         post_only = p.flag("post_only")
         if post_only and (order_type == "market" or tif is not TimeInForce.GTC):
             raise RpcError.of(11029, reason="post_only needs a good_til_cancelled limit")
@@ -206,11 +204,16 @@ class TradingApi:
 
     # --- changing and cancelling ----------------------------------------------------------
 
-    async def _open_record(self, order_id: str) -> OrderRecord:
+    async def known_record(self, order_id: str) -> OrderRecord:
+        """Order ``order_id``, brought up to date; Deribit's 10004 (order not found) if unknown."""
         record = await self._dir.resolve(order_id, self._served)
         if record is None:
             raise RpcError.of(10004, reason=f"no order {order_id}", param="order_id")
         await self._dir.refresh(record.currency)
+        return record
+
+    async def _open_record(self, order_id: str) -> OrderRecord:
+        record = await self.known_record(order_id)
         if record.status is not OrderStatus.OPEN:
             raise RpcError.of(11044, reason=f"order {order_id} is {record.status.value}")
         return record

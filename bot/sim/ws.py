@@ -23,23 +23,21 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 from aiohttp import WSMsgType, web
 
 from bot.domain import DataError
 from bot.sim.account_api import AccountApi
+from bot.sim.auth import Authenticator
 from bot.sim.envelope import Outcome, dumps
-from bot.sim.orders import OrderRecord, TradeRecord
+from bot.sim.orders import OrderDirectory, OrderRecord, TradeRecord
 from bot.sim.params import Params
 from bot.sim.public_data import PublicData
 from bot.sim.rpc_errors import RpcError
 from bot.sim.trading import TradingApi
 from bot.venues.paper.instruments import currency_of
-
-if TYPE_CHECKING:
-    from bot.sim.server import SimServer
 
 log = structlog.get_logger(__name__)
 
@@ -112,12 +110,33 @@ class Session:
         self.outbox.put_nowait(dumps(message))
 
 
+class Dispatcher(Protocol):
+    """What the hub needs from the server: the order directory, authentication, and one
+    request's way through faults, rate limits and the API (the same as over HTTP)."""
+
+    @property
+    def directory(self) -> OrderDirectory: ...
+
+    @property
+    def auth(self) -> Authenticator: ...
+
+    async def process(
+        self,
+        method: str,
+        params: Params,
+        authorize: Callable[[], None],
+        local: Callable[[], Awaitable[Any]] | None = None,
+    ) -> Outcome: ...
+
+    async def lose_reply(self, close: Callable[[], Awaitable[None] | None]) -> None: ...
+
+
 class WsHub:
     """Connections, their subscriptions and the publisher; see the module docstring."""
 
     def __init__(
         self,
-        server: SimServer,
+        server: Dispatcher,
         public: PublicData,
         trading: TradingApi,
         account: AccountApi,

@@ -4,16 +4,14 @@ The schema is only ever made by the Alembic revisions in ``migrations/`` (found 
 ``bot`` package: hedgebot is installed editable). A program that opens a ledger calls
 :func:`ensure_current`, which refuses a database that is behind (or ahead of) the code with the
 command that fixes it, rather than failing later on a missing column. :func:`upgrade` copies a
-SQLite file before touching it (DESIGN.md: the file is copied before an upgrade).
+SQLite file before touching it, so a failed migration never costs the ledger.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from alembic import command
@@ -22,13 +20,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.orm import Session, sessionmaker
 
-from bot.domain import DataError
-
-if TYPE_CHECKING:
-    from bot.store.ledger import Ledger
+from bot.store.ledger import Ledger
 
 log = structlog.get_logger(__name__)
 
@@ -69,19 +62,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     finally:
         cursor.close()
-
-
-@contextmanager
-def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """A session in one transaction, committed on success; a value the schema's types refuse
-    (NaN, naive datetime) surfaces as the ``DataError`` it is, not wrapped by SQLAlchemy."""
-    try:
-        with sessions.begin() as session:
-            yield session
-    except sa_exc.StatementError as exc:
-        if isinstance(exc.orig, DataError):
-            raise exc.orig from exc
-        raise
 
 
 def _config(migrations: Path | None, connection: Any = None) -> Config:
@@ -216,8 +196,6 @@ def open_ledger(url: str, *, create: bool = False, migrations: Path | None = Non
 
     Without ``create`` a database behind the code raises :class:`SchemaOutOfDate`.
     """
-    from bot.store.ledger import Ledger
-
     engine = make_engine(url)
     try:
         if create:

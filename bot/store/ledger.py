@@ -29,9 +29,7 @@ from bot.domain import (
     TimeInForce,
     require_positive,
 )
-from bot.store.db import transaction
 from bot.store.models import (
-    LABEL_LENGTH,
     FillModel,
     GreeksSnapshotModel,
     OrderEventModel,
@@ -56,7 +54,9 @@ from bot.store.records import (
     greeks_to_json,
     to_json,
 )
+from bot.store.session import transaction
 from bot.store.summary import summarise
+from bot.units import MAX_LABEL_LENGTH
 
 GLOBAL_SCOPE = "global"
 
@@ -208,6 +208,21 @@ class Ledger:
                 for r in session.scalars(query)
             ]
 
+    def index_prices(
+        self, currency: str, since: datetime, *, after: bool = False
+    ) -> list[tuple[datetime, float]]:
+        """(time, index price) of the greeks snapshots of ``currency`` from ``since`` (or only
+        strictly after it), oldest first: two columns, no ORM objects, for a per-cycle read."""
+        ts = GreeksSnapshotModel.ts
+        query = (
+            select(ts, GreeksSnapshotModel.index_price)
+            .where(GreeksSnapshotModel.currency == currency)
+            .where(ts > since if after else ts >= since)
+            .order_by(ts, GreeksSnapshotModel.id)
+        )
+        with self.engine.connect() as conn:
+            return [(when, float(price)) for when, price in conn.execute(query)]
+
     # -- orders --------------------------------------------------------------------------------
 
     def record_order(
@@ -220,8 +235,8 @@ class Ledger:
         ts: datetime,
     ) -> OrderRow:
         """Record ``req`` as PENDING, before it is sent; its label must be new."""
-        if not req.label or len(req.label) > LABEL_LENGTH:
-            raise DataError(f"order label must be 1..{LABEL_LENGTH} characters: {req.label!r}")
+        if not req.label or len(req.label) > MAX_LABEL_LENGTH:
+            raise DataError(f"order label must be 1..{MAX_LABEL_LENGTH} characters: {req.label!r}")
         require_positive("order amount", req.amount)
         if req.price is not None:
             require_positive("order price", req.price)

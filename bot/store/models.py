@@ -31,6 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from bot.domain import DataError, Fill, Liquidity, Side
+from bot.units import MAX_LABEL_LENGTH
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -39,8 +40,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-LABEL_LENGTH = 64  # our order label; Deribit allows 64 characters (REFERENCE.md)
 
 
 class Number(TypeDecorator[float]):
@@ -129,7 +128,7 @@ class OrderModel(Base):
 
     __tablename__ = "orders"
 
-    label: Mapped[str] = mapped_column(String(LABEL_LENGTH), primary_key=True)
+    label: Mapped[str] = mapped_column(String(MAX_LABEL_LENGTH), primary_key=True)
     cycle_id: Mapped[str] = mapped_column(String(64), index=True)
     rebalance_id: Mapped[int | None] = mapped_column(ForeignKey("rebalances.id"), index=True)
     venue_order_id: Mapped[str | None] = mapped_column(String(128), index=True)
@@ -168,7 +167,7 @@ class FillModel(Base):
     __tablename__ = "fills"
 
     trade_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    label: Mapped[str] = mapped_column(String(LABEL_LENGTH), index=True)
+    label: Mapped[str] = mapped_column(String(MAX_LABEL_LENGTH), index=True)
     venue_order_id: Mapped[str] = mapped_column(String(128), index=True)
     instrument: Mapped[str] = mapped_column(String(64), index=True)
     side: Mapped[str] = mapped_column(String(4))
@@ -237,7 +236,7 @@ class PaperOrderModel(Base):
     __tablename__ = "paper_orders"
 
     venue_order_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    label: Mapped[str] = mapped_column(String(LABEL_LENGTH), index=True)
+    label: Mapped[str] = mapped_column(String(MAX_LABEL_LENGTH), index=True)
     instrument: Mapped[str] = mapped_column(String(64))
     side: Mapped[str] = mapped_column(String(4))
     amount: Mapped[float] = mapped_column(Number)
@@ -268,7 +267,7 @@ class PaperTradeModel(Base):
 
     trade_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     venue_order_id: Mapped[str] = mapped_column(String(128))
-    label: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    label: Mapped[str] = mapped_column(String(MAX_LABEL_LENGTH))
     instrument: Mapped[str] = mapped_column(String(64))
     side: Mapped[str] = mapped_column(String(4))
     amount: Mapped[float] = mapped_column(Number)

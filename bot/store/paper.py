@@ -11,7 +11,6 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.domain import OrderState, OrderStatus, OrderType, Side
-from bot.store.db import transaction
 from bot.store.models import (
     PaperBalanceModel,
     PaperClockModel,
@@ -21,6 +20,7 @@ from bot.store.models import (
     fill_columns,
     fill_of,
 )
+from bot.store.session import transaction
 from bot.venues.paper.state import PaperChange, PaperPosition, PaperSnapshot, SimTime
 
 

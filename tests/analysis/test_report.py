@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,11 +23,13 @@ from bot.analysis.report import (
 )
 from bot.backtest.datafiles import shared_data
 from bot.backtest.history import FundingSeries, LoadReport
+from bot.config import DEFAULT_FACTS, hedge_instruments
 from bot.domain import DataError, Fill, Liquidity, OrderRequest, PortfolioGreeks, Side
 from bot.store import GreeksSnapshot, Ledger, RebalanceRecord, open_ledger, upgrade
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 PERP = "BTC-PERPETUAL"
+INSTRUMENTS = hedge_instruments(DEFAULT_FACTS)
 GAMMA = -5e-4  # coin per USD: a short straddle
 VEGA = -500.0  # USD per vol point
 SIGMA = 0.6  # every cycle's theta is set so the break-even vol stays at 60%
@@ -188,7 +190,7 @@ def ledger(url: str) -> Ledger:
 
 
 def test_slippage_of_a_buy_5_usd_above_a_90000_mid_is_plus_0_56_bps(ledger: Ledger) -> None:
-    book = build_report(ledger).books[0]
+    book = build_report(ledger, INSTRUMENTS).books[0]
     buy = next(f for f in book.fills if f.side == "buy")
     assert buy.slippage_bps == pytest.approx(0.5556, abs=1e-4)
     coin = 9_000 * (1 / 90_000 - 1 / 90_005)
@@ -197,7 +199,7 @@ def test_slippage_of_a_buy_5_usd_above_a_90000_mid_is_plus_0_56_bps(ledger: Ledg
 
 
 def test_a_sell_below_the_mid_is_a_positive_cost_too(ledger: Ledger) -> None:
-    book = build_report(ledger).books[0]
+    book = build_report(ledger, INSTRUMENTS).books[0]
     sell = next(f for f in book.fills if f.side == "sell")
     assert sell.slippage_bps == pytest.approx(5 / 90_000 * 1e4, rel=1e-9)
     assert sell.slippage_coin is not None
@@ -206,7 +208,7 @@ def test_a_sell_below_the_mid_is_a_positive_cost_too(ledger: Ledger) -> None:
 
 
 def test_fees_are_summed_in_coin_and_valued_in_usd_at_the_index(ledger: Ledger) -> None:
-    t = build_report(ledger).books[0].totals
+    t = build_report(ledger, INSTRUMENTS).books[0].totals
     assert t.fees_coin == pytest.approx(0.00017, rel=1e-9)
     assert t.fees_usd == pytest.approx(0.00015 * 90_000 + 0.00002 * 90_000, rel=1e-9)
     assert t.fills == 2
@@ -216,7 +218,7 @@ def test_fees_are_summed_in_coin_and_valued_in_usd_at_the_index(ledger: Ledger) 
 
 
 def test_per_rebalance_costs_follow_their_own_fills(ledger: Ledger) -> None:
-    rebs = build_report(ledger).books[0].rebalances
+    rebs = build_report(ledger, INSTRUMENTS).books[0].rebalances
     assert [r.filled_amount for r in rebs] == [-27_000.0, 0.0, 9_000.0, 0.0]
     assert rebs[0].fees_coin == pytest.approx(0.00015)
     assert rebs[1].fees_coin == 0.0
@@ -227,7 +229,7 @@ def test_per_rebalance_costs_follow_their_own_fills(ledger: Ledger) -> None:
 
 
 def test_constant_funding_is_paid_on_the_hedge_held_between_rebalances(ledger: Ledger) -> None:
-    book = build_report(ledger, funding=0.0001).books[0]
+    book = build_report(ledger, INSTRUMENTS, funding=0.0001).books[0]
     per_hour = 0.0001 / 8
     expected = [-27_000 * per_hour, -27_000 * per_hour, -18_000 * per_hour, 0.0]
     assert [r.funding_usd for r in book.rebalances] == pytest.approx(expected, rel=1e-9)
@@ -242,7 +244,7 @@ def test_funding_from_a_series_integrates_the_rate_in_force(ledger: Ledger) -> N
         rate_8h=np.array([0.0008, -0.0008]),
         report=LoadReport(source="test", rows_read=2, rows_kept=2),
     )
-    book = build_report(ledger, funding=SeriesFunding(series)).books[0]
+    book = build_report(ledger, INSTRUMENTS, funding=SeriesFunding(series)).books[0]
     hour = 0.0008 / 8
     # First hour at +rate; second half at +rate, half at -rate (nets to 0); third at -rate.
     expected = [-27_000 * hour, 0.0, -18_000 * -hour, 0.0]
@@ -253,13 +255,13 @@ def test_funding_outside_the_series_is_a_data_error_not_an_extrapolation(ledger:
     times = np.array([T0.timestamp() + 3600], dtype=np.int64)
     series = FundingSeries(times, np.array([0.0001]), LoadReport("test", 1, 1))
     with pytest.raises(DataError, match="funding series covers"):
-        build_report(ledger, funding=SeriesFunding(series))
+        build_report(ledger, INSTRUMENTS, funding=SeriesFunding(series))
 
 
 def test_pnl_attribution_splits_each_interval_by_greek_and_the_parts_add_up(
     ledger: Ledger,
 ) -> None:
-    a = build_report(ledger).books[0].attribution
+    a = build_report(ledger, INSTRUMENTS).books[0].attribution
     assert a.n == 3
     assert a.actual == pytest.approx([-150.0, 40.0, 10.0], abs=1e-6)
     ds = np.diff(S)
@@ -276,7 +278,7 @@ def test_vega_part_is_vega_times_the_change_of_the_stored_mean_iv(url: str) -> N
     ledger = open_ledger(url)
     record(ledger, Cycle(0, 90_000.0, 10.0, 0.0, 0.0, iv=0.55), 0)
     record(ledger, Cycle(60, 90_000.0, 10.0, 0.0, 0.0, iv=0.57), 1)
-    book = build_report(ledger).books[0]
+    book = build_report(ledger, INSTRUMENTS).books[0]
     assert book.attribution.vega[0] == pytest.approx(VEGA * 2.0, rel=1e-9)
     assert book.attribution.implied_vol[0] == pytest.approx(0.55, rel=1e-12)
     assert book.attribution.vega_intervals == 1
@@ -287,7 +289,7 @@ def test_without_a_stored_iv_vega_pnl_stays_in_the_residual_and_a_note_says_so(u
     ledger = open_ledger(url)
     record(ledger, Cycle(0, 90_000.0, 10.0, 0.0, 0.0, sigma=0.60), 0)
     record(ledger, Cycle(60, 90_000.0, 10.0 - 1000 / 90_000, 0.0, 0.0, sigma=0.62), 1)
-    book = build_report(ledger).books[0]
+    book = build_report(ledger, INSTRUMENTS).books[0]
     a = book.attribution
     assert a.vega[0] == 0.0
     assert a.implied_vol[0] == pytest.approx(0.60, rel=1e-9)  # break-even vol from theta/gamma
@@ -296,7 +298,7 @@ def test_without_a_stored_iv_vega_pnl_stays_in_the_residual_and_a_note_says_so(u
 
 
 def test_realised_vol_is_compared_with_break_even_implied(ledger: Ledger) -> None:
-    a = build_report(ledger).books[0].attribution
+    a = build_report(ledger, INSTRUMENTS).books[0].attribution
     r = np.diff(np.log(S))
     years = 3 / (365 * 24)
     assert a.realised_vol == pytest.approx(math.sqrt(float(np.sum(r * r)) / years), rel=1e-9)
@@ -308,7 +310,7 @@ def test_realised_vol_is_compared_with_break_even_implied(ledger: Ledger) -> Non
 def test_cost_per_unit_of_variance_removed_divides_total_cost_by_the_reduction(
     ledger: Ledger,
 ) -> None:
-    book = build_report(ledger).books[0]
+    book = build_report(ledger, INSTRUMENTS).books[0]
     a = book.attribution
     hedge = np.array(
         [
@@ -344,14 +346,14 @@ def test_a_skipped_cycle_without_greeks_is_listed_but_not_attributed(url: str) -
         )
     )
     record(ledger, CYCLES[1], 1)
-    book = build_report(ledger).books[0]
+    book = build_report(ledger, INSTRUMENTS).books[0]
     assert len(book.rebalances) == 3
     assert book.attribution.n == 1
     assert book.attribution.actual[0] == pytest.approx(-150.0, abs=1e-6)
 
 
 def test_csv_json_and_png_files_are_written(ledger: Ledger, tmp_path: Path) -> None:
-    report = build_report(ledger)
+    report = build_report(ledger, INSTRUMENTS)
     out = tmp_path / "report"
     csvs = to_csv(report, out)
     assert sorted(p.name for p in csvs) == [
@@ -374,7 +376,7 @@ def test_csv_json_and_png_files_are_written(ledger: Ledger, tmp_path: Path) -> N
 
 
 def test_render_report_shows_costs_attribution_and_the_trades(ledger: Ledger) -> None:
-    text = render_report(build_report(ledger))
+    text = render_report(build_report(ledger, INSTRUMENTS))
     assert "+0.56 bps" in text
     assert "funding on the hedge" in text
     assert "gamma" in text
@@ -383,7 +385,7 @@ def test_render_report_shows_costs_attribution_and_the_trades(ledger: Ledger) ->
 
 
 def test_an_empty_ledger_says_no_rebalances_recorded(url: str, tmp_path: Path) -> None:
-    report = build_report(open_ledger(url))
+    report = build_report(open_ledger(url), INSTRUMENTS)
     assert report.empty
     assert report.message == "no rebalances recorded"
     assert "no rebalances recorded" in render_report(report)
@@ -394,14 +396,17 @@ def test_an_empty_ledger_says_no_rebalances_recorded(url: str, tmp_path: Path) -
 
 
 def test_a_currency_with_no_rebalances_is_named_in_the_message(ledger: Ledger) -> None:
-    assert build_report(ledger, currency="ETH").message == "no rebalances recorded for ETH"
-    assert [b.currency for b in build_report(ledger, currency="BTC").books] == ["BTC"]
+    assert (
+        build_report(ledger, INSTRUMENTS, currency="ETH").message
+        == "no rebalances recorded for ETH"
+    )
+    assert [b.currency for b in build_report(ledger, INSTRUMENTS, currency="BTC").books] == ["BTC"]
 
 
 def test_each_currency_gets_its_own_book(ledger: Ledger) -> None:
     record(ledger, Cycle(0, 3_000.0, 150.0, 0.0, 0.0), 0, currency="ETH")
     record(ledger, Cycle(60, 3_010.0, 150.0, 0.0, 0.0), 1, currency="ETH")
-    report = build_report(ledger)
+    report = build_report(ledger, INSTRUMENTS)
     assert [b.currency for b in report.books] == ["BTC", "ETH"]
     assert report.books[1].totals.fills == 0
     assert report_data(report)["books"][1]["summary"]["intervals"] == 1
@@ -414,7 +419,7 @@ def test_a_fee_in_an_unknown_currency_is_a_data_error(url: str) -> None:
         Fill("T-x", "V-x", "hb-x", PERP, Side.BUY, 10.0, 90_000.0, 1.0, "ETH", Liquidity.TAKER, T0)
     )
     with pytest.raises(DataError, match="fee in 'ETH'"):
-        build_report(ledger)
+        build_report(ledger, INSTRUMENTS)
 
 
 def test_funding_from_reads_a_rate_or_a_csv_and_refuses_anything_else() -> None:
@@ -428,3 +433,28 @@ def test_funding_from_reads_a_rate_or_a_csv_and_refuses_anything_else() -> None:
     start = datetime(2024, 1, 1, tzinfo=UTC)
     assert isinstance(series, SeriesFunding)
     assert -0.01 < series.accrued(start, start + timedelta(days=30)) < 0.1
+
+
+def _unlinked_fill(instrument: str) -> Fill:
+    return Fill(
+        "T-u", "V-u", "hb-u", instrument, Side.BUY, 10.0, 90_000.0, 0.0, "BTC", Liquidity.TAKER, T0
+    )
+
+
+def test_a_fill_outside_any_rebalance_is_booked_in_its_instruments_currency_not_its_names(
+    ledger: Ledger,
+) -> None:
+    hedge = INSTRUMENTS[PERP]
+    renamed = {**INSTRUMENTS, "HEDGE-A": replace(hedge, name="HEDGE-A")}
+    ledger.record_fill(_unlinked_fill("HEDGE-A"))
+    (book,) = build_report(ledger, renamed).books
+    assert book.currency == "BTC"
+    assert book.totals.traded_notional["HEDGE-A"] == 10.0
+
+
+def test_a_fill_in_an_instrument_the_venue_facts_do_not_know_is_a_data_error(
+    ledger: Ledger,
+) -> None:
+    ledger.record_fill(_unlinked_fill("BTC_USDC-PERPETUAL"))
+    with pytest.raises(DataError, match=r"BTC_USDC-PERPETUAL.*venue\.facts"):
+        build_report(ledger, INSTRUMENTS)

@@ -10,7 +10,7 @@ import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 
-from bot.sim.faults import FaultPlan, FaultSchedule
+from bot.sim.faults import FaultSchedule, WireFaultPlan
 from bot.venues.paper.matching import round_down
 from tests.support.sim_server_kit import (
     KEY,
@@ -24,7 +24,7 @@ from tests.support.sim_server_kit import (
 
 
 def _draws(
-    plan: FaultPlan, n: int, order_every: int = 3
+    plan: WireFaultPlan, n: int, order_every: int = 3
 ) -> list[tuple[float, bool, bool, bool, bool]]:
     schedule = FaultSchedule(plan)
     out = []
@@ -35,16 +35,16 @@ def _draws(
 
 
 def test_same_seed_replays_the_same_faults_and_another_seed_does_not() -> None:
-    plan = FaultPlan(
+    plan = WireFaultPlan(
         seed=5, latency_ms=(1, 50), error_5xx=0.2, rate_limit_burst=0.1, accept_then_drop=0.3
     )
     assert _draws(plan, 200) == _draws(plan, 200)
-    assert _draws(plan, 200) != _draws(FaultPlan(**{**plan.__dict__, "seed": 6}), 200)
+    assert _draws(plan, 200) != _draws(WireFaultPlan(**{**plan.__dict__, "seed": 6}), 200)
 
 
 def test_switching_other_faults_on_leaves_the_latency_draws_unchanged() -> None:
-    latency_only = FaultPlan(seed=9, latency_ms=(0, 100))
-    everything = FaultPlan(
+    latency_only = WireFaultPlan(seed=9, latency_ms=(0, 100))
+    everything = WireFaultPlan(
         seed=9, latency_ms=(0, 100), error_5xx=0.3, accept_then_drop=0.3, rate_limit_burst=0.1
     )
     assert [d[0] for d in _draws(latency_only, 300)] == [d[0] for d in _draws(everything, 300)]
@@ -53,7 +53,7 @@ def test_switching_other_faults_on_leaves_the_latency_draws_unchanged() -> None:
 
 
 def test_request_numbers_fire_exactly_there() -> None:
-    schedule = FaultSchedule(FaultPlan(error_5xx=(2, 5), accept_then_drop=(2,)))
+    schedule = FaultSchedule(WireFaultPlan(error_5xx=(2, 5), accept_then_drop=(2,)))
     fired = [schedule.next(is_order=True) for _ in range(6)]
     assert [f.error_5xx for f in fired] == [False, True, False, False, True, False]
     assert [f.order_number for f in fired] == [1, None, 2, 3, None, 4]
@@ -61,13 +61,13 @@ def test_request_numbers_fire_exactly_there() -> None:
 
 
 def test_a_rate_limit_burst_lasts_its_length() -> None:
-    schedule = FaultSchedule(FaultPlan(rate_limit_burst=(3,), rate_limit_burst_length=4))
+    schedule = FaultSchedule(WireFaultPlan(rate_limit_burst=(3,), rate_limit_burst_length=4))
     limited = [schedule.next(is_order=False).rate_limited for _ in range(9)]
     assert limited == [False, False, True, True, True, True, False, False, False]
 
 
 def test_latency_is_drawn_within_its_range() -> None:
-    schedule = FaultSchedule(FaultPlan(seed=1, latency_ms=(20, 40)))
+    schedule = FaultSchedule(WireFaultPlan(seed=1, latency_ms=(20, 40)))
     latencies = [schedule.next(is_order=False).latency_s for _ in range(100)]
     assert all(0.020 <= s <= 0.040 for s in latencies)
     assert max(latencies) - min(latencies) > 0.01
@@ -86,8 +86,8 @@ def test_latency_is_drawn_within_its_range() -> None:
     ],
 )
 def test_a_plan_with_impossible_settings_is_refused(bad: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match="FaultPlan"):
-        FaultPlan(**bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="WireFaultPlan"):
+        WireFaultPlan(**bad)  # type: ignore[arg-type]
 
 
 async def test_latency_is_slept_through_the_given_sleeper() -> None:
@@ -96,7 +96,7 @@ async def test_latency_is_slept_through_the_given_sleeper() -> None:
     async def sleeper(seconds: float) -> None:
         slept.append(seconds)
 
-    plan = FaultPlan(seed=3, latency_ms=(100, 200))
+    plan = WireFaultPlan(seed=3, latency_ms=(100, 200))
     async with running(fault_plan=plan, sleeper=sleeper) as sim:
         status, _ = await raw_get(sim, "public/get_time")
     assert status == 200
@@ -105,7 +105,7 @@ async def test_latency_is_slept_through_the_given_sleeper() -> None:
 
 async def test_order_accepted_then_connection_closed_exists_and_is_found_by_label() -> None:
     # aiohttp re-sends a GET once when a pooled connection drops, so drop both sends
-    plan = FaultPlan(accept_then_drop=(1, 2), drop_mode="close")
+    plan = WireFaultPlan(accept_then_drop=(1, 2), drop_mode="close")
     async with running(fault_plan=plan) as sim, ccxt_client(sim) as ex:
         await ex.load_markets()
         with pytest.raises(ccxt.NetworkError):
@@ -123,7 +123,7 @@ async def test_order_accepted_then_connection_closed_exists_and_is_found_by_labe
 async def test_a_closed_connection_after_accept_makes_ccxt_resend_the_order() -> None:
     # ccxt sends buy as a GET and aiohttp retries an idempotent request once on a dropped
     # pooled connection: the client sees success while the venue holds two orders
-    plan = FaultPlan(accept_then_drop=(1,), drop_mode="close")
+    plan = WireFaultPlan(accept_then_drop=(1,), drop_mode="close")
     async with running(fault_plan=plan) as sim, ccxt_client(sim) as ex:
         await ex.load_markets()
         placed = await ex.create_order(PERP_SYMBOL, "market", "buy", 100, None, {"label": "dup"})
@@ -133,7 +133,7 @@ async def test_a_closed_connection_after_accept_makes_ccxt_resend_the_order() ->
 
 
 async def test_order_accepted_then_held_times_out_in_the_client_and_rests_in_the_engine() -> None:
-    plan = FaultPlan(accept_then_drop=(1,), drop_mode="hold", hold_seconds=30)
+    plan = WireFaultPlan(accept_then_drop=(1,), drop_mode="hold", hold_seconds=30)
     async with running(fault_plan=plan) as sim, ccxt_client(sim, timeout_ms=300) as ex:
         await ex.load_markets()
         book = await ex.fetch_order_book(PERP_SYMBOL)
@@ -146,7 +146,7 @@ async def test_order_accepted_then_held_times_out_in_the_client_and_rests_in_the
 
 
 async def test_injected_5xx_answers_before_acting_so_nothing_is_placed() -> None:
-    async with running(fault_plan=FaultPlan(error_5xx=(1,))) as sim:
+    async with running(fault_plan=WireFaultPlan(error_5xx=(1,))) as sim:
         params = {"instrument_name": PERP, "amount": 10, "type": "market", "label": "5xx"}
         status, _ = await raw_get(sim, "private/buy", params)
         _, found = await raw_get(
@@ -157,14 +157,14 @@ async def test_injected_5xx_answers_before_acting_so_nothing_is_placed() -> None
 
 
 async def test_injected_5xx_is_ccxt_exchange_not_available() -> None:
-    async with running(fault_plan=FaultPlan(error_5xx=(1,))) as sim, ccxt_client(sim) as ex:
+    async with running(fault_plan=WireFaultPlan(error_5xx=(1,))) as sim, ccxt_client(sim) as ex:
         with pytest.raises(ccxt.ExchangeNotAvailable):
             await ex.fetch_time()
         assert await ex.fetch_time() > 0
 
 
 async def test_injected_rate_limit_burst_is_ddos_protection_then_passes() -> None:
-    plan = FaultPlan(rate_limit_burst=(2,), rate_limit_burst_length=2)
+    plan = WireFaultPlan(rate_limit_burst=(2,), rate_limit_burst_length=2)
     async with running(fault_plan=plan) as sim, ccxt_client(sim) as ex:
         assert await ex.fetch_time() > 0
         for _ in range(2):
@@ -174,7 +174,7 @@ async def test_injected_rate_limit_burst_is_ddos_protection_then_passes() -> Non
 
 
 async def test_partial_fill_leaves_a_market_order_part_filled_and_cancelled() -> None:
-    plan = FaultPlan(partial_fill=(1,), partial_fill_ratio=0.3)
+    plan = WireFaultPlan(partial_fill=(1,), partial_fill_ratio=0.3)
     async with running(fault_plan=plan) as sim, ccxt_client(sim) as ex:
         await ex.load_markets()
         order = await ex.create_order(PERP_SYMBOL, "market", "buy", 1000, None)
@@ -185,7 +185,7 @@ async def test_partial_fill_leaves_a_market_order_part_filled_and_cancelled() ->
 
 
 async def test_partial_fill_of_a_crossing_limit_order_rests_the_remainder() -> None:
-    plan = FaultPlan(partial_fill=(1,), partial_fill_ratio=0.5)
+    plan = WireFaultPlan(partial_fill=(1,), partial_fill_ratio=0.5)
     async with running(fault_plan=plan) as sim:
         _, ticker = await raw_get(sim, "public/ticker", {"instrument_name": PERP})
         ask = ticker["result"]["best_ask_price"]
@@ -201,7 +201,7 @@ async def test_partial_fill_of_a_crossing_limit_order_rests_the_remainder() -> N
 
 
 async def test_new_order_is_hidden_from_label_lookups_until_the_delay_passes() -> None:
-    plan = FaultPlan(visibility_delay_s=5)
+    plan = WireFaultPlan(visibility_delay_s=5)
     async with running(fault_plan=plan) as sim:
         ticker = (await raw_get(sim, "public/ticker", {"instrument_name": PERP}))[1]["result"]
         price = ticker["best_bid_price"] - 20
@@ -225,7 +225,7 @@ async def test_new_order_is_hidden_from_label_lookups_until_the_delay_passes() -
 
 
 async def test_websocket_order_accepted_then_dropped_closes_the_connection_unanswered() -> None:
-    plan = FaultPlan(accept_then_drop=(1,), drop_mode="close")
+    plan = WireFaultPlan(accept_then_drop=(1,), drop_mode="close")
     async with running(fault_plan=plan) as sim, aiohttp.ClientSession() as session:
         ws = await session.ws_connect(f"ws://127.0.0.1:{sim.port}/ws/api/v2")
         await ws.send_json(

@@ -9,7 +9,7 @@ import aiohttp
 
 from bot.clock import LockstepClock
 from bot.config import load_settings
-from bot.sim.faults import FaultPlan
+from bot.sim.faults import WireFaultPlan
 from bot.sim.serve import build_server, venue_clock
 from bot.venues.paper.state import MemoryPaperStore
 
@@ -27,7 +27,7 @@ async def test_only_the_advance_route_and_the_planned_latency_move_the_venue_clo
         clock,
         api_key="k",
         api_secret="s",
-        fault_plan=FaultPlan(seed=1, latency_ms=(250.0, 250.0)),
+        fault_plan=WireFaultPlan(seed=1, latency_ms=(250.0, 250.0)),
         start=start,
         store=store,
     )

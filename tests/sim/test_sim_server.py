@@ -17,10 +17,16 @@ import ccxt.pro as ccxtpro
 import pytest
 
 from bot.clock import FakeClock
-from bot.config import DEFAULT_FACTS, SIM_API_KEY, SIM_API_SECRET, MarketSettings, Settings
+from bot.config import (
+    DEFAULT_FACTS,
+    SIM_API_KEY,
+    SIM_API_SECRET,
+    MarketSettings,
+    RateLimitSettings,
+    Settings,
+)
 from bot.greeks import black76, year_fraction
-from bot.sim.faults import FaultPlan
-from bot.sim.ratelimit import RateLimits
+from bot.sim.faults import WireFaultPlan
 from bot.sim.serve import KEY_ENV, SECRET_ENV, Credentials, credentials, serve
 from bot.sim.server import SimServer
 from bot.venues.paper.market import SimMarket
@@ -388,7 +394,7 @@ async def test_eth_perpetual_trades_in_one_dollar_contracts() -> None:
 
 
 async def test_ccxt_rate_limit_answer_is_ddos_protection() -> None:
-    limits = RateLimits(matching_rate=1.0, matching_burst=2)
+    limits = RateLimitSettings(matching_per_second=1.0, matching_burst=2)
     async with running(rate_limits=limits, timer=lambda: 0.0) as sim, ccxt_client(sim) as ex:
         await ex.load_markets()
         for _ in range(2):
@@ -415,7 +421,7 @@ async def test_partial_fill_plan_needs_the_thinnable_market() -> None:
                 api_key=KEY,
                 api_secret=SECRET,
                 clock=sim.clock,
-                fault_plan=FaultPlan(partial_fill=0.5),
+                fault_plan=WireFaultPlan(partial_fill=0.5),
             )
 
 

@@ -32,7 +32,7 @@ def option(strike: float, kind: OptionType, days: float = 7.0) -> Instrument:
     expiry = (NOW + timedelta(days=days)).replace(hour=8, minute=0, second=0, microsecond=0)
     letter = "C" if kind is OptionType.CALL else "P"
     return Instrument(
-        name=f"BTC-{expiry:%d%b%y}-{strike:.0f}-{letter}".upper(),
+        name=f"BTC-{expiry.day}{expiry:%b%y}-{strike:.0f}-{letter}".upper(),  # BTC-4FEB26-…
         currency="BTC",
         kind=InstrumentKind.OPTION,
         contract_size=1,

@@ -1,6 +1,6 @@
 """A whole hedging stack on a fake clock: sim market, paper venue, SQLite ledger, real cycle.
 
-Faults come in through constructors: a FaultPlan for the paper venue, or a wrapper venue that
+Faults come in through constructors: a PaperFaultPlan for the paper venue, or a wrapper venue that
 lies in one specific way.
 """
 
@@ -22,7 +22,7 @@ from bot.store.paper import SqlPaperStore
 from bot.venues.base import Venue
 from bot.venues.errors import TransientError
 from bot.venues.paper.market import SimMarket
-from bot.venues.paper.venue import FaultPlan, PaperVenue
+from bot.venues.paper.venue import PaperFaultPlan, PaperVenue
 from tests.support.books import NOW
 
 
@@ -40,7 +40,7 @@ def settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 
 def paper_venue(
-    s: Settings, clock: FakeClock, url: str, faults: FaultPlan | None = None, seed: int = 1
+    s: Settings, clock: FakeClock, url: str, faults: PaperFaultPlan | None = None, seed: int = 1
 ) -> PaperVenue:
     market = SimMarket(s.market, s.venue.currencies, clock, s.venue.facts, start=clock.now())
     return PaperVenue(
@@ -59,7 +59,7 @@ def stack(
     tmp_path: Path,
     *,
     clock: FakeClock | None = None,
-    faults: FaultPlan | None = None,
+    faults: PaperFaultPlan | None = None,
     wrap: Any = None,
     **overrides: Any,
 ) -> App:

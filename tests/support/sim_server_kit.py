@@ -18,10 +18,9 @@ import ccxt.async_support as ccxt
 
 from bot.backtest.datafiles import DERIBIT
 from bot.clock import FakeClock
-from bot.config import DEFAULT_FACTS, FeeSettings, MarketSettings
+from bot.config import DEFAULT_FACTS, FeeSettings, MarketSettings, RateLimitSettings
 from bot.sim.auth import signature
-from bot.sim.faults import FaultPlan, ThinnableMarket
-from bot.sim.ratelimit import RateLimits
+from bot.sim.faults import ThinnableMarket, WireFaultPlan
 from bot.sim.server import SimServer
 from bot.venues.paper.market import SimMarket
 from bot.venues.paper.state import MemoryPaperStore
@@ -65,8 +64,8 @@ class Sim:
 @asynccontextmanager
 async def running(
     *,
-    fault_plan: FaultPlan | None = None,
-    rate_limits: RateLimits | None = None,
+    fault_plan: WireFaultPlan | None = None,
+    rate_limits: RateLimitSettings | None = None,
     currencies: tuple[str, ...] = ("BTC",),
     timer: Callable[[], float] = time.monotonic,
     sleeper: Callable[[float], Awaitable[None]] | None = None,

@@ -36,9 +36,10 @@ from bot.venues.deribit import mapping as m
 from bot.venues.deribit.adapter import (
     DeribitVenue,
     RetryPolicy,
-    TokenBucket,
     UnsafeUrl,
     build_client,
+    clock_seconds,
+    take_paced,
     venue_urls,
 )
 from bot.venues.errors import (
@@ -49,6 +50,7 @@ from bot.venues.errors import (
     RateLimited,
     TransientError,
 )
+from bot.venues.ratelimit import TokenBucket
 
 DATA = shared_data() / "deribit"
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -266,7 +268,7 @@ def test_quote_with_an_empty_side_is_a_data_error() -> None:
 def test_created_order_through_ccxt_parser_keeps_label_and_deribit_units() -> None:
     client = ccxt.deribit()
     parsed = client.parse_order(order_row())
-    assert parsed["clientOrderId"] is None  # ccxt does not map the label (REFERENCE.md §3)
+    assert parsed["clientOrderId"] is None  # ccxt does not map Deribit's label
     state = m.order_from_row(parsed["info"])
     assert state.label == "hb-1-abc"
     assert state.status is OrderStatus.FILLED
@@ -740,11 +742,11 @@ async def test_fills_page_by_timestamp_dedupe_and_return_oldest_first() -> None:
 
 async def test_token_bucket_lets_a_burst_through_then_paces_on_the_clock() -> None:
     clock = FakeClock(NOW)
-    bucket = TokenBucket(rate=5.0, burst=20.0, clock=clock)
+    bucket = TokenBucket(rate=5.0, burst=20.0, timer=clock_seconds(clock))
     for _ in range(20):
-        await bucket.take()
+        await take_paced(bucket, clock)
     assert clock.now() == NOW
-    await bucket.take()
+    await take_paced(bucket, clock)
     assert clock.now() - NOW == timedelta(seconds=0.2)
 
 

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from bot.clock import FakeClock
 from bot.config import DEFAULT_FACTS, FeeSettings, MarketSettings, VenueSettings
 from bot.domain import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
-from bot.sim.faults import FaultPlan
+from bot.sim.faults import WireFaultPlan
 from bot.sim.server import SimServer
 from bot.venues.deribit.adapter import DeribitVenue, RetryPolicy
 from bot.venues.errors import OutcomeUnknown, TransientError
@@ -33,7 +33,7 @@ Served = tuple[DeribitVenue, SimServer, FakeClock]
 
 
 @asynccontextmanager
-async def served(plan: FaultPlan, timeout: float = 5.0) -> AsyncIterator[Served]:
+async def served(plan: WireFaultPlan, timeout: float = 5.0) -> AsyncIterator[Served]:
     clock = FakeClock(START)
     market = SimMarket(MarketSettings(), (CURRENCY,), clock, DEFAULT_FACTS, start=START)
     engine = PaperVenue(market, MemoryPaperStore(), clock, DEFAULT_FACTS, FeeSettings())
@@ -69,14 +69,14 @@ def ioc_buy(label: str, price: float) -> OrderRequest:
     )
 
 
-Plan = Callable[[], FaultPlan]
+Plan = Callable[[], WireFaultPlan]
 
 
 @pytest.mark.parametrize(
     "plan",
     [
-        lambda: FaultPlan(accept_then_drop=(1,), drop_mode="close"),
-        lambda: FaultPlan(accept_then_drop=(1,), drop_mode="hold", hold_seconds=5.0),
+        lambda: WireFaultPlan(accept_then_drop=(1,), drop_mode="close"),
+        lambda: WireFaultPlan(accept_then_drop=(1,), drop_mode="hold", hold_seconds=5.0),
     ],
     ids=["connection-closed", "reply-held-past-timeout"],
 )
@@ -98,7 +98,7 @@ async def test_lost_reply_after_accept_is_unknown_then_found_by_label_and_not_re
 
 async def test_503_on_placement_is_unknown_and_the_look_up_finds_nothing() -> None:
     # requests: 1 ticker, 2 get_currencies, 3 get_instruments (ccxt's load_markets), 4 buy
-    async with served(FaultPlan(error_5xx=(4,))) as (venue, _, _):
+    async with served(WireFaultPlan(error_5xx=(4,))) as (venue, _, _):
         quote = await venue.quote(PERP)
         with pytest.raises(OutcomeUnknown):
             await venue.place_order(ioc_buy("hb-503-1", quote.ask))
@@ -107,7 +107,7 @@ async def test_503_on_placement_is_unknown_and_the_look_up_finds_nothing() -> No
 
 
 async def test_reads_ride_out_a_503_and_a_rate_limit_burst() -> None:
-    plan = FaultPlan(error_5xx=(1,), rate_limit_burst=(2,), rate_limit_burst_length=2)
+    plan = WireFaultPlan(error_5xx=(1,), rate_limit_burst=(2,), rate_limit_burst_length=2)
     async with served(plan) as (venue, _, clock):
         with capture_logs() as logs:
             quote = await venue.quote(PERP)
@@ -118,6 +118,6 @@ async def test_reads_ride_out_a_503_and_a_rate_limit_burst() -> None:
 
 
 async def test_reads_give_up_after_their_bound_when_the_venue_stays_down() -> None:
-    async with served(FaultPlan(error_5xx=1.0)) as (venue, _, _):
+    async with served(WireFaultPlan(error_5xx=1.0)) as (venue, _, _):
         with pytest.raises(TransientError):
             await venue.quote(PERP)

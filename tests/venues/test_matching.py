@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from bot.config import FeeSettings
 from bot.domain import (
     DataError,
-    Instrument,
-    InstrumentKind,
     Liquidity,
     OptionType,
     OrderType,
@@ -33,20 +29,9 @@ from bot.venues.paper.matching import (
     resting_fill,
     snap,
 )
-from tests.support.books import PERP
+from tests.support.books import PERP, option
 
-CALL = Instrument(
-    name="BTC-27MAR26-90000-C",
-    currency="BTC",
-    kind=InstrumentKind.OPTION,
-    contract_size=1,
-    min_amount=0.1,
-    amount_step=0.1,
-    tick_size=0.0005,
-    expiry=datetime(2026, 3, 27, 8, tzinfo=UTC),
-    strike=90_000,
-    option_type=OptionType.CALL,
-)
+CALL = option(90_000, OptionType.CALL, days=81)  # BTC-27MAR26-90000-C
 BIDS: list[Level] = [(99.5, 100.0), (99.0, 200.0), (98.5, 300.0)]
 ASKS: list[Level] = [(100.5, 100.0), (101.0, 200.0), (101.5, 300.0)]
 

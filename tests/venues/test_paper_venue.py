@@ -13,7 +13,6 @@ from bot.config import DEFAULT_FACTS, FeeSettings, MarketSettings
 from bot.domain import (
     DataError,
     Instrument,
-    InstrumentKind,
     Mark,
     OptionType,
     OrderRequest,
@@ -34,23 +33,12 @@ from bot.venues.errors import (
 from bot.venues.paper.market import SimMarket
 from bot.venues.paper.matching import INVALID_AMOUNT, POST_ONLY_REJECT, Level
 from bot.venues.paper.state import MemoryPaperStore, PaperChange, PaperPosition
-from bot.venues.paper.venue import FaultPlan, PaperVenue
-from tests.support.books import PERP
+from bot.venues.paper.venue import PaperFaultPlan, PaperVenue
+from tests.support.books import PERP, option
 
 START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 FEES = FeeSettings()
-CALL = Instrument(
-    name="BTC-4FEB26-50000-C",
-    currency="BTC",
-    kind=InstrumentKind.OPTION,
-    contract_size=1,
-    min_amount=0.1,
-    amount_step=0.1,
-    tick_size=0.0005,
-    expiry=datetime(2026, 2, 4, 8, tzinfo=UTC),
-    strike=50_000,
-    option_type=OptionType.CALL,
-)
+CALL = option(50_000, OptionType.CALL, days=30)  # BTC-4FEB26-50000-C
 
 
 class FakeMarket:
@@ -418,7 +406,7 @@ async def test_starting_book_on_the_sim_market_settles_at_expiry_on_the_twap(
 async def test_a_lost_reply_after_accept_leaves_the_order_findable_by_label(
     clock: FakeClock, market: FakeMarket
 ) -> None:
-    faults = FaultPlan(outcome_unknown=1.0)
+    faults = PaperFaultPlan(outcome_unknown=1.0)
     venue = venue_on(market, MemoryPaperStore(), clock, rng=np.random.default_rng(1), faults=faults)
     with pytest.raises(OutcomeUnknown):
         await venue.place_order(order("lost", Side.BUY, 100))
@@ -432,7 +420,7 @@ async def test_rate_limits_and_transient_reads_are_injected_from_the_seeded_plan
     clock: FakeClock, market: FakeMarket
 ) -> None:
     store = MemoryPaperStore()
-    faults = FaultPlan(rate_limited=1.0, transient_read=1.0)
+    faults = PaperFaultPlan(rate_limited=1.0, transient_read=1.0)
     venue = venue_on(market, store, clock, rng=np.random.default_rng(1), faults=faults)
     with pytest.raises(RateLimited):
         await venue.place_order(order("rl", Side.BUY, 100))
@@ -451,4 +439,4 @@ async def test_without_explicit_equity_the_account_starts_with_the_markets_equit
 
 def test_a_fault_plan_without_a_seeded_rng_is_refused(clock: FakeClock, market: FakeMarket) -> None:
     with pytest.raises(ValueError, match="rng"):
-        venue_on(market, MemoryPaperStore(), clock, faults=FaultPlan(rate_limited=0.1))
+        venue_on(market, MemoryPaperStore(), clock, faults=PaperFaultPlan(rate_limited=0.1))

@@ -1,2 +1,2 @@
-"""Deribit through ccxt: the adapter (the only ccxt importer) and the mapping of Deribit's
-answers."""
+"""Deribit through ccxt: the adapter and the mapping of Deribit's answers, the only modules that
+import ccxt."""

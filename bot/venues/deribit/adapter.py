@@ -48,6 +48,7 @@ from bot.venues.errors import (
     RateLimited,
     TransientError,
 )
+from bot.venues.ratelimit import RateBuckets, TokenBucket
 
 log = structlog.get_logger("hedgebot.venues.deribit")
 
@@ -94,30 +95,20 @@ class RetryPolicy:
     cap_seconds: float = 4.0
 
 
-class TokenBucket:
-    """``rate`` tokens per second up to ``burst``, refilled from the injected clock."""
+def clock_seconds(clock: Clock) -> Callable[[], float]:
+    """Seconds of ``clock`` since now, exact to its microseconds: the buckets' timer."""
+    origin = clock.now()
+    return lambda: (clock.now() - origin).total_seconds()
 
-    def __init__(self, rate: float, burst: float, clock: Clock) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("a token bucket needs rate > 0 and burst >= 1")
-        self._rate, self._burst, self._clock = rate, burst, clock
-        self._tokens = burst
-        self._at = clock.now()
 
-    def _refill(self) -> None:
-        now = self._clock.now()
-        elapsed = max(0.0, (now - self._at).total_seconds())
-        self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
-        self._at = now
-
-    async def take(self) -> None:
-        for _ in range(1000):
-            self._refill()
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return
-            await self._clock.sleep((1 - self._tokens) / self._rate)
-        raise RateLimited("local rate bucket did not refill: is the clock moving?")
+async def take_paced(bucket: TokenBucket, clock: Clock) -> None:
+    """Take a token, sleeping on ``clock`` until one refills; a bucket that never refills is
+    a clock that does not move, reported as RateLimited rather than a hang."""
+    for _ in range(1000):
+        if bucket.take():
+            return
+        await clock.sleep(bucket.seconds_to_token())
+    raise RateLimited("local rate bucket did not refill: is the clock moving?")
 
 
 class _Backoff(wait_base):
@@ -220,8 +211,7 @@ class DeribitVenue:
         self._clock = clock
         self._retry = retry or RetryPolicy()
         self._rng = rng
-        self._matching = TokenBucket(limits.matching_per_second, limits.matching_burst, clock)
-        self._other = TokenBucket(limits.other_per_second, limits.other_burst, clock)
+        self._buckets = RateBuckets(limits, clock_seconds(clock))
         self._ex = client if client is not None else build_client(settings)
         self._instruments: dict[str, Instrument] = {}
         log.info("venue_client_built", network=settings.network, url=self._ex.urls["api"]["rest"])
@@ -246,7 +236,7 @@ class DeribitVenue:
         )
         async for attempt in retrying:
             with attempt:
-                await self._other.take()
+                await take_paced(self._buckets.other, clock=self._clock)
                 try:
                     return await call()
                 except ccxt.BaseError as exc:
@@ -255,7 +245,7 @@ class DeribitVenue:
 
     async def _write(self, op: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """One matching-engine call, never retried: a failure after send is OutcomeUnknown."""
-        await self._matching.take()
+        await take_paced(self._buckets.matching, clock=self._clock)
         try:
             return await call()
         except Exception as exc:

@@ -3,9 +3,10 @@ errors to the venue outcomes.
 
 Pure functions, so each mapping is tested on real recorded messages without a server. We read
 Deribit's own fields rather than ccxt's unified ones because ccxt's units are wrong for inverse
-contracts (REFERENCE.md §3): sizes here stay in Deribit units (USD for perpetuals and futures,
-coin for options). A field that is missing, NaN or out of range raises ``DataError`` naming the
-instrument and the field; nothing is defaulted silently.
+contracts (ccxt 4.5 reports ``contractSize`` 10 for BTC-PERPETUAL while Deribit's ``amount`` is
+already USD, so ``contracts * contractSize`` is off by ten): sizes here stay in Deribit units
+(USD for perpetuals and futures, coin for options). A field that is missing, NaN or out of
+range raises ``DataError`` naming the instrument and the field; nothing is defaulted silently.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from bot.domain import (
     Side,
     TimeInForce,
 )
+from bot.units import MAX_LABEL_LENGTH
 from bot.venues.errors import (
     AuthError,
     OrderNotFound,
@@ -48,7 +50,6 @@ from bot.venues.errors import (
 
 Row = Mapping[str, Any]
 
-MAX_LABEL = 64  # Deribit's label limit (REFERENCE.md §2)
 _REL = 1e-9
 
 _STATUS = {
@@ -322,8 +323,8 @@ def _multiple(value: float, step: float) -> bool:
 def check_order(request: OrderRequest, instrument: Instrument) -> None:
     """Refuse locally what ccxt would otherwise truncate or round silently (25 → 20)."""
     label = request.label
-    if not label or len(label) > MAX_LABEL:
-        raise OrderRejected(f"label must be 1..{MAX_LABEL} characters, got {len(label)}")
+    if not label or len(label) > MAX_LABEL_LENGTH:
+        raise OrderRejected(f"label must be 1..{MAX_LABEL_LENGTH} characters, got {len(label)}")
     amount = request.amount
     if not math.isfinite(amount) or amount <= 0:
         raise OrderRejected(f"{instrument.name}: amount must be positive, got {amount!r}")
@@ -377,7 +378,7 @@ def deribit_code(exc: BaseException) -> int | None:
 
 
 def map_error(exc: Exception, *, write: bool) -> VenueError:
-    """ccxt's error classes to the venue outcomes (REFERENCE.md §3).
+    """ccxt's error classes to the venue outcomes (ccxt's ``deribit`` exception map).
 
     ``write`` is true for create/edit/cancel: there a network failure is *ambiguous* (the request
     may have been executed), never a failure. Order matters: OrderNotFound is an InvalidOrder,

@@ -29,7 +29,8 @@ from bot.domain import (
     Quote,
     utc,
 )
-from bot.greeks import SECONDS_PER_YEAR, black76
+from bot.greeks import black76
+from bot.units import SECONDS_PER_YEAR, SETTLEMENT_WINDOW
 from bot.venues.paper import instruments as names
 from bot.venues.paper.matching import Level, round_down, round_up, snap
 from bot.venues.paper.path import IndexPath
@@ -38,7 +39,6 @@ from bot.venues.paper.smile import smile_iv
 BOOK_LEVELS = 10
 OPTION_HALF_SPREAD = 0.02  # option bid/ask: mark ∓ 2% of mark, at least one tick
 MIN_OPTION_MARK = 1e-8  # coin; a worthless option still has a positive, usable mark
-SETTLEMENT_WINDOW = timedelta(minutes=30)  # Deribit settles on the index TWAP of the last 30 min
 _US = timedelta(microseconds=1)
 
 
@@ -165,16 +165,7 @@ class SimMarket:
     # --- listing --------------------------------------------------------------------------
 
     def _perp(self, currency: str) -> Instrument:
-        facts = self._facts[currency]
-        return Instrument(
-            name=facts.perpetual,
-            currency=currency,
-            kind=InstrumentKind.PERPETUAL,
-            contract_size=facts.perp_contract_usd,
-            min_amount=facts.perp_min_amount,
-            amount_step=facts.perp_amount_step,
-            tick_size=facts.perp_tick_size,
-        )
+        return self._facts[currency].perpetual_instrument(currency)
 
     def listed_from(self, expiry: datetime) -> datetime:
         return max(names.listing_time(expiry), self._start)

@@ -17,7 +17,7 @@ from bot.venues.errors import OrderRejected
 
 Level = tuple[float, float]
 
-# Deribit error codes (ccxt's deribit exception map, REFERENCE.md §2)
+# Deribit error codes (Deribit API docs, "Error codes"; ccxt's deribit exception map)
 QTY_TOO_LOW = 10002
 INVALID_OR_UNSUPPORTED_INSTRUMENT = 10020
 INVALID_AMOUNT = 10021

@@ -1,10 +1,10 @@
 """The paper venue: a Deribit-like account filled locally against a market's public data.
 
-An adapter, not a flag (DESIGN.md): it implements ``bot.venues.base.Venue`` and persists every
-change through a ``PaperStateStore``, so a restarted daemon reconciles against it exactly as it
-would against a real exchange. Orders match with ``bot.venues.paper.matching``; balances, P&L and
-settlement follow ``bot.venues.paper.accounting``. Whenever any method is called the venue first
-settles
+An adapter, not a flag: it implements ``bot.venues.base.Venue`` and persists every change
+through a ``PaperStateStore``, so a restarted daemon reconciles against it exactly as it would
+against a real exchange, and no code outside ``bot/venues`` asks whether it is paper. Orders
+match with ``bot.venues.paper.matching``; balances, P&L and settlement follow
+``bot.venues.paper.accounting``. Whenever any method is called the venue first settles
 expired positions, cancels orders on expired instruments and fills resting orders the market
 has traded through. There is no margin model: ``available`` equals equity.
 """
@@ -63,12 +63,14 @@ _TRADE_ID = re.compile(r"^paper-t-(\d+)$")
 
 
 @dataclass(frozen=True)
-class FaultPlan:
-    """Small, seeded faults for paper runs; the full fault plan lives on the simulated server.
+class PaperFaultPlan:
+    """Faults the in-process paper venue raises at the Venue port, drawn from the seeded rng.
 
-    Probabilities per call: ``outcome_unknown`` — an order is accepted and persisted but the
-    reply is lost (OutcomeUnknown); ``rate_limited`` — a place or cancel is refused before it
-    acts (RateLimited, Deribit 10028); ``transient_read`` — a read fails (TransientError).
+    No wire is involved, so these are the port's outcomes, not transport events (the simulated
+    server's :class:`bot.sim.faults.WireFaultPlan` injects those). Probabilities per call:
+    ``outcome_unknown`` — an order is accepted and persisted but the reply is lost
+    (OutcomeUnknown); ``rate_limited`` — a place or cancel is refused before it acts
+    (RateLimited, Deribit 10028); ``transient_read`` — a read fails (TransientError).
     """
 
     outcome_unknown: float = 0.0
@@ -79,7 +81,7 @@ class FaultPlan:
         for name in ("outcome_unknown", "rate_limited", "transient_read"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"FaultPlan.{name} must be a probability, got {value!r}")
+                raise ValueError(f"PaperFaultPlan.{name} must be a probability, got {value!r}")
 
     @property
     def active(self) -> bool:
@@ -139,7 +141,7 @@ class PaperVenue:
         *,
         name: str = "paper",
         rng: np.random.Generator | None = None,
-        faults: FaultPlan | None = None,
+        faults: PaperFaultPlan | None = None,
         equity: Mapping[str, float] | None = None,
     ) -> None:
         self.name = name
@@ -149,9 +151,9 @@ class PaperVenue:
         self._clock = clock
         self._fees = fees
         self._currencies = tuple(c for c in facts if c in market.currencies)
-        self._faults = faults or FaultPlan()
+        self._faults = faults or PaperFaultPlan()
         if self._faults.active and rng is None:
-            raise ValueError("a FaultPlan needs a seeded rng")
+            raise ValueError("a PaperFaultPlan needs a seeded rng")
         self._rng = rng
         snapshot = store.load()
         self._balances = dict(snapshot.balances)
