@@ -25,7 +25,6 @@ from bot.risk import RiskGate
 from bot.store.db import make_engine, open_ledger
 from bot.store.ledger import Ledger
 from bot.store.paper import SqlPaperStore
-from bot.store.records import TradingState
 from bot.venues.base import Venue
 from bot.venues.deribit.adapter import DeribitVenue
 from bot.venues.paper.market import SimMarket
@@ -175,21 +174,15 @@ def build_app(
             clock = followed
     clock = clock or make_clock(settings)
     venue = venue or build_venue(settings, clock, url, paper, store=store, start=start)
-    tracker = PositionTracker(
-        venue, settings.venue.facts, clock, settings.risk.max_data_age_seconds
-    )
+    tracker = PositionTracker(venue, settings.venue.facts, clock, settings.risk)
 
-    def trading_state() -> TradingState:
-        return TradingState(ledger.get_trading_state().state)
-
-    risk = RiskGate(settings.risk, clock, trading_state)
+    risk = RiskGate(settings.risk, clock, ledger)
     executor = Executor(
         venue,
         ledger,
         clock,
         settings.execution,
         settings.venue.label_prefix,
-        on_send=risk.record_sent,
         may_send=risk.rate_ok,
         instruments=hedge_instruments(settings.venue.facts),
     )

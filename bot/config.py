@@ -8,13 +8,22 @@ carries them is refused, and they are ``SecretStr`` so they never print.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -42,7 +51,8 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and infinities are refused everywhere: a NaN bound compares false and passes all.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class CurrencyFacts(_Section):
@@ -269,19 +279,132 @@ class PolicySettings(_Section):
     volatility: VolatilitySettings = VolatilitySettings()
 
 
+UNLIMITED = "unlimited"
+
+
+def _cap(ceiling: float, unit: str) -> PlainValidator:
+    """A positive number at most ``ceiling``, or ``unlimited``: a huge number or ``inf`` would
+    switch the protection off by accident, so switching it off must be said in words."""
+
+    def check(value: Any) -> float | str:
+        if value == UNLIMITED:
+            return UNLIMITED
+        number = _finite_number(value)
+        if number is None:
+            raise ValueError(
+                f"{value!r} is not a finite number; to switch this limit off write `{UNLIMITED}`"
+            )
+        if number <= 0:
+            raise ValueError(f"{number:g} must be above 0")
+        if number > ceiling:
+            raise ValueError(
+                f"{number:g} is above the ceiling of {ceiling:,.0f} {unit}; to switch this "
+                f"limit off write `{UNLIMITED}`"
+            )
+        return number
+
+    return PlainValidator(check)
+
+
+def _finite_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+# A cap is a positive number below its ceiling, or the word "unlimited": never inf or 1e30.
+OrderCap = Annotated[float | Literal["unlimited"], _cap(1e8, "USD")]
+PositionCap = Annotated[float | Literal["unlimited"], _cap(1e9, "USD")]
+DailyCap = Annotated[float | Literal["unlimited"], _cap(1e10, "USD")]
+CoinTolerance = Annotated[float, Field(gt=0, le=100)]
+
+
+def cap_value(cap: float | str) -> float:
+    """A cap as a number: ``unlimited`` is infinity, for comparisons only."""
+    return math.inf if cap == UNLIMITED else float(cap)
+
+
 class RiskSettings(_Section):
-    max_order_usd: float = Field(2_000_000.0, gt=0, description="largest single hedge order")
-    max_position_usd: float = Field(20_000_000.0, gt=0, description="largest hedge position")
-    max_orders_per_minute: int = Field(
-        30, ge=1, le=10_000, description="orders sent per minute, every attempt counted"
+    """Limits between a decision and the venue, and the plausibility of each read.
+
+    Caps accept ``unlimited`` to switch them off; any number above a cap's ceiling is refused,
+    so ``inf`` or ``1e30`` can never disable a protection by accident.
+    """
+
+    max_order_usd: OrderCap = Field(
+        2_000_000.0, description="largest single hedge order, USD (ceiling 1e8, or unlimited)"
     )
-    max_data_age_seconds: float = Field(30.0, gt=0, description="older inputs skip the cycle")
-    delta_disagreement_usd: float = Field(
-        5_000.0, gt=0, description="local vs venue delta_total, in USD at the index, that skips"
+    oversize: Literal["clip", "deny"] = Field(
+        "clip", description="an order above max_order_usd: clip it (rest next cycle) or deny it"
+    )
+    max_position_usd: PositionCap = Field(
+        20_000_000.0, description="largest hedge position, USD (ceiling 1e9, or unlimited)"
+    )
+    max_daily_notional_usd: DailyCap = Field(
+        50_000_000.0,
+        description="USD ordered per currency in any 24 hours, from the ledger (ceiling 1e10)",
+    )
+    max_orders_per_minute: int = Field(
+        30, ge=1, le=10_000, description="orders sent per minute, counted from the ledger"
+    )
+    max_data_age_seconds: float = Field(
+        30.0, gt=0, le=3600, description="older inputs skip the cycle (at most 3600)"
+    )
+    max_clock_ahead_seconds: float = Field(
+        5.0, ge=0, le=60, description="data stamped further ahead of our clock is refused"
+    )
+    max_index_deviation: float = Field(
+        0.05, gt=0, le=0.5, description="refuse a hedge bid/ask/mark this far from the index"
+    )
+    delta_tolerance_coin: dict[str, CoinTolerance] = Field(
+        default_factory=lambda: {"BTC": 0.02, "ETH": 0.5},
+        description="local vs venue delta_total that skips, coin (at most 100)",
+    )
+    delta_tolerance_fraction: float = Field(
+        0.02, ge=0, le=0.5, description="plus this fraction of the book's gross option delta"
     )
     position_tolerance: float = Field(
-        0.0, ge=0, description="hedge amount unit; unexplained difference that stops start-up"
+        0.0,
+        ge=0,
+        le=1_000_000,
+        description="hedge amount unit; read vs ledger (last read + our fills) that skips",
     )
+    equity_move_floor: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="usd mode: equity may move this fraction beyond what the greeks explain",
+    )
+    halt_after_bad_reads: int = Field(
+        5, ge=1, le=1000, description="implausible reads in a row that halt trading"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "delta_disagreement_usd" in data:
+            raise ValueError(
+                "delta_disagreement_usd was replaced by delta_tolerance_coin (per currency, in "
+                "coin, e.g. {BTC: 0.02, ETH: 0.5}) plus delta_tolerance_fraction of the book's "
+                "gross option delta"
+            )
+        return data
+
+    @property
+    def order_cap_usd(self) -> float:
+        return cap_value(self.max_order_usd)
+
+    @property
+    def position_cap_usd(self) -> float:
+        return cap_value(self.max_position_usd)
+
+    @property
+    def daily_notional_cap_usd(self) -> float:
+        return cap_value(self.max_daily_notional_usd)
 
 
 class ExecutionSettings(_Section):
@@ -323,6 +446,7 @@ class Settings(BaseSettings):
         env_prefix="HEDGEBOT__",
         env_nested_delimiter="__",
         case_sensitive=False,
+        allow_inf_nan=False,
     )
 
     venue: VenueSettings = VenueSettings()
@@ -358,6 +482,16 @@ class Settings(BaseSettings):
                     f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
                 )
                 raise ValueError(f"policy_by_currency.{currency}: {where}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _delta_tolerance_for_every_currency(self) -> Settings:
+        missing = [c for c in self.venue.currencies if c not in self.risk.delta_tolerance_coin]
+        if missing:
+            raise ValueError(
+                f"risk.delta_tolerance_coin has no entry for {missing}: give each hedged "
+                "currency its tolerance in coin"
+            )
         return self
 
     @model_validator(mode="after")

@@ -1,6 +1,7 @@
 """``rebalance_once``: one whole hedging cycle for one currency, and nothing else.
 
-read book → greeks → venue agreement → policy → risk gate → (confirm) → execute → ledger.
+read book → greeks → does the read add up (venue delta, ledger position, equity) → policy →
+risk gate → (confirm) → execute → ledger.
 The daemon, the one-shot ``rebalance`` command and the demo all call this one function; every
 outcome, including each reason not to trade, is written to the ledger.
 """
@@ -15,12 +16,20 @@ import structlog
 
 from bot.clock import Clock, SeededIds
 from bot.config import Settings
-from bot.domain import Book, DataError, HedgeDecision, PortfolioGreeks, TargetMode
+from bot.domain import (
+    Book,
+    DataError,
+    HedgeDecision,
+    PortfolioGreeks,
+    RebalanceStatus,
+    TargetMode,
+)
 from bot.execution import Execution, Executor
 from bot.greeks import portfolio_greeks
+from bot.plausibility import check_read, load_baseline
 from bot.policy import VolSource, decide, describe_params
-from bot.positions import PositionTracker
-from bot.risk import RiskGate
+from bot.positions import PositionTracker, StaleData
+from bot.risk import FillExceedsOrder, RiskGate
 from bot.store.ledger import GreeksSnapshot, Ledger, RebalanceRecord
 from bot.venues.errors import VenueError
 
@@ -47,7 +56,7 @@ class Plan:
 class CycleResult:
     cycle_id: str
     currency: str
-    status: str  # a bot.store.records.RebalanceStatus value
+    status: RebalanceStatus
     reason: str
     greeks: PortfolioGreeks | None = None
     decision: HedgeDecision | None = None
@@ -110,31 +119,34 @@ async def _cycle(
     try:
         unresolved = await ctx.executor.resolve_unknown(currency)
         await ctx.executor.cancel_strays(currency)
+    except FillExceedsOrder as exc:
+        return rec.halt(f"while resolving earlier orders: {exc}")
     except (VenueError, DataError) as exc:
         return rec.skip(f"could not resolve earlier orders: {exc}")
     if unresolved:
         return rec.skip(f"orders of unknown outcome pending: {', '.join(unresolved)}")
     try:
         book = await ctx.tracker.read(currency)
+        rec.book = book
         greeks = portfolio_greeks(book, ctx.clock.now())
-    except (DataError, VenueError) as exc:
+        rec.greeks = greeks
+        baseline = load_baseline(ctx.ledger, currency, book.hedge_instrument.name)
+        check_read(book, greeks, baseline, s.risk, s.hedge.target_mode)
+    except StaleData as exc:
         return rec.skip(f"{type(exc).__name__}: {exc}")
-    rec.book, rec.greeks = book, greeks
-    ctx.ledger.record_greeks(
-        GreeksSnapshot.of(
-            greeks, cycle_id=cycle_id, ts=book.as_of, hedge_position=book.hedge_position()
+    except DataError as exc:
+        return rec.bad_read(f"{type(exc).__name__}: {exc}")
+    except VenueError as exc:
+        return rec.skip(f"{type(exc).__name__}: {exc}")
+    try:
+        ctx.ledger.record_greeks(
+            GreeksSnapshot.of(
+                greeks, cycle_id=cycle_id, ts=book.as_of, hedge_position=book.hedge_position()
+            )
         )
-    )
-    venue_delta = book.account.delta_total
-    if (
-        venue_delta is not None
-        and abs(venue_delta - greeks.delta_coin) * greeks.index_price
-        > s.risk.delta_disagreement_usd
-    ):
-        return rec.skip(
-            f"delta disagreement: local {greeks.delta_coin:+.5f} vs venue {venue_delta:+.5f} "
-            f"{currency}, more than ${s.risk.delta_disagreement_usd:,.0f} apart"
-        )
+    except DataError as exc:
+        return rec.bad_read(f"the read cannot be recorded: {exc}")
+    ctx.risk.read_ok(currency)
     policy = s.policy_for(currency)
     sigma = ctx.vol.sigma(currency, ctx.clock.now(), greeks.iv) if ctx.vol else None
     rec.sigma = sigma
@@ -149,30 +161,44 @@ async def _cycle(
         sigma,
     )
     rec.decision = decision
-    for warning in decision.warnings:
-        log.warning("policy_warning", detail=warning)
     if not decision.trades:
-        return rec.finish("no_trade", decision.reason)
-    verdict = ctx.risk.check(decision, book)
-    if not verdict.allowed:
-        return rec.finish("denied", verdict.reason)
+        _warn(decision)
+        return rec.finish(RebalanceStatus.NO_TRADE, decision.reason)
+    ledger_position = baseline.expected_position if baseline else None
+    verdict = ctx.risk.check(decision, book, ledger_position)
+    if not verdict.allowed or verdict.decision is None:
+        _warn(decision)
+        return rec.finish(RebalanceStatus.DENIED, verdict.reason)
+    decision = rec.decision = verdict.decision
+    _warn(decision)
     plan = _plan(book, greeks, decision, s)
     rec.plan = plan
     if dry_run:
-        return rec.finish("dry_run", "dry run: nothing sent")
+        return rec.finish(RebalanceStatus.DRY_RUN, "dry run: nothing sent")
     if confirm is not None:
         if not await confirm(plan):
-            return rec.finish("skipped", "declined at the prompt: nothing sent")
-        verdict = ctx.risk.check(decision, book)  # the answer may have come minutes later
-        if not verdict.allowed:
-            return rec.finish("denied", f"after confirmation: {verdict.reason}")
-    rebalance_id = rec.write("traded", decision.reason)
+            return rec.finish(RebalanceStatus.SKIPPED, "declined at the prompt: nothing sent")
+        # The answer may have come minutes later: check the confirmed decision again.
+        verdict = ctx.risk.check(decision, book, ledger_position)
+        if not verdict.allowed or verdict.decision != decision:
+            why = verdict.reason if not verdict.allowed else "the limits changed the order"
+            return rec.finish(RebalanceStatus.DENIED, f"after confirmation: {why}")
+    rebalance_id = rec.write(RebalanceStatus.TRADED, decision.reason)
     try:
         execution = await ctx.executor.execute(decision, book, cycle_id, rebalance_id)
-    except (VenueError, DataError) as exc:
-        # Orders already sent are on record; the next cycle resolves them by label.
+    except BaseException as exc:
+        # Orders already sent are on record; the next cycle resolves them by label. The row
+        # written before sending is corrected so the ledger says what the caller is told.
+        reason = f"execution failed: {type(exc).__name__}: {exc}"
+        ctx.ledger.set_rebalance_outcome(rebalance_id, RebalanceStatus.FAILED, reason)
         log.error("execution_failed", error=f"{type(exc).__name__}: {exc}")
-        return CycleResult(cycle_id, currency, "failed", str(exc), greeks, decision, plan)
+        if isinstance(exc, FillExceedsOrder):
+            ctx.risk.halt(f"{exc}")
+        elif not isinstance(exc, VenueError | DataError):
+            raise
+        return CycleResult(
+            cycle_id, currency, RebalanceStatus.FAILED, reason, greeks, decision, plan
+        )
     ctx.last_rebalance[currency] = due
     log.info(
         "rebalanced",
@@ -182,8 +208,20 @@ async def _cycle(
         fees=execution.fees,
     )
     return CycleResult(
-        cycle_id, currency, "traded", decision.reason, greeks, decision, plan, execution
+        cycle_id,
+        currency,
+        RebalanceStatus.TRADED,
+        decision.reason,
+        greeks,
+        decision,
+        plan,
+        execution,
     )
+
+
+def _warn(decision: HedgeDecision) -> None:
+    for warning in decision.warnings:
+        log.warning("policy_warning", detail=warning)
 
 
 class _Recorder:
@@ -199,17 +237,33 @@ class _Recorder:
 
     def skip(self, reason: str) -> CycleResult:
         log.warning("cycle_skipped", reason=reason)
-        return self.finish("skipped", reason)
+        return self.finish(RebalanceStatus.SKIPPED, reason)
 
-    def finish(self, status: str, reason: str) -> CycleResult:
+    def bad_read(self, reason: str) -> CycleResult:
+        """A read that does not add up: skipped, counted, and at the limit trading halts."""
+        return self.skip(self.ctx.risk.read_failed(self.currency, reason))
+
+    def halt(self, reason: str) -> CycleResult:
+        self.ctx.risk.halt(reason)
+        return self.skip(f"{reason}: trading halted")
+
+    def finish(self, status: RebalanceStatus, reason: str) -> CycleResult:
         self.write(status, reason)
-        if status != "skipped":
-            log.info("cycle_done", status=status, reason=reason)
+        if status is not RebalanceStatus.SKIPPED:
+            log.info("cycle_done", status=status.value, reason=reason)
         return CycleResult(
             self.cycle_id, self.currency, status, reason, self.greeks, self.decision, self.plan
         )
 
-    def write(self, status: str, reason: str) -> int:
+    def write(self, status: RebalanceStatus, reason: str) -> int:
+        try:
+            return self._write(status, reason)
+        except DataError as exc:
+            # A figure the ledger cannot store (beyond NUMERIC(36, 18)): keep the outcome.
+            self.book = self.greeks = self.decision = self.plan = None
+            return self._write(status, f"{reason} (figures not stored: {exc})")
+
+    def _write(self, status: RebalanceStatus, reason: str) -> int:
         s = self.ctx.settings
         policy = s.policy_for(self.currency)
         q = self.book.hedge_quote if self.book else None

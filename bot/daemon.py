@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from bot.cycle import CycleContext, CycleResult, rebalance_once
+from bot.domain import RebalanceStatus
 from bot.reconcile import reconcile
 
 log = structlog.get_logger("hedgebot.daemon")
@@ -110,7 +111,7 @@ class Daemon:
             return task.result()
         except Exception as exc:  # one bad cycle must not end the hedging
             log.exception("cycle_failed", currency=currency, error=repr(exc))
-            return CycleResult("", currency, "failed", repr(exc))
+            return CycleResult("", currency, RebalanceStatus.FAILED, repr(exc))
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         """Sleep to the next tick (a fixed rate, not a fixed gap), or until asked to stop.

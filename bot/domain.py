@@ -76,6 +76,25 @@ class OrderStatus(StrEnum):
         return self in (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED)
 
 
+class RebalanceStatus(StrEnum):
+    """How a rebalance cycle ended: the ledger's ``status`` and the cycle's result agree on it."""
+
+    TRADED = "traded"  # orders were sent and worked to an outcome
+    NO_TRADE = "no_trade"  # inside the band: nothing to do
+    SKIPPED = "skipped"  # not evaluated: a read that does not add up, orders pending, declined
+    DENIED = "denied"  # the risk gate refused the order
+    DRY_RUN = "dry_run"  # decided, deliberately not sent
+    FAILED = "failed"  # execution raised after the decision: orders may be on record
+
+
+class TradingState(StrEnum):
+    """The risk gate's persisted state."""
+
+    ACTIVE = "active"
+    REDUCING = "reducing"  # only orders that shrink the hedge
+    HALTED = "halted"
+
+
 class Liquidity(StrEnum):
     MAKER = "maker"
     TAKER = "taker"
@@ -227,6 +246,9 @@ class PortfolioGreeks:
     # band sizes with. None when the book holds no live option.
     mean_iv: float | None = None
     nearest_tau: float | None = None
+    # Sum of |size x delta| over the live options, coin: the scale a delta cross-check with
+    # the venue is allowed to differ by (their models and marks differ a little from ours).
+    options_delta_gross: float = 0.0
 
     def delta(self, mode: TargetMode) -> float:
         return self.delta_coin if mode is TargetMode.COIN else self.delta_usd_target

@@ -36,6 +36,7 @@ from bot.domain import (
     Side,
     TimeInForce,
 )
+from bot.risk import check_fill
 from bot.store.ledger import Ledger
 from bot.units import MAX_LABEL_LENGTH
 from bot.venues.base import Venue
@@ -331,7 +332,9 @@ class Executor:
             for f in await self._venue.fills(currency, since=start)
             if f.venue_order_id == state.venue_order_id or (state.label and f.label == state.label)
         )
+        row = self._ledger.order(state.label) if state.label else None
         for fill in fills:
+            check_fill(fill, row.amount if row is not None else state.amount)  # raises: halt
             if self._ledger.record_fill(fill):
                 log.info(
                     "fill_recorded",

@@ -309,7 +309,7 @@ def portfolio_greeks(book: Book, now: datetime) -> PortfolioGreeks:
         else:
             futures_delta += inst.coin_delta_of_amount(size, _future_mark(book, pos))
 
-    delta_net = delta_bs = gamma = vega = theta = 0.0
+    delta_net = delta_bs = delta_gross = gamma = vega = theta = 0.0
     iv = mean_iv = nearest_tau = None
     if rows:
         cols = np.array(rows, dtype=np.float64).T  # None becomes NaN
@@ -323,6 +323,7 @@ def portfolio_greeks(book: Book, now: datetime) -> PortfolioGreeks:
         net = np.where(inverse.astype(np.bool_), g.net_delta * live, bs)
         delta_bs = float(n @ bs)
         delta_net = float(n @ net)
+        delta_gross = float(np.abs(n * net).sum())
         gamma = float(n @ (g.gamma * live))
         vega = float(n @ g.vega)
         theta = float(n @ g.theta)
@@ -350,4 +351,5 @@ def portfolio_greeks(book: Book, now: datetime) -> PortfolioGreeks:
         iv=iv,
         mean_iv=mean_iv,
         nearest_tau=nearest_tau,
+        options_delta_gross=delta_gross,
     )

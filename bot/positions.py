@@ -12,8 +12,18 @@ import math
 from datetime import datetime
 
 from bot.clock import Clock
-from bot.config import CurrencyFacts
-from bot.domain import Book, DataError, Instrument, Mark, Position, Quote, require_positive
+from bot.config import CurrencyFacts, RiskSettings
+from bot.domain import (
+    Account,
+    Book,
+    DataError,
+    Instrument,
+    InstrumentKind,
+    Mark,
+    Position,
+    Quote,
+    require_positive,
+)
 from bot.venues.base import Venue
 
 
@@ -25,16 +35,21 @@ class EmptyPositionRead(DataError):
     """The venue returned no positions although the last read held some."""
 
 
+class ImplausibleRead(DataError):
+    """A read that came back but does not add up (a future timestamp, a hedge quoted far from
+    the index, a missing ``delta_total``, a value of the wrong type): never sized on."""
+
+
 class PositionTracker:
     """Venue → Book for one or more currencies, with staleness and emptiness checks."""
 
     def __init__(
-        self, venue: Venue, facts: dict[str, CurrencyFacts], clock: Clock, max_age_seconds: float
+        self, venue: Venue, facts: dict[str, CurrencyFacts], clock: Clock, limits: RiskSettings
     ) -> None:
         self.venue = venue
         self._facts = facts
         self._clock = clock
-        self._max_age = max_age_seconds
+        self._limits = limits
         self._last_count: dict[str, int] = {}
         self._confirm_empty: dict[str, bool] = {}
 
@@ -50,20 +65,20 @@ class PositionTracker:
             self.venue.account(currency),
             self.venue.quote(facts.perpetual),
         )
+        _check_positions(currency, positions)
         self._check_not_suddenly_empty(currency, len(positions))
         marks = {m.instrument_name: m for m in mark_list}
         hedge = await self._hedge_instrument(currency, facts.perpetual, positions)
         now = self._clock.now()
-        _check_quote(quote, now, self._max_age)
+        self._check_quote(quote, now)
         for pos in positions:
             mark = marks.get(pos.instrument.name)
             if mark is None:
                 if pos.instrument.expiry is not None and pos.instrument.expiry <= now:
                     continue  # expired: the Greeks engine lists it as skipped
                 raise DataError(f"no mark for held instrument {pos.instrument.name}")
-            _check_mark(mark, now, self._max_age)
-        if not math.isfinite(account.equity):
-            raise DataError(f"{currency} equity is not a finite number: {account.equity!r}")
+            self._check_mark(mark, now)
+        _check_account(currency, account)
         return Book(
             currency=currency,
             as_of=now,
@@ -97,28 +112,81 @@ class PositionTracker:
                 return inst
         raise DataError(f"hedge instrument {name} is not listed by the venue")
 
+    def _check_quote(self, quote: Quote, now: datetime) -> None:
+        name = quote.instrument_name
+        index = require_positive(f"{name} index", _number(f"{name} index", quote.index_price))
+        bid = require_positive(f"{name} bid", _number(f"{name} bid", quote.bid))
+        ask = require_positive(f"{name} ask", _number(f"{name} ask", quote.ask))
+        mark = require_positive(f"{name} mark", _number(f"{name} mark", quote.mark))
+        if ask < bid:
+            raise DataError(f"{name} book is crossed: bid {bid} > ask {ask}")
+        limit = self._limits.max_index_deviation
+        for what, price in (("bid", bid), ("ask", ask), ("mark", mark)):
+            if abs(price / index - 1) > limit:
+                raise ImplausibleRead(
+                    f"{name} {what} {price:,.2f} is {abs(price / index - 1):.1%} from the index "
+                    f"{index:,.2f}, more than the {limit:.1%} allowed (risk.max_index_deviation)"
+                )
+        self._check_time(name, quote.timestamp, now)
 
-def _check_quote(quote: Quote, now: datetime, max_age: float) -> None:
-    require_positive(f"{quote.instrument_name} bid", quote.bid)
-    require_positive(f"{quote.instrument_name} ask", quote.ask)
-    require_positive(f"{quote.instrument_name} index", quote.index_price)
-    if quote.ask < quote.bid:
-        raise DataError(
-            f"{quote.instrument_name} book is crossed: bid {quote.bid} > ask {quote.ask}"
+    def _check_mark(self, mark: Mark, now: datetime) -> None:
+        name = mark.instrument_name
+        require_positive(
+            f"{name} underlying_price", _number(f"{name} underlying_price", mark.underlying_price)
         )
-    _check_age(quote.instrument_name, quote.timestamp, now, max_age)
+        price = _number(f"{name} mark_price", mark.mark_price)
+        if price < 0:
+            raise DataError(f"{name} mark_price is not usable: {price!r}")
+        if mark.mark_iv is not None:
+            require_positive(f"{name} mark_iv", _number(f"{name} mark_iv", mark.mark_iv))
+        self._check_time(name, mark.timestamp, now)
+
+    def _check_time(self, name: str, ts: datetime, now: datetime) -> None:
+        if not isinstance(ts, datetime) or ts.tzinfo is None:
+            raise ImplausibleRead(f"{name} timestamp must be an aware datetime, got {ts!r}")
+        age = (now - ts).total_seconds()
+        ahead = self._limits.max_clock_ahead_seconds
+        if -age > ahead:
+            raise ImplausibleRead(
+                f"{name} data is stamped {-age:.1f}s in the future, more than the {ahead:.1f}s "
+                "allowed (risk.max_clock_ahead_seconds): check the host clock (NTP)"
+            )
+        max_age = self._limits.max_data_age_seconds
+        if age > max_age:
+            raise StaleData(f"{name} data is {age:.1f}s old, more than the {max_age:.1f}s allowed")
 
 
-def _check_mark(mark: Mark, now: datetime, max_age: float) -> None:
-    require_positive(f"{mark.instrument_name} underlying_price", mark.underlying_price)
-    if not math.isfinite(mark.mark_price) or mark.mark_price < 0:
-        raise DataError(f"{mark.instrument_name} mark_price is not usable: {mark.mark_price!r}")
-    if mark.mark_iv is not None:
-        require_positive(f"{mark.instrument_name} mark_iv", mark.mark_iv)
-    _check_age(mark.instrument_name, mark.timestamp, now, max_age)
+def _number(name: str, value: object) -> float:
+    """A real, finite number: a string, None, a bool or NaN from the venue is a bad read."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ImplausibleRead(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ImplausibleRead(f"{name} must be a finite number, got {value!r}")
+    return float(value)
 
 
-def _check_age(name: str, ts: datetime, now: datetime, max_age: float) -> None:
-    age = (now - ts).total_seconds()
-    if age > max_age:
-        raise StaleData(f"{name} data is {age:.1f}s old, more than the {max_age:.1f}s allowed")
+def _check_positions(currency: str, positions: list[Position]) -> None:
+    seen: set[str] = set()
+    for pos in positions:
+        inst = pos.instrument
+        if not isinstance(inst, Instrument) or not isinstance(inst.kind, InstrumentKind):
+            raise ImplausibleRead(f"{currency} position of an unknown instrument: {inst!r}")
+        if inst.currency != currency:
+            raise ImplausibleRead(f"{inst.name}: currency {inst.currency} in a {currency} read")
+        if inst.name in seen:
+            raise ImplausibleRead(f"{currency} position read lists {inst.name} twice")
+        seen.add(inst.name)
+        _number(f"{inst.name} size", pos.size)
+
+
+def _check_account(currency: str, account: Account) -> None:
+    equity = _number(f"{currency} equity", account.equity)
+    if equity <= 0:
+        raise ImplausibleRead(f"{currency} equity must be positive, got {equity!r}")
+    if account.delta_total is None:
+        # Deribit's get_account_summary always carries delta_total; without it the book cannot
+        # be checked against the venue, so the read is incomplete, not merely unchecked.
+        raise ImplausibleRead(
+            f"{currency} account summary has no delta_total: the read is incomplete"
+        )
+    _number(f"{currency} delta_total", account.delta_total)

@@ -1,90 +1,187 @@
 """RiskGate: the last word between a decision and the venue.
 
-Limits on order notional, hedge position, order rate and data age, and a trading state
-(active, reducing, halted) persisted in the ledger so a halt survives a restart. A guard that
-raises denies the order: the gate fails closed.
+Limits on order notional (clipped, or denied when ``risk.oversize: deny``), hedge position (by
+the read and by the ledger's own view), order rate and notional per 24 hours (both counted from
+the ledger, so a restart does not reset them) and data age; a trading state (active, reducing,
+halted) persisted in the ledger so a halt survives a restart; and the count of implausible
+reads in a row that halts trading. A guard that raises denies the order: the gate fails closed.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import timedelta
 
 import structlog
 
 from bot.clock import Clock
 from bot.config import RiskSettings
-from bot.domain import Book, HedgeDecision
-from bot.store.records import TradingState
+from bot.domain import Book, DataError, Fill, HedgeDecision, TradingState
+from bot.store.ledger import Ledger
 
 log = structlog.get_logger("hedgebot.risk")
+
+RATE_WINDOW = timedelta(minutes=1)
+NOTIONAL_WINDOW = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
 class Verdict:
     allowed: bool
     reason: str
+    # The decision to send: the one checked, or a clipped copy of it (``risk.oversize: clip``).
+    decision: HedgeDecision | None = None
+
+
+class FillExceedsOrder(DataError):
+    """A fill larger than the order it belongs to: the venue's record or ours is wrong."""
+
+
+def check_fill(fill: Fill, order_amount: float) -> None:
+    """Refuse a fill that is not a finite positive amount and price at most its order's amount.
+
+    Called where fills are ingested, before they are recorded; the cycle halts trading on
+    :class:`FillExceedsOrder`, since nothing sized on such a record can be trusted.
+    """
+    for what, value in (("amount", fill.amount), ("price", fill.price)):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise FillExceedsOrder(f"fill {fill.trade_id} {what} is not a number: {value!r}")
+        if not math.isfinite(value) or value <= 0:
+            raise FillExceedsOrder(f"fill {fill.trade_id} {what} is not usable: {value!r}")
+    if fill.amount > order_amount * (1 + 1e-9):
+        raise FillExceedsOrder(
+            f"fill {fill.trade_id} of {fill.amount:,.2f} is larger than its order "
+            f"{fill.label or fill.venue_order_id} of {order_amount:,.2f}"
+        )
 
 
 class RiskGate:
-    """Checks one decision against the limits; remembers sent orders for the rate limit."""
+    """Checks one decision against the limits, counted from the ledger; halts on bad reads."""
 
-    def __init__(
-        self,
-        settings: RiskSettings,
-        clock: Clock,
-        state_reader: Callable[[], TradingState],
-    ) -> None:
+    def __init__(self, settings: RiskSettings, clock: Clock, ledger: Ledger) -> None:
         self._settings = settings
         self._clock = clock
-        self._state = state_reader
-        self._sent: deque[datetime] = deque()
+        self._ledger = ledger
+        self._bad_reads: dict[str, int] = {}
 
-    def check(self, decision: HedgeDecision, book: Book) -> Verdict:
+    def check(
+        self, decision: HedgeDecision, book: Book, ledger_position: float | None = None
+    ) -> Verdict:
+        """``ledger_position``: the ledger's own view of the hedge position, when it has one;
+        the position cap holds for it as well as for the read."""
         try:
-            return self._check(decision, book)
+            return self._check(decision, book, ledger_position)
         except Exception as exc:  # a guard that raises fails closed
             log.error("risk_guard_failed", error=repr(exc))
             return Verdict(False, f"risk guard failed: {exc!r}")
 
-    def record_sent(self) -> None:
-        self._sent.append(self._clock.now())
+    def state(self) -> TradingState:
+        return self._ledger.get_trading_state().state
 
     def rate_ok(self) -> bool:
-        """Whether one more order fits under ``max_orders_per_minute``."""
-        horizon = self._clock.now() - timedelta(minutes=1)
-        while self._sent and self._sent[0] < horizon:
-            self._sent.popleft()
-        return len(self._sent) < self._settings.max_orders_per_minute
+        """Whether one more order fits under ``max_orders_per_minute``, counting every order
+        the ledger recorded in the last minute (this process's or an earlier one's)."""
+        sent = self._ledger.orders_created_since(self._clock.now() - RATE_WINDOW)
+        return sent < self._settings.max_orders_per_minute
 
-    def _check(self, decision: HedgeDecision, book: Book) -> Verdict:
+    def halt(self, reason: str) -> None:
+        """Persist HALTED with ``reason`` and say so."""
+        self._ledger.set_trading_state(TradingState.HALTED, reason, self._clock.now())
+        log.error("trading_halted", reason=reason)
+
+    def read_ok(self, currency: str) -> None:
+        self._bad_reads[currency] = 0
+
+    def read_failed(self, currency: str, reason: str) -> str:
+        """Count one implausible read; at ``halt_after_bad_reads`` in a row, halt. Returns what
+        was done, to be recorded with the skip."""
+        count = self._bad_reads.get(currency, 0) + 1
+        self._bad_reads[currency] = count
+        limit = self._settings.halt_after_bad_reads
+        if self.state() is TradingState.HALTED:
+            return f"{reason}; cycle skipped (trading is halted)"
+        if count < limit:
+            return f"{reason}; cycle skipped ({count} of {limit} in a row before a halt)"
+        note = f"{count} implausible {currency} reads in a row (the last: {reason}): trading halted"
+        self.halt(note)
+        return note
+
+    def _check(self, decision: HedgeDecision, book: Book, ledger_position: float | None) -> Verdict:
         s = self._settings
         if not math.isfinite(decision.trade_amount) or not math.isfinite(decision.trade_delta):
             return Verdict(False, f"trade amount is not a number: {decision.trade_amount!r}")
-        state = self._state()
+        state = self.state()
         if state is TradingState.HALTED:
             return Verdict(False, "trading is halted")
-        price = book.hedge_quote.mid
-        inst = book.hedge_instrument
-        order_usd = abs(decision.trade_amount) * (1.0 if inst.inverse else price)
-        held = book.hedge_position()
-        after = held + decision.trade_amount
-        held_usd = abs(held) * (1.0 if inst.inverse else price)
-        after_usd = abs(after) * (1.0 if inst.inverse else price)
-        if state is TradingState.REDUCING and after_usd >= held_usd:
-            return Verdict(False, "trading state is reducing and this order does not reduce")
         age = (self._clock.now() - book.as_of).total_seconds()
         if age > s.max_data_age_seconds:
             return Verdict(False, f"book is {age:.1f}s old (max {s.max_data_age_seconds:.1f}s)")
-        if order_usd > s.max_order_usd:
-            return Verdict(False, f"order ${order_usd:,.0f} exceeds max ${s.max_order_usd:,.0f}")
-        if after_usd > s.max_position_usd and after_usd > held_usd:
+        inst = book.hedge_instrument
+        price = book.hedge_quote.mid
+
+        def usd(amount: float) -> float:
+            return abs(amount) * (1.0 if inst.inverse else price)
+
+        order_usd = usd(decision.trade_amount)
+        if order_usd > s.order_cap_usd:
+            if s.oversize == "deny":
+                return Verdict(
+                    False, f"order ${order_usd:,.0f} exceeds max ${s.order_cap_usd:,.0f}"
+                )
+            clipped = _clip(decision, book, s.order_cap_usd)
+            if clipped is None:
+                return Verdict(
+                    False,
+                    f"order ${order_usd:,.0f} exceeds max ${s.order_cap_usd:,.0f}, and the max "
+                    f"is below {inst.name}'s minimum order",
+                )
+            log.warning(
+                "order_clipped",
+                wanted=decision.trade_amount,
+                sent=clipped.trade_amount,
+                max_order_usd=s.order_cap_usd,
+            )
+            decision, order_usd = clipped, usd(clipped.trade_amount)
+        held = book.hedge_position()
+        if state is TradingState.REDUCING and usd(held + decision.trade_amount) >= usd(held):
+            return Verdict(False, "trading state is reducing and this order does not reduce")
+        views = [("read", held)]
+        if ledger_position is not None:
+            views.append(("ledger", ledger_position))
+        for view, position in views:
+            after_usd = usd(position + decision.trade_amount)
+            if after_usd > s.position_cap_usd and after_usd > usd(position):
+                return Verdict(
+                    False,
+                    f"position ${after_usd:,.0f} (by the {view}) would exceed max "
+                    f"${s.position_cap_usd:,.0f}",
+                )
+        since = self._clock.now() - NOTIONAL_WINDOW
+        used = usd(self._ledger.ordered_amount_since(since, inst.name))
+        if used + order_usd > s.daily_notional_cap_usd:
             return Verdict(
-                False, f"position ${after_usd:,.0f} would exceed max ${s.max_position_usd:,.0f}"
+                False,
+                f"${used:,.0f} ordered in 24 hours plus ${order_usd:,.0f} would exceed max "
+                f"${s.daily_notional_cap_usd:,.0f}",
             )
         if not self.rate_ok():
             return Verdict(False, f"order rate above {s.max_orders_per_minute} per minute")
-        return Verdict(True, "ok")
+        return Verdict(True, "ok", decision)
+
+
+def _clip(decision: HedgeDecision, book: Book, cap_usd: float) -> HedgeDecision | None:
+    """The decision cut to ``cap_usd`` of notional, on the instrument's step; None when that is
+    below the instrument's minimum. The rest of the hedge follows in later cycles."""
+    inst = book.hedge_instrument
+    cap_amount = cap_usd if inst.inverse else cap_usd / book.hedge_quote.mid
+    amount = math.floor(cap_amount / inst.amount_step + 1e-9) * inst.amount_step
+    if amount < inst.min_amount or amount <= 0:
+        return None
+    fraction = amount / abs(decision.trade_amount)
+    return replace(
+        decision,
+        trade_amount=math.copysign(amount, decision.trade_amount),
+        trade_delta=decision.trade_delta * fraction,
+        warnings=(*decision.warnings, f"clipped to risk.max_order_usd {cap_usd:,.0f}"),
+    )

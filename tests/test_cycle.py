@@ -9,7 +9,8 @@ from structlog.testing import capture_logs
 
 from bot.clock import FakeClock
 from bot.cycle import rebalance_once
-from bot.domain import OrderStatus
+from bot.domain import OrderRequest, OrderState, OrderStatus, RebalanceStatus, TradingState
+from bot.venues.errors import AuthError
 from bot.venues.paper.venue import PaperFaultPlan
 from tests.support.books import NOW
 from tests.support.harness import (
@@ -132,9 +133,33 @@ async def test_rebalance_when_submit_times_out_after_accept_then_no_second_order
 
 async def test_a_halted_book_is_denied_and_recorded(tmp_path: Path) -> None:
     app = stack(tmp_path, **TIGHT)
-    from bot.store.records import TradingState
-
     app.ledger.set_trading_state(TradingState.HALTED, "operator", NOW)
     result = await rebalance_once(app.ctx, "BTC")
     assert result.status == "denied"
     assert app.ledger.last_rebalances(1)[0].status == "denied"
+
+
+class _PlaceRaises(CountingVenue):
+    """Every order placement fails with an error the executor does not handle."""
+
+    async def place_order(self, request: OrderRequest) -> OrderState:
+        self.count.placed += 1
+        raise AuthError("key lost its trade scope")
+
+
+async def test_when_execution_raises_the_ledger_row_and_the_result_both_say_failed(
+    tmp_path: Path,
+) -> None:
+    app = stack(tmp_path, wrap=_PlaceRaises, **TIGHT)
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status is RebalanceStatus.FAILED
+    row = app.ledger.last_rebalances(1)[0]
+    assert row.status is RebalanceStatus.FAILED
+    assert "trade scope" in row.reason
+    assert row.reason == result.reason
+
+
+async def test_every_cycle_outcome_is_a_rebalance_status_member(tmp_path: Path) -> None:
+    app = stack(tmp_path, **TIGHT)
+    result = await rebalance_once(app.ctx, "BTC", dry_run=True)
+    assert result.status is RebalanceStatus.DRY_RUN

@@ -36,7 +36,7 @@ from bot.analysis.attribution import (
     Observation,
     attribute,
 )
-from bot.domain import DataError, Fill, Instrument, InstrumentKind, TargetMode
+from bot.domain import DataError, Fill, Instrument, InstrumentKind, RebalanceStatus, TargetMode
 from bot.store.ledger import Ledger
 from bot.store.records import GreeksSnapshot, OrderRow, RebalanceRow
 
@@ -336,7 +336,7 @@ def _currency_report(
         notional[c.instrument] += c.amount
     totals = Totals(
         rebalances=len(rows),
-        traded=sum(1 for r in rows if r.status == "traded"),
+        traded=sum(1 for r in rows if r.status is RebalanceStatus.TRADED),
         fills=len(costs),
         traded_notional=dict(notional),
         fees_coin=sum(c.fee_coin for c in costs),

@@ -36,7 +36,7 @@ from bot.analysis.costs import (
     build_report,
 )
 from bot.backtest.history import load_funding
-from bot.domain import DataError
+from bot.domain import DataError, RebalanceStatus
 
 __all__ = [
     "NO_REBALANCES",
@@ -143,7 +143,7 @@ def _render_book(b: CurrencyReport, funding: str, max_rows: int) -> str:
             )
         )
         lines.append("")
-    traded = [r for r in b.rebalances if r.status == "traded" or r.filled_amount]
+    traded = [r for r in b.rebalances if r.status == RebalanceStatus.TRADED or r.filled_amount]
     cum = dict(zip((r.id for r in b.rebalances), b.cumulative_cost_usd(), strict=True))
     shown = traded[-max_rows:] if max_rows > 0 else []
     lines.append(

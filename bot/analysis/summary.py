@@ -11,7 +11,7 @@ from datetime import datetime
 import numpy as np
 
 from bot.config import Settings
-from bot.domain import Instrument
+from bot.domain import Instrument, RebalanceStatus
 from bot.store.ledger import Ledger
 from bot.units import SECONDS_PER_HOUR
 
@@ -28,7 +28,9 @@ def render_summary(ledger: Ledger, settings: Settings, since: datetime | None = 
         )
     by = ", ".join(f"{k} {v}" for k, v in sorted(s.rebalances_by_status.items()))
     lines.append(f"  rebalances      {s.rebalances} ({by})")
-    skipped = Counter(r.reason.split(":")[0] for r in rebalances if r.status == "skipped")
+    skipped = Counter(
+        r.reason.split(":")[0] for r in rebalances if r.status == RebalanceStatus.SKIPPED
+    )
     if skipped:
         why = ", ".join(f"{reason} {n}" for reason, n in skipped.most_common())
         lines.append(f"  skipped because {why}")

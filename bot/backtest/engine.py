@@ -1,27 +1,20 @@
 """Backtests: the daemon's own hedging policies over many price paths at once.
 
-A book of option legs is priced with :func:`bot.greeks.black76` on every path at every step; each
+A book of option legs (:mod:`bot.backtest.book`) is valued on every path at every step; each
 policy in the config sees a :class:`~strategies.common.HedgeState` with one row per path and
-answers with the very functions the daemon calls (``strategies.registry.POLICIES``). Trades go
-into an inverse perpetual (``LotSpec``, $10 lots like BTC-PERPETUAL) and pay a proportional fee,
-a half spread and funding. All policies run in lockstep on the same paths, so their differences
-are not Monte-Carlo noise.
+answers with the very functions the daemon calls (``strategies.registry.POLICIES``). By default
+trades go into an inverse perpetual (``LotSpec``, $10 lots like BTC-PERPETUAL) and pay a
+proportional fee, a half spread and funding; a textbook case (Hull's stock option) sets a
+``rate``, a drift, an absolute strike and :data:`CONTINUOUS_LOT`. All policies run in lockstep
+on the same paths, so their differences are not Monte-Carlo noise. The loop and the accounting
+are in :mod:`bot.backtest.loop` and :mod:`bot.backtest.results`.
 
-Accounting (USD, per path; the daemon's ``TargetMode.USD`` with no other coin in the account):
-
-* ``option_pnl``: the book's Black-76 value at the end minus at the start (payoff once expired);
-* ``hedge_pnl``: the perpetual's P&L. An inverse contract's coin P&L kept in the account makes
-  the position plus its P&L worth exactly ``amount / price_at_trade`` coin of USD exposure, so
-  the hedge's delta is the sum of each trade's coin delta and its P&L is ``delta · ΔS``;
-* ``hedge_error = option_pnl + hedge_pnl`` is what discrete hedging failed to replicate;
-* ``cost = fees + spread + funding`` and ``hedged_pnl = hedge_error − cost``.
-
-Funding is charged continuously on the USD position, ``rate_8h · amount · dt / 8 h`` (a long pays
-a positive rate). Deribit's 30-minute delta decay before settlement is not modelled: options
-settle on the last simulated price, so the full Black-76 delta is the right hedge to the end.
+Paths are made and hedged in chunks of ``chunk_paths``, so memory is bounded by the chunk, not
+the run; path blocks are seeded by their index (:func:`bot.backtest.paths.generate`), so a
+chunked run gives exactly the numbers of an unchunked one.
 
 Entry point: :func:`run_backtest` with a :class:`BacktestConfig`; the engine alone is
-:func:`simulate`, which takes any price paths (``(n_steps + 1, n_paths)``).
+:func:`~bot.backtest.loop.simulate`, which takes any price paths (``(n_steps + 1, n_paths)``).
 """
 
 from __future__ import annotations
@@ -29,86 +22,60 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from bot.backtest import paths
+from bot.backtest.book import BookAt, BookMarks, OptionLeg, option_book
 from bot.backtest.history import epoch_seconds, load_funding
+from bot.backtest.loop import (
+    BTC_PERPETUAL_LOT,
+    CONTINUOUS_LOT,
+    hedge_book,
+    hedge_outcomes,
+    reads_gamma,
+    simulate,
+)
 from bot.backtest.paths import PathModel
-from bot.domain import DataError
-from bot.greeks import black76
-from bot.units import FUNDING_PERIOD_SECONDS, SECONDS_PER_DAY, SECONDS_PER_YEAR
-from strategies.common import HedgeState, LotSpec
-from strategies.registry import POLICIES, PolicyParams, decide, make_params
+from bot.backtest.results import (
+    CostModel,
+    PathOutcome,
+    PolicyResult,
+    PolicyRun,
+    expected_shortfall,
+)
+from bot.units import SECONDS_PER_DAY
+from strategies.common import LotSpec
+
+__all__ = [
+    "BTC_PERPETUAL_LOT",
+    "CONTINUOUS_LOT",
+    "BacktestConfig",
+    "BacktestReport",
+    "BookAt",
+    "BookMarks",
+    "CostModel",
+    "OptionLeg",
+    "PathOutcome",
+    "PolicyResult",
+    "PolicyRun",
+    "Progress",
+    "expected_shortfall",
+    "hedge_book",
+    "option_book",
+    "run_backtest",
+    "simulate",
+]
 
 Array = npt.NDArray[np.float64]
-BTC_PERPETUAL_LOT = LotSpec(step=10.0, min_amount=10.0, inverse=True)
-
-
-@dataclass(frozen=True)
-class OptionLeg:
-    """One option of the book: ``size`` in coin (negative = short), priced at ``sigma``
-    (``None``: the path model's sigma). The strike is ``strike`` or ``moneyness × S0``."""
-
-    option_type: Literal["call", "put"]
-    size: float
-    expiry_days: float
-    strike: float | None = None
-    moneyness: float = 1.0
-    sigma: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.option_type not in ("call", "put"):
-            raise ValueError(f"option_type must be 'call' or 'put', got {self.option_type!r}")
-        if not (math.isfinite(self.size) and self.expiry_days > 0 and self.moneyness > 0):
-            raise ValueError("leg needs a finite size, positive expiry_days and moneyness")
-        for name in ("strike", "sigma"):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise ValueError(f"leg {name} must be positive, got {value!r}")
-
-
-@dataclass(frozen=True)
-class CostModel:
-    """Trading costs as fractions of the traded USD notional, and perpetual funding per 8 h:
-    ``funding_rate_8h`` constant, or ``funding_file`` (Binance CSV) read from ``funding_start``
-    (ISO UTC; a replay uses its own dates)."""
-
-    fee_rate: float = 0.0005
-    half_spread: float = 0.0
-    funding_rate_8h: float = 0.0
-    funding_file: str | None = None
-    funding_start: str | None = None
-
-    def __post_init__(self) -> None:
-        if not (0 <= self.fee_rate < 0.1 and 0 <= self.half_spread < 0.1):
-            raise ValueError("fee_rate and half_spread must be fractions in [0, 0.1)")
-        if not math.isfinite(self.funding_rate_8h):
-            raise ValueError("funding_rate_8h must be finite")
-
-
-@dataclass(frozen=True)
-class PolicyRun:
-    """One policy and parameter set to backtest; ``label`` names it in reports."""
-
-    policy: str
-    params: PolicyParams
-    label: str = ""
-
-    def __post_init__(self) -> None:
-        if self.policy not in POLICIES:
-            raise ValueError(f"unknown policy {self.policy!r}; known: {sorted(POLICIES)}")
-        if not self.label:
-            values = ",".join(f"{k}={v}" for k, v in asdict(self.params).items())
-            object.__setattr__(self, "label", f"{self.policy}({values})")
-
-    @staticmethod
-    def make(policy: str, **values: Any) -> PolicyRun:
-        """``PolicyRun.make("delta_band", band=0.05)``: params built by the policy registry."""
-        return PolicyRun(policy, make_params(policy, values))
+Progress = Callable[[int, int], None]
+"""Called after each chunk with (paths done, paths in all)."""
+DEFAULT_CHUNK_PATHS = 10_000
+MIN_STEP_SECONDS = 1.0
+MAX_STEPS = 1_000_000  # about 28 years of 15-minute steps: beyond it, a typo, not a study
 
 
 @dataclass(frozen=True)
@@ -118,13 +85,16 @@ class BacktestConfig:
     ``horizon_days`` must be a whole number of ``step_seconds``; the policies are asked at
     every step (so ``step_seconds`` plays the daemon's ``check_seconds``). ``initial_hedge`` is
     a starting perpetual position in the lot's unit (USD for inverse); ``unwind_at_end`` closes
-    the hedge at the horizon and pays for it.
+    the hedge at the horizon and pays for it. ``rate`` (annual, continuously compounded)
+    values the options as Black–Scholes on spot, finances the hedge account and reports P&L
+    as present values; leave it 0 for the perpetual, whose cost of carry is ``costs`` funding.
+    ``chunk_paths`` bounds memory (a multiple of :data:`bot.backtest.paths.PATH_BLOCK`).
     """
 
     legs: tuple[OptionLeg, ...]
     policies: tuple[PolicyRun, ...]
     model: PathModel = field(default_factory=PathModel)
-    costs: CostModel = CostModel()
+    costs: CostModel = field(default_factory=CostModel)
     horizon_days: float = 7.0
     step_seconds: float = 900.0
     n_paths: int = 2000
@@ -133,103 +103,34 @@ class BacktestConfig:
     target_delta: float = 0.0
     initial_hedge: float = 0.0
     unwind_at_end: bool = True
+    rate: float = 0.0
+    chunk_paths: int = DEFAULT_CHUNK_PATHS
 
     def __post_init__(self) -> None:
         if not self.legs or not self.policies:
             raise ValueError("a backtest needs at least one option leg and one policy")
         if not (self.horizon_days > 0 and self.step_seconds > 0 and self.n_paths >= 1):
             raise ValueError("horizon_days, step_seconds and n_paths must be positive")
+        if self.seed < 0:
+            raise ValueError(f"seed must be 0 or more, got {self.seed}")
+        if not (math.isfinite(self.rate) and abs(self.rate) < 1.0):
+            raise ValueError(f"rate must be an annual fraction in (-1, 1), got {self.rate!r}")
+        if self.chunk_paths < 1 or self.chunk_paths % paths.PATH_BLOCK:
+            raise ValueError(f"chunk_paths must be a positive multiple of {paths.PATH_BLOCK}")
+        if self.step_seconds < MIN_STEP_SECONDS:
+            raise ValueError(
+                f"step_seconds must be at least {MIN_STEP_SECONDS:g} s (far above the time"
+                f" band's tolerance), got {self.step_seconds:g}"
+            )
         steps = self.horizon_days * SECONDS_PER_DAY / self.step_seconds
+        if steps > MAX_STEPS:
+            raise ValueError(f"horizon is {steps:,.0f} steps; at most {MAX_STEPS:,} are run")
         if abs(steps - round(steps)) > 1e-9 * steps:
             raise ValueError(f"horizon is {steps:.6g} steps; it must be a whole number")
 
     @property
     def n_steps(self) -> int:
         return round(self.horizon_days * SECONDS_PER_DAY / self.step_seconds)
-
-
-@dataclass(frozen=True)
-class PathOutcome:
-    """Per-path results of one policy, USD (``trades`` a count)."""
-
-    option_pnl: Array
-    hedge_pnl: Array
-    fees: Array
-    spread: Array
-    funding: Array
-    turnover: Array
-    trades: npt.NDArray[np.int64]
-
-    @property
-    def hedge_error(self) -> Array:
-        return self.option_pnl + self.hedge_pnl
-
-    @property
-    def cost(self) -> Array:
-        return self.fees + self.spread + self.funding
-
-    @property
-    def hedged_pnl(self) -> Array:
-        return self.hedge_error - self.cost
-
-
-def expected_shortfall(pnl: Array, level: float) -> float:
-    """Mean loss (positive USD) over the worst ``1 − level`` share of outcomes."""
-    n_tail = max(1, math.ceil(round((1.0 - level) * pnl.size, 9)))
-    return float(-np.partition(pnl, n_tail - 1)[:n_tail].mean())
-
-
-@dataclass(frozen=True)
-class PolicyResult:
-    """Summary of one policy run: means per path, stds across paths, USD."""
-
-    label: str
-    policy: str
-    params: dict[str, Any]
-    mean_pnl: float
-    std_pnl: float
-    hedge_error_mean: float
-    hedge_error_std: float
-    es95: float
-    es99: float
-    cost: float
-    fees: float
-    spread: float
-    funding: float
-    trades: float
-    turnover_usd: float
-    unhedged_std: float
-    warnings: tuple[str, ...]
-    outcome: PathOutcome = field(repr=False, compare=False)
-
-    @staticmethod
-    def of(run: PolicyRun, out: PathOutcome, warnings: tuple[str, ...]) -> PolicyResult:
-        err = out.hedge_error
-        return PolicyResult(
-            label=run.label,
-            policy=run.policy,
-            params=asdict(run.params),
-            mean_pnl=float(out.hedged_pnl.mean()),
-            std_pnl=float(out.hedged_pnl.std()),
-            hedge_error_mean=float(err.mean()),
-            hedge_error_std=float(err.std()),
-            es95=expected_shortfall(err, 0.95),
-            es99=expected_shortfall(err, 0.99),
-            cost=float(out.cost.mean()),
-            fees=float(out.fees.mean()),
-            spread=float(out.spread.mean()),
-            funding=float(out.funding.mean()),
-            trades=float(out.trades.mean()),
-            turnover_usd=float(out.turnover.mean()),
-            unhedged_std=float(out.option_pnl.std()),
-            warnings=warnings,
-            outcome=out,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "outcome"}
-        d["warnings"] = list(self.warnings)
-        return d
 
 
 @dataclass(frozen=True)
@@ -242,6 +143,7 @@ class BacktestReport:
     n_steps: int
     results: tuple[PolicyResult, ...]
     notes: tuple[str, ...] = ()
+    book_value: float = math.nan  # the book's mean value at the start, USD (< 0 when short)
 
     def result(self, label: str) -> PolicyResult:
         for r in self.results:
@@ -255,6 +157,7 @@ class BacktestReport:
             "s0": self.s0,
             "n_paths": self.n_paths,
             "n_steps": self.n_steps,
+            "book_value": self.book_value,
             "notes": list(self.notes),
             "results": [r.to_dict() for r in self.results],
         }
@@ -275,218 +178,65 @@ def _funding_rates(config: BacktestConfig, epoch0: float | None) -> Array:
     return series.rate_at(start + config.step_seconds * np.arange(config.n_steps))
 
 
-@dataclass
-class _Hedger:
-    """One policy's running state over all paths."""
-
-    run: PolicyRun
-    coin: Array  # hedge delta, coin
-    amount: Array  # perpetual position in the lot's unit
-    last: Array  # time of the last trade, s (-inf: never)
-    out: dict[str, Array]
-    trades: npt.NDArray[np.int64]
-    warnings: set[str]
-
-
-@dataclass(frozen=True)
-class BookMarks:
-    """The option book at one step, per path: USD value, coin delta (dV/dS), gamma (coin per
-    USD), and the volatility and years to nearest expiry the gamma-scaled band reads."""
-
-    value: Array
-    delta: Array
-    gamma: Array
-    sigma: float
-    tau: float
-
-
-BookAt = Callable[[int], BookMarks]
-
-
-def option_book(
-    prices: Array, legs: tuple[OptionLeg, ...], step_seconds: float, default_sigma: float
-) -> BookAt:
-    """``legs`` priced by Black-76 at their fixed sigma on ``prices`` (steps ``step_seconds``
-    apart). Moneyness strikes refer to ``prices[0]`` per path; a leg that expires inside the
-    horizon settles at its intrinsic value on the first step at or after its expiry."""
-    s0, n_paths = prices[0], prices.shape[1]
-    strike = np.stack([s0 * g.moneyness if g.strike is None else s0 * 0 + g.strike for g in legs])
-    sigma = np.array([[g.sigma or default_sigma] for g in legs])
-    size = np.array([[g.size] for g in legs])
-    is_call = np.array([[g.option_type == "call"] for g in legs])
-    expiry = np.array([[g.expiry_days * SECONDS_PER_DAY] for g in legs])
-    settled = np.full((len(legs), n_paths), np.nan)  # frozen value once a leg has expired
-
-    def at(k: int) -> BookMarks:
-        tau = (expiry - k * step_seconds) / SECONDS_PER_YEAR
-        g = black76(prices[k], strike, tau, sigma, is_call)
-        live = tau > 0
-        settled[:] = np.where(~live & np.isnan(settled), g.price_usd, settled)
-        alive = live[:, 0]
-        return BookMarks(
-            value=(size * np.where(live, g.price_usd, settled)).sum(0),
-            delta=(size * g.delta).sum(0),
-            gamma=(size * g.gamma).sum(0),
-            sigma=float(sigma[alive, 0].mean()) if alive.any() else default_sigma,
-            tau=float(tau[alive, 0].min()) if alive.any() else 0.0,
+def run_backtest(config: BacktestConfig, progress: Progress | None = None) -> BacktestReport:
+    """Make the paths ``config`` describes and run every policy on them, chunk by chunk;
+    seeded and reproducible whatever ``chunk_paths``. ``progress`` hears after each chunk."""
+    parts: list[list[PathOutcome]] = [[] for _ in config.policies]
+    warnings: list[set[str]] = [set() for _ in config.policies]
+    s0 = math.nan
+    notes: tuple[str, ...] = ()
+    funding: Array | None = None
+    value_sum = 0.0
+    n_steps = config.n_steps
+    for first in range(0, config.n_paths, config.chunk_paths):
+        count = min(config.chunk_paths, config.n_paths - first)
+        gen = paths.generate(
+            config.model, config.seed, n_steps, config.step_seconds, count, first_path=first
         )
-
-    return at
-
-
-def hedge_book(
-    prices: Array,
-    times: Array,
-    book_at: BookAt,
-    policies: tuple[PolicyRun, ...],
-    *,
-    lot: LotSpec = BTC_PERPETUAL_LOT,
-    costs: CostModel | None = None,
-    funding_8h: Array | None = None,
-    target_delta: float = 0.0,
-    initial_hedge: float = 0.0,
-    unwind_at_end: bool = True,
-) -> tuple[PolicyResult, ...]:
-    """Hedge the book ``book_at(k)`` in the perpetual at ``prices`` (``(n_steps + 1, n_paths)``,
-    rows at ``times`` seconds) with each policy, in lockstep; one result per policy, in order.
-
-    At each step but the last every policy is asked, its trade is paid for at that step's price,
-    then the hedge earns the move to the next step and funding for the time in between.
-    ``funding_8h`` is the rate at each step (default: ``costs.funding_rate_8h``).
-    """
-    costs = costs or CostModel()
-    if prices.ndim != 2 or prices.shape[0] < 2:
-        raise DataError(f"prices must be (n_steps + 1, n_paths), got shape {prices.shape}")
-    if not np.all(np.isfinite(prices)) or np.any(prices <= 0):
-        raise DataError("prices must be positive and finite")
-    n_steps, n_paths = prices.shape[0] - 1, prices.shape[1]
-    if times.shape != (n_steps + 1,) or np.any(np.diff(times) <= 0):
-        raise ValueError(f"times must be {n_steps + 1} increasing seconds, got {times.shape}")
-    rates = np.full(n_steps, costs.funding_rate_8h) if funding_8h is None else funding_8h
-    if rates.shape != (n_steps,):
-        raise ValueError(f"funding_8h needs shape ({n_steps},), got {rates.shape}")
-
-    coin0 = initial_hedge / prices[0] if lot.inverse else np.full(n_paths, initial_hedge)
-    hedgers = [
-        _Hedger(
-            run=run,
-            coin=coin0.copy(),
-            amount=np.full(n_paths, float(initial_hedge)),
-            last=np.full(n_paths, -np.inf),
-            out={k: np.zeros(n_paths) for k in ("hedge", "fees", "spread", "funding", "turn")},
-            trades=np.zeros(n_paths, dtype=np.int64),
-            warnings=set(),
+        if funding is None:
+            funding, notes, s0 = _funding_rates(config, gen.epoch0), gen.notes, gen.prices[0, 0]
+        times = config.step_seconds * np.arange(n_steps + 1, dtype=np.float64)
+        ends = frozenset((0, n_steps))
+        book = option_book(
+            gen.prices,
+            config.legs,
+            config.step_seconds,
+            config.model.sigma,
+            config.rate,
+            ends,
+            with_gamma=reads_gamma(config.policies),
         )
-        for run in policies
-    ]
-
-    def pay(h: _Hedger, amount: Array, price: Array) -> None:
-        notional = np.abs(amount) if lot.inverse else np.abs(amount) * price
-        h.out["fees"] += costs.fee_rate * notional
-        h.out["spread"] += costs.half_spread * notional
-        h.out["turn"] += notional
-        h.trades += amount != 0
-
-    first = book = book_at(0)
-    for k in range(n_steps):
-        price, move = prices[k], prices[k + 1] - prices[k]
-        now = np.full(n_paths, times[k])
-        funding_share = rates[k] * (times[k + 1] - times[k]) / FUNDING_PERIOD_SECONDS
-        for h in hedgers:
-            state = HedgeState(
-                delta=book.delta + h.coin,
-                target=np.full(n_paths, target_delta),
-                gamma=book.gamma,
-                price=price,
-                now=now,
-                last_rebalance=h.last,
-                sigma=np.full(n_paths, book.sigma),
-                tau=np.full(n_paths, book.tau),
-            )
-            orders = decide(h.run.policy, state, h.run.params, lot)
-            h.warnings.update(orders.warnings)
-            amount = orders.amount
-            h.coin += amount / price if lot.inverse else amount
-            h.amount += amount
-            h.last = np.where(amount != 0, now, h.last)
-            pay(h, amount, price)
-            h.out["hedge"] += h.coin * move
-            h.out["funding"] += funding_share * (h.amount if lot.inverse else h.amount * price)
-        book = book_at(k + 1)
-
-    results = []
-    for h in hedgers:
-        if unwind_at_end:
-            pay(h, -h.amount, prices[-1])
-        outcome = PathOutcome(
-            option_pnl=book.value - first.value,
-            hedge_pnl=h.out["hedge"],
-            fees=h.out["fees"],
-            spread=h.out["spread"],
-            funding=h.out["funding"],
-            turnover=h.out["turn"],
-            trades=h.trades,
+        value_sum += float(book(0).value.sum())
+        chunk = hedge_outcomes(
+            gen.prices,
+            times,
+            book,
+            config.policies,
+            lot=config.lot,
+            costs=config.costs,
+            funding_8h=funding,
+            target_delta=config.target_delta,
+            initial_hedge=config.initial_hedge,
+            unwind_at_end=config.unwind_at_end,
+            rate=config.rate,
         )
-        results.append(PolicyResult.of(h.run, outcome, tuple(sorted(h.warnings))[:5]))
-    return tuple(results)
-
-
-def simulate(
-    prices: Array,
-    legs: tuple[OptionLeg, ...],
-    policies: tuple[PolicyRun, ...],
-    *,
-    step_seconds: float,
-    default_sigma: float = 0.6,
-    lot: LotSpec = BTC_PERPETUAL_LOT,
-    costs: CostModel | None = None,
-    funding_8h: Array | None = None,
-    target_delta: float = 0.0,
-    initial_hedge: float = 0.0,
-    unwind_at_end: bool = True,
-) -> tuple[PolicyResult, ...]:
-    """Hedge Black-76 ``legs`` on ``prices`` (rows ``step_seconds`` apart) with each policy:
-    :func:`option_book` fed to :func:`hedge_book`, whose keywords these are."""
-    times = step_seconds * np.arange(prices.shape[0], dtype=np.float64)
-    book = option_book(prices, legs, step_seconds, default_sigma)
-    return hedge_book(
-        prices,
-        times,
-        book,
-        policies,
-        lot=lot,
-        costs=costs,
-        funding_8h=funding_8h,
-        target_delta=target_delta,
-        initial_hedge=initial_hedge,
-        unwind_at_end=unwind_at_end,
+        for i, (outcome, said) in enumerate(chunk):
+            parts[i].append(outcome)
+            warnings[i].update(said)
+        del gen, book
+        if progress is not None:
+            progress(first + count, config.n_paths)
+    results = tuple(
+        PolicyResult.of(run, PathOutcome.concat(parts[i]), tuple(sorted(warnings[i]))[:5])
+        for i, run in enumerate(config.policies)
     )
-
-
-def run_backtest(config: BacktestConfig) -> BacktestReport:
-    """Make the paths ``config`` describes and run every policy on them; seeded, reproducible."""
-    gen = paths.generate(
-        config.model, config.seed, config.n_steps, config.step_seconds, config.n_paths
-    )
-    prices, epoch0, notes = gen.prices, gen.epoch0, gen.notes
-    results = simulate(
-        prices,
-        config.legs,
-        config.policies,
-        step_seconds=config.step_seconds,
-        lot=config.lot,
-        costs=config.costs,
-        funding_8h=_funding_rates(config, epoch0),
-        target_delta=config.target_delta,
-        initial_hedge=config.initial_hedge,
-        unwind_at_end=config.unwind_at_end,
-        default_sigma=config.model.sigma,
-    )
+    n_paths = sum(p.trades.size for p in parts[0])
     return BacktestReport(
         config=config,
-        s0=float(prices[0, 0]),
-        n_paths=prices.shape[1],
-        n_steps=prices.shape[0] - 1,
+        s0=float(s0),
+        n_paths=n_paths,
+        n_steps=n_steps,
         results=results,
         notes=notes,
+        book_value=value_sum / n_paths,
     )

@@ -93,14 +93,36 @@ def dominated_cost(results: Iterable[PolicyResult], policy: str, max_error: floa
     return min(costs, default=float("inf"))
 
 
+def knob_label(result: PolicyResult) -> str:
+    """The swept knob's value, short: ``1h`` (time band), ``0.05`` (band), ``γ 0.001``
+    (gamma-scaled risk aversion)."""
+    p = result.params
+    if result.policy == "time_band":
+        return f"{p['interval_seconds'] / 3600:g}h"
+    if result.policy == "delta_band":
+        return f"{p['band']:g}"
+    if result.policy == "gamma_scaled":
+        return f"γ {p['risk_aversion']:g}"
+    return result.label
+
+
 def plot_frontier(results: Iterable[PolicyResult], path: str | Path, title: str = "") -> Path:
     """Write a PNG of mean cost against hedge-error std, one curve per policy."""
     out = Path(path)
+    results = list(results)
     fig, ax = plt.subplots(figsize=(7.0, 4.5), dpi=120)
     try:
         for name, points in sorted(frontier(results).items()):
             xs, ys = zip(*points, strict=True)
             ax.plot(xs, ys, marker="o", label=name)
+        for r in results:
+            ax.annotate(
+                knob_label(r),
+                (r.hedge_error_std, r.cost),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=6,
+            )
         ax.set_xlabel("hedge error std (USD per path)")
         ax.set_ylabel("mean hedging cost (USD per path)")
         ax.set_title(title or "Hedging cost against hedge error")
@@ -125,6 +147,25 @@ def results_table(results: Iterable[PolicyResult]) -> str:
         )
         for r in results
     ]
+    return _aligned(header, rows)
+
+
+def rolling_table(results: Iterable[PolicyResult]) -> str:
+    """Per policy across real straddles (one per path): hedged and unhedged P&L std, the mean
+    hedged P&L, cost and trades (USD per straddle)."""
+    header = ("policy", "hedged std", "unhedged std", "hedged mean", "cost", "trades")
+    rows = [
+        (
+            r.label,
+            *(f"{v:,.0f}" for v in (r.std_pnl, r.unhedged_std, r.mean_pnl, r.cost)),
+            f"{r.trades:,.1f}",
+        )
+        for r in results
+    ]
+    return _aligned(header, rows)
+
+
+def _aligned(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     lines = [header, tuple("-" * w for w in widths), *rows]
     return "\n".join(

@@ -92,7 +92,8 @@ class PriceHistory:
         t0 = int(self.times[0]) if start is None else int(start)
         if t0 < self.times[0] or t0 > self.times[-1]:
             raise DataError(
-                f"grid start {t0} outside the history {self.times[0]}..{self.times[-1]}"
+                f"start {_iso(t0)} is outside the history, {_iso(self.times[0])} to"
+                f" {_iso(self.times[-1])} UTC"
             )
         grid = np.arange(t0, int(self.times[-1]) + 1, step_seconds, dtype=np.int64)
         idx = np.searchsorted(self.times, grid, side="right") - 1
@@ -124,6 +125,10 @@ class FundingSeries:
             raise DataError(f"funding asked for times outside {self.times[0]}..{last}")
         idx = np.searchsorted(self.times, ts, side="right") - 1
         return self.rate_8h[idx]
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(float(epoch), UTC).strftime("%Y-%m-%dT%H:%M")
 
 
 def epoch_seconds(iso: str) -> float:

@@ -23,6 +23,9 @@ from bot.domain import DataError
 from bot.units import SECONDS_PER_YEAR
 
 Array = npt.NDArray[np.float64]
+PATH_BLOCK = 1000
+"""Simulated paths are drawn in blocks of this many, block ``b`` from the seed ``(seed, b)``:
+any chunk made of whole blocks gets the same numbers as the whole run would."""
 
 
 def _check_grid(s0: float, dt: float, n_steps: int, n_paths: int) -> None:
@@ -231,32 +234,70 @@ class GeneratedPaths:
     notes: tuple[str, ...] = ()
 
 
-def generate(
-    model: PathModel, seed: int, n_steps: int, step_seconds: float, n_paths: int
-) -> GeneratedPaths:
-    """The paths ``model`` describes on a grid of ``step_seconds``, from ``seed``."""
-    m, n, dt = model, n_steps, step_seconds / SECONDS_PER_YEAR
-    rng = np.random.default_rng(seed)
+def _block_draw(
+    model: PathModel, rng: np.random.Generator, n: int, dt: float, n_paths: int, returns: Array
+) -> Array:
+    """One block of ``model``'s simulated paths, drawn from ``rng``."""
+    m = model
     if m.kind == "gbm":
-        return GeneratedPaths(gbm(rng, m.s0, m.sigma, dt, n, n_paths, m.mu))
+        return gbm(rng, m.s0, m.sigma, dt, n, n_paths, m.mu)
     if m.kind == "merton":
         jumps = (m.jump_intensity, m.jump_mean, m.jump_std)
-        return GeneratedPaths(merton(rng, m.s0, m.sigma, dt, n, n_paths, *jumps, mu=m.mu))
+        return merton(rng, m.s0, m.sigma, dt, n, n_paths, *jumps, mu=m.mu)
     if m.kind == "heston":
         v0 = m.sigma**2 if m.heston_v0 is None else m.heston_v0
         theta = m.sigma**2 if m.heston_theta is None else m.heston_theta
         args = (v0, m.heston_kappa, theta, m.heston_xi, m.heston_rho)
-        return GeneratedPaths(heston(rng, m.s0, *args, dt, n, n_paths, mu=m.mu).prices)
-    if m.history is None:
-        raise ValueError(f"path model {m.kind!r} needs a history file")
-    history = load_prices(m.history)
-    step = round(step_seconds)
-    notes = (f"history {m.history}: {json.dumps(history.report.to_dict())}",)
-    if m.kind == "bootstrap":
+        return heston(rng, m.s0, *args, dt, n, n_paths, mu=m.mu).prices
+    return bootstrap(rng, returns, m.s0, n, n_paths, m.block, m.demean)
+
+
+def generate(
+    model: PathModel,
+    seed: int,
+    n_steps: int,
+    step_seconds: float,
+    n_paths: int,
+    first_path: int = 0,
+) -> GeneratedPaths:
+    """Paths ``first_path … first_path + n_paths − 1`` of the run ``model`` describes on a grid
+    of ``step_seconds``, from ``seed``. ``first_path`` must start a block (:data:`PATH_BLOCK`):
+    the time spent is linear in ``n_paths`` and a run cut in chunks equals the whole run."""
+    m, n, dt = model, n_steps, step_seconds / SECONDS_PER_YEAR
+    if first_path < 0 or first_path % PATH_BLOCK:
+        raise ValueError(f"first_path must be a multiple of {PATH_BLOCK}, got {first_path}")
+    _check_grid(m.s0, dt, n, n_paths)
+    notes: tuple[str, ...] = ()
+    returns = np.empty(0)
+    if m.kind in ("bootstrap", "replay"):
+        if m.history is None:
+            raise ValueError(f"path model {m.kind!r} needs a history file")
+        history = load_prices(m.history)
+        step = round(step_seconds)
+        notes = (f"history {m.history}: {json.dumps(history.report.to_dict())}",)
+        if m.kind == "replay":
+            start = None if m.start is None else int(epoch_seconds(m.start))
+            grid, grid_prices, carried = history.on_grid(step, start)
+            prices = replay(grid_prices, 0, n)
+            return GeneratedPaths(
+                prices, float(grid[0]), (*notes, f"{carried} grid points carried")
+            )
         _, grid_prices, carried = history.on_grid(step)
-        prices = bootstrap(rng, log_returns(grid_prices), m.s0, n, n_paths, m.block, m.demean)
-        return GeneratedPaths(prices, None, (*notes, f"{carried} grid points carried forward"))
-    start = None if m.start is None else int(epoch_seconds(m.start))
-    grid, grid_prices, carried = history.on_grid(step, start)
-    prices = replay(grid_prices, 0, n)
-    return GeneratedPaths(prices, float(grid[0]), (*notes, f"{carried} grid points carried"))
+        returns = log_returns(grid_prices)
+        notes = (*notes, f"{carried} grid points carried forward")
+    out = np.empty((n + 1, n_paths))
+    for done in range(0, n_paths, PATH_BLOCK):
+        count = min(PATH_BLOCK, n_paths - done)
+        rng = np.random.default_rng([seed, (first_path + done) // PATH_BLOCK])
+        if m.kind == "gbm":  # as gbm() computes it, written in place: log prices for now
+            z = rng.standard_normal((n, count))
+            z *= m.sigma * np.sqrt(dt)
+            z += (m.mu - 0.5 * m.sigma**2) * dt
+            np.cumsum(z, axis=0, out=out[1:, done : done + count])
+        else:
+            out[:, done : done + count] = _block_draw(m, rng, n, dt, count, returns)
+    if m.kind == "gbm":
+        out[0] = 0.0
+        np.exp(out, out=out)
+        out *= m.s0
+    return GeneratedPaths(out, None, notes)

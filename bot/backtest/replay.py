@@ -31,8 +31,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import pyarrow.parquet as pq
 
+from bot.backtest.chain import CHAIN_COLUMNS, Chain, epochs
 from bot.backtest.datafiles import DERIBIT
 from bot.backtest.engine import (
     BTC_PERPETUAL_LOT,
@@ -53,18 +53,6 @@ Array = npt.NDArray[np.float64]
 DERIBIT_DATA = DERIBIT
 CHAIN_FILE = DERIBIT_DATA / "btc_option_chain_snapshots_2025-12_2026-08.parquet"
 PERP_FILE = DERIBIT_DATA / "perpetual_marks_at_snapshots_2025-12_2026-04.csv"
-CHAIN_COLUMNS = (
-    "snapshot_file",
-    "timestamp",
-    "instrument_name",
-    "underlying",
-    "option_type",
-    "strike",
-    "expiry_datetime",
-    "mark_price",
-    "implied_volatility",
-    "index_price",
-)
 
 
 @dataclass(frozen=True)
@@ -128,41 +116,28 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
-def _epochs(stamps: pd.Series) -> Array:
-    try:
-        parsed = pd.to_datetime(stamps, format="ISO8601", utc=True)
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"unreadable chain timestamps: {exc}") from exc
-    return np.asarray(pd.DatetimeIndex(parsed).as_unit("us").asi8 / 1e6, dtype=np.float64)
+def choose_instruments(
+    config: ReplayConfig, source: Chain | None = None
+) -> tuple[tuple[str, ...], str, float]:
+    """The legs' instrument names, the start snapshot's file name and its time (epoch s).
 
-
-def _read(path: str, columns: tuple[str, ...], filters: list[Any] | None = None) -> pd.DataFrame:
-    try:
-        table = pq.read_table(path, columns=list(columns), filters=filters)
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(f"{path}: cannot read the option chain: {exc}") from exc
-    return table.to_pandas()
-
-
-def _first_snapshot(chain_file: str, at_or_after: float) -> tuple[str, float] | None:
-    """The chain's first snapshot (file name, epoch s) at or after ``at_or_after``."""
-    snaps = _read(chain_file, ("snapshot_file", "timestamp")).drop_duplicates("snapshot_file")
-    times = _epochs(snaps["timestamp"])
-    after = np.flatnonzero(times >= at_or_after)
-    if after.size == 0:
-        return None
-    first = int(after[np.argmin(times[after])])
-    return str(snaps["snapshot_file"].iloc[first]), float(times[first])
-
-
-def choose_instruments(config: ReplayConfig) -> tuple[tuple[str, ...], str, float]:
-    """The legs' instrument names, the start snapshot's file name and its time (epoch s)."""
-    found = _first_snapshot(config.chain_file, epoch_seconds(config.start))
+    A start before the first snapshot or after the last is refused, never moved into the data.
+    """
+    source = source or Chain(config.chain_file)
+    first_t, last_t = source.span()
+    start_t = epoch_seconds(config.start)
+    first_day = first_t - first_t % SECONDS_PER_DAY  # a start on the first day's date is fine
+    if not first_day <= start_t <= last_t:
+        raise DataError(
+            f"start {config.start} is outside the recorded chain, "
+            f"{_iso(first_t)[:16]} to {_iso(last_t)[:16]} UTC"
+        )
+    found = source.first_snapshot(start_t)
     if found is None:
         raise DataError(f"no chain snapshot at or after {config.start}")
     snap_file, t0 = found
-    chain = _read(config.chain_file, CHAIN_COLUMNS, [("snapshot_file", "=", snap_file)])
-    days = (_epochs(chain["expiry_datetime"]) - t0) / SECONDS_PER_DAY
+    chain = source.rows(CHAIN_COLUMNS, [("snapshot_file", "=", snap_file)])
+    days = (epochs(chain["expiry_datetime"]) - t0) / SECONDS_PER_DAY
     codes = chain["instrument_name"].str.split("-").str[1].to_numpy()
     if config.expiry is not None:
         pick = codes == config.expiry.upper()
@@ -187,7 +162,7 @@ def choose_instruments(config: ReplayConfig) -> tuple[tuple[str, ...], str, floa
     return names, snap_file, t0
 
 
-def _perp_marks(path: str | None) -> dict[str, float]:
+def perp_marks(path: str | None) -> dict[str, float]:
     """BTC-PERPETUAL marks by snapshot file name, or nothing when there is no file."""
     if path is None:
         return {}
@@ -234,11 +209,13 @@ class _Marks:
         self.index = np.append(self.index, spot)
 
 
-def _marks(config: ReplayConfig, names: tuple[str, ...], t0: float) -> tuple[_Marks, float]:
+def _marks(
+    config: ReplayConfig, source: Chain, names: tuple[str, ...], t0: float
+) -> tuple[_Marks, float]:
     """The legs' recorded marks from ``t0`` until expiry (or ``config.end``), and the expiry."""
-    rows = _read(config.chain_file, CHAIN_COLUMNS, [("instrument_name", "in", list(names))])
+    rows = source.rows(CHAIN_COLUMNS, [("instrument_name", "in", list(names))])
     rows = rows.drop_duplicates(["snapshot_file", "instrument_name"])
-    rows = rows.assign(t=_epochs(rows["timestamp"]), expiry_t=_epochs(rows["expiry_datetime"]))
+    rows = rows.assign(t=epochs(rows["timestamp"]), expiry_t=epochs(rows["expiry_datetime"]))
     expiry_t = float(rows["expiry_t"].iloc[0])
     end_t = expiry_t if config.end is None else min(expiry_t, epoch_seconds(config.end))
     rows = rows[rows["t"] >= t0].sort_values(["t", "instrument_name"])
@@ -275,21 +252,26 @@ def _marks(config: ReplayConfig, names: tuple[str, ...], t0: float) -> tuple[_Ma
     return marks, expiry_t
 
 
-def run_replay(config: ReplayConfig) -> ReplayReport:
-    """Hold the chosen real options from ``config.start`` and hedge them with each policy."""
-    names, _, t0 = choose_instruments(config)
-    m, expiry_t = _marks(config, names, t0)
+def run_replay(
+    config: ReplayConfig, source: Chain | None = None, perp: dict[str, float] | None = None
+) -> ReplayReport:
+    """Hold the chosen real options from ``config.start`` and hedge them with each policy.
+
+    ``source`` and ``perp`` (the perpetual marks) may be loaded once for many replays."""
+    source = source or Chain(config.chain_file)
+    names, _, t0 = choose_instruments(config, source)
+    m, expiry_t = _marks(config, source, names, t0)
     spot: float | None = None
-    found = _first_snapshot(config.chain_file, expiry_t) if config.end is None else None
+    found = source.first_snapshot(expiry_t) if config.end is None else None
     if found is not None:
         file, t_settle = found
-        at_settle = _read(config.chain_file, ("index_price",), [("snapshot_file", "=", file)])
+        at_settle = source.rows(("index_price",), [("snapshot_file", "=", file)])
         spot = float(at_settle["index_price"].median())
         m.settle(file, t_settle, spot)
         lag = (t_settle - expiry_t) / SECONDS_PER_HOUR
         m.notes.append(f"settled on the index {spot:,.2f} at {_iso(t_settle)}, {lag:.1f} h late")
 
-    perp = _perp_marks(config.perp_file)
+    perp = perp_marks(config.perp_file) if perp is None else perp
     from_perp = np.array([f in perp for f in m.files])
     prices = np.array([perp.get(f, i) for f, i in zip(m.files, m.index, strict=True)])[:, None]
     size = config.size

@@ -20,6 +20,7 @@ from bot.cli.status import render_status, status_data
 from bot.config import ConfigError, Settings, load_settings
 from bot.cycle import Plan, rebalance_once
 from bot.daemon import Daemon, install_signal_handlers
+from bot.domain import RebalanceStatus
 from bot.lock import BookLocked
 from bot.logs import configure_logging
 from bot.policy import schedule_seconds
@@ -195,7 +196,10 @@ async def _rebalance(args: argparse.Namespace, settings: Settings) -> int:
                         f"  order {e.label}: {e.status.value}, filled {e.filled_amount:+,.0f}"
                         f" at {e.average_price or 0:,.2f}, fees {e.fees:.8f} {currency}"
                     )
-                failed = failed or result.status in ("skipped", "failed")
+                failed = failed or result.status in (
+                    RebalanceStatus.SKIPPED,
+                    RebalanceStatus.FAILED,
+                )
     finally:
         await app.close()
     return 1 if failed else 0

@@ -1,6 +1,7 @@
 """The ledger in SQL (SQLAlchemy 2, Alembic): hedgebot's record of decisions, orders and fills,
 and the paper venue's own account. SQLAlchemy is imported here and in ``migrations/`` only."""
 
+from bot.domain import RebalanceStatus, TradingState
 from bot.store.db import (
     SchemaOutOfDate,
     current_revision,
@@ -20,8 +21,6 @@ from bot.store.records import (
     OrderRow,
     RebalanceRecord,
     RebalanceRow,
-    RebalanceStatus,
-    TradingState,
     TradingStateRow,
 )
 

@@ -25,8 +25,10 @@ from bot.domain import (
     OrderState,
     OrderStatus,
     OrderType,
+    RebalanceStatus,
     Side,
     TimeInForce,
+    TradingState,
     require_positive,
 )
 from bot.store.models import (
@@ -47,8 +49,6 @@ from bot.store.records import (
     OrderRow,
     RebalanceRecord,
     RebalanceRow,
-    RebalanceStatus,
-    TradingState,
     TradingStateRow,
     greeks_from_json,
     greeks_to_json,
@@ -173,6 +173,17 @@ class Ledger:
             session.add(row)
             session.flush()
             return row.id
+
+    def set_rebalance_outcome(
+        self, rebalance_id: int, status: RebalanceStatus, reason: str
+    ) -> None:
+        """Change a recorded rebalance's status and reason (execution raised after the row was
+        written): the ledger then says what the caller was told."""
+        with transaction(self._sessions) as session:
+            row = session.get(RebalanceModel, rebalance_id)
+            if row is None:
+                raise LedgerError(f"no rebalance with id {rebalance_id}")
+            row.status, row.reason = RebalanceStatus(status).value, reason
 
     def last_greeks_snapshot(self, currency: str) -> GreeksSnapshot | None:
         """The newest snapshot of ``currency``: the hedge position last seen at the venue."""
@@ -335,6 +346,26 @@ class Ledger:
         with self._sessions() as session:
             return [_order_row(r) for r in session.scalars(query)]
 
+    def orders_created_since(self, since: datetime) -> int:
+        """How many orders were recorded at or after ``since``: the order-rate cap's count,
+        which a restart does not reset."""
+        query = select(func.count()).select_from(OrderModel).where(OrderModel.created_at >= since)
+        with self._sessions() as session:
+            return int(session.scalar(query) or 0)
+
+    def ordered_amount_since(self, since: datetime, instrument: str) -> float:
+        """Amount of ``instrument`` ordered since ``since``: what finished orders filled plus
+        the whole amount of orders that may still fill. The daily-notional cap's count."""
+        finished = [s.value for s in OrderStatus if s.terminal]
+        amount = case(
+            (OrderModel.status.in_(finished), OrderModel.filled_amount), else_=OrderModel.amount
+        )
+        query = select(func.coalesce(func.sum(amount), 0)).where(
+            OrderModel.created_at >= since, OrderModel.instrument == instrument
+        )
+        with self._sessions() as session:
+            return float(session.scalar(query) or 0.0)
+
     def open_orders(self) -> list[OrderRow]:
         """Orders not known to be finished (PENDING, UNKNOWN, OPEN): what recovery looks up."""
         return self.orders(OPEN_STATUSES)
@@ -414,6 +445,17 @@ class Ledger:
         """Signed sum of our fills in ``instrument`` (buys positive), in its amount unit."""
         signed = case((FillModel.side == Side.BUY.value, FillModel.amount), else_=-FillModel.amount)
         query = select(func.coalesce(func.sum(signed), 0)).where(FillModel.instrument == instrument)
+        with self._sessions() as session:
+            return float(session.scalar(query) or 0.0)
+
+    def position_change_of_cycle(self, cycle_id: str, instrument: str) -> float:
+        """Signed sum of our fills in ``instrument`` of the orders one cycle sent: what the
+        hedge position should have moved by since that cycle read it."""
+        signed = case((FillModel.side == Side.BUY.value, FillModel.amount), else_=-FillModel.amount)
+        labels = select(OrderModel.label).where(OrderModel.cycle_id == cycle_id)
+        query = select(func.coalesce(func.sum(signed), 0)).where(
+            FillModel.instrument == instrument, FillModel.label.in_(labels)
+        )
         with self._sessions() as session:
             return float(session.scalar(query) or 0.0)
 

@@ -41,6 +41,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+_NUMERIC_LIMIT = Decimal(10) ** 18
+
 
 class Number(TypeDecorator[float]):
     """NUMERIC(36, 18) in SQL, float in Python; see the module docstring for why."""
@@ -54,6 +56,10 @@ class Number(TypeDecorator[float]):
         number = value if isinstance(value, Decimal) else Decimal(str(float(value)))
         if not number.is_finite():
             raise DataError(f"cannot store non-finite number {value!r}")
+        if abs(number) >= _NUMERIC_LIMIT:
+            # NUMERIC(36, 18) holds 18 digits before the point; PostgreSQL refuses more, SQLite
+            # would store it: refuse on every backend, so 1e18 never reaches the record.
+            raise DataError(f"cannot store {value!r}: beyond NUMERIC(36, 18)")
         return number
 
     def process_result_value(self, value: Any, dialect: Dialect) -> float | None:

@@ -11,7 +11,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from bot.domain import (
@@ -20,29 +19,11 @@ from bot.domain import (
     OrderStatus,
     OrderType,
     PortfolioGreeks,
+    RebalanceStatus,
     Side,
     TimeInForce,
+    TradingState,
 )
-
-
-class RebalanceStatus(StrEnum):
-    """How a rebalance cycle ended."""
-
-    TRADED = "traded"  # an order was sent
-    NO_TRADE = "no_trade"  # inside the band: nothing to do
-    SKIPPED = "skipped"  # not evaluated (stale data, not due, halted)
-    DENIED = "denied"  # the risk gate refused the order
-    DRY_RUN = "dry_run"  # decided, deliberately not sent
-    FAILED = "failed"  # an error stopped the cycle
-
-
-class TradingState(StrEnum):
-    """The risk gate's persisted state."""
-
-    ACTIVE = "active"
-    REDUCING = "reducing"  # only orders that shrink the hedge
-    HALTED = "halted"
-
 
 OPEN_STATUSES: tuple[OrderStatus, ...] = tuple(s for s in OrderStatus if not s.terminal)
 

@@ -106,8 +106,9 @@ def test_replays_are_deterministic_and_serialise_to_json(february_drop: ReplayRe
     assert all(math.isfinite(r["mean_pnl"]) for r in d["results"])
 
 
-def test_unknown_expiry_or_a_start_after_the_data_is_a_data_error() -> None:
+def test_unknown_expiry_or_a_start_outside_the_data_is_a_data_error() -> None:
     with pytest.raises(DataError, match="not listed"):
         run_replay(ReplayConfig(start="2026-01-30T00:00:00", expiry="1JAN20", policies=RUNS))
-    with pytest.raises(DataError, match="no chain snapshot"):
-        run_replay(ReplayConfig(start="2027-01-01T00:00:00", policies=RUNS))
+    for outside in ("2027-01-01T00:00:00", "2019-06-01", "2025-12-29T23:00:00"):
+        with pytest.raises(DataError, match="outside the recorded chain, 2025-12-30"):
+            run_replay(ReplayConfig(start=outside, policies=RUNS))

@@ -48,6 +48,7 @@ ROOM_OF_PREFIX: dict[str, str] = {
         f"bot.{name}": "pipeline"
         for name in (
             "positions",
+            "plausibility",
             "policy",
             "risk",
             "execution",
