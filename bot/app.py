@@ -26,11 +26,13 @@ from bot.store.db import make_engine, open_ledger
 from bot.store.ledger import Ledger
 from bot.store.paper import SqlPaperStore
 from bot.venues.base import Venue
-from bot.venues.deribit.adapter import DeribitVenue
+from bot.venues.deribit.adapter import DeribitVenue, build_client
+from bot.venues.deribit.live_market import ImportedBook, LiveMarket, LivePaperVenue
 from bot.venues.paper.market import SimMarket
 from bot.venues.paper.timekeeping import lockstep_clock
 from bot.venues.paper.venue import PaperVenue
 from bot.venues.sim_clock import SimClockUnavailable, SimVenueClock
+from bot.venues.venue_clock import VenueClock
 
 
 @dataclass
@@ -42,6 +44,7 @@ class App:
     ctx: CycleContext
     database_url: str
     paper: bool
+    venue_clock: VenueClock | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def lock(self) -> BookLock:
@@ -107,16 +110,14 @@ def build_venue(
 ) -> Venue:
     """The venue the settings name.
 
-    ``--paper``: a paper venue filling locally on the simulated market, its account in the
-    paper database. ``sim``: the simulated Deribit of ``hedgebot sim`` through ccxt, with its
-    local credentials unless others are set. ``deribit``: Deribit through ccxt.
+    ``--paper``: a paper venue filling locally, its account in the paper database: on the
+    simulated market (``sim``), or on a real Deribit's public data (``deribit``). ``sim``: the
+    simulated Deribit of ``hedgebot sim`` through ccxt, with its local credentials unless
+    others are set. ``deribit``: Deribit through ccxt.
     """
+    if paper and settings.venue.kind == "deribit":
+        return live_paper_venue(settings, clock, url)
     if paper:
-        if settings.venue.kind != "sim":
-            raise UnsupportedMode(
-                "paper mode fills against the simulated market's data; paper trading on a real "
-                "Deribit's public data is not built yet: use venue.kind: sim with --paper"
-            )
         market = SimMarket(
             settings.market,
             tuple(settings.venue.facts),  # every currency: an account may hold any of them
@@ -143,7 +144,46 @@ def build_venue(
                 "api_secret": venue.api_secret or SecretStr(SIM_API_SECRET),
             }
         )
-    return DeribitVenue(venue, clock, rng=np.random.default_rng(settings.market.seed))
+    # At an accelerated speed both sides share an anchored clock; a round trip would be
+    # magnified into a false offset, so the venue's clock is measured at speed 1 only.
+    return DeribitVenue(
+        venue,
+        clock,
+        rng=np.random.default_rng(settings.market.seed),
+        measure_clock=settings.market.speed == 1 and settings.market.clock == "wall",
+    )
+
+
+def live_paper_venue(
+    settings: Settings, clock: Clock, url: str, imported: ImportedBook | None = None
+) -> LivePaperVenue:
+    """Paper fills on the real venue's public data: a key-less, public-only ccxt client."""
+    public = settings.venue.model_copy(update={"api_key": None, "api_secret": None})
+    facts = {c: settings.venue.facts[c] for c in settings.venue.currencies}
+    data = DeribitVenue(
+        public,
+        clock,
+        rng=np.random.default_rng(settings.market.seed),
+        client=build_client(public, public_only=True),
+        measure_clock=settings.market.speed == 1,
+    )
+    market = LiveMarket(
+        data,
+        facts,
+        clock,
+        equity=settings.market.equity,
+        legs=settings.market.book,
+        imported=imported,
+    )
+    return LivePaperVenue(
+        market,
+        data,
+        SqlPaperStore(make_engine(url)),
+        clock,
+        facts,
+        settings.venue.fees,
+        equity=settings.market.equity,
+    )
 
 
 def build_app(
@@ -174,7 +214,9 @@ def build_app(
             clock = followed
     clock = clock or make_clock(settings)
     venue = venue or build_venue(settings, clock, url, paper, store=store, start=start)
-    tracker = PositionTracker(venue, settings.venue.facts, clock, settings.risk)
+    # data age is judged on the venue's clock when it is measured (see bot.venues.venue_clock)
+    venue_clock = getattr(venue, "venue_clock", None)
+    tracker = PositionTracker(venue, settings.venue.facts, venue_clock or clock, settings.risk)
 
     risk = RiskGate(settings.risk, clock, ledger)
     executor = Executor(
@@ -191,4 +233,4 @@ def build_app(
     ctx = CycleContext(
         settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol, ids=ids
     )
-    return App(settings, clock, venue, ledger, ctx, url, paper, closers)
+    return App(settings, clock, venue, ledger, ctx, url, paper, venue_clock, closers)

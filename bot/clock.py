@@ -159,3 +159,18 @@ def day_start(clock: Clock) -> datetime:
     """Midnight UTC of the clock's day: where the simulated market's path starts, so every
     process (and every restart) on the same day sees the same path."""
     return clock.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+class OffsetClock:
+    """Another clock shifted by a fixed number of seconds: a host whose clock has drifted, or
+    (in the simulated venue's fault plan) a venue whose clock is not ours."""
+
+    def __init__(self, base: Clock, offset_seconds: float) -> None:
+        self._base = base
+        self.offset_seconds = offset_seconds
+
+    def now(self) -> datetime:
+        return self._base.now() + timedelta(seconds=self.offset_seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._base.sleep(seconds)

@@ -128,11 +128,23 @@ class RateLimitSettings(_Section):
     other_burst: int = Field(100, ge=1, le=10_000, description="other calls burst")
 
 
+class VenueClockSettings(_Section):
+    """The offset between this host's clock and the venue's (``public/get_time``)."""
+
+    refresh_seconds: float = Field(
+        300.0, gt=0, le=86_400, description="re-measure the offset this often (host seconds)"
+    )
+    max_offset_seconds: float = Field(
+        5.0, gt=0, le=3600, description="a larger offset stops trading: fix the host clock (NTP)"
+    )
+
+
 class VenueSettings(_Section):
     kind: Literal["sim", "deribit"] = Field(
         "sim",
         description="sim: the simulated Deribit of `hedgebot sim` at sim_url; deribit: Deribit "
-        "(see network); both through ccxt. --paper fills locally on the simulated market",
+        "(see network); both through ccxt. --paper fills locally: on the simulated market "
+        "(sim), or on the venue's public market data read with no key (deribit)",
     )
     currencies: tuple[str, ...] = Field(("BTC",), min_length=1, description="books to hedge")
     network: Literal["testnet", "mainnet", "custom"] = Field(
@@ -148,6 +160,14 @@ class VenueSettings(_Section):
     fees: FeeSettings = Field(FeeSettings(), description="Deribit fee schedule")
     rate_limits: RateLimitSettings = Field(
         RateLimitSettings(), description="ccxt: request rate buckets, paced on the clock"
+    )
+    allow_withdraw_scope: bool = Field(
+        False,
+        description="`hedgebot check` fails a key that may withdraw (wallet:read_write) "
+        "unless this is true; a hedger never needs to withdraw",
+    )
+    clock: VenueClockSettings = Field(
+        VenueClockSettings(), description="ccxt: measuring the venue's clock against ours"
     )
     api_key: SecretStr | None = Field(None, description="from HEDGEBOT__VENUE__API_KEY only")
     api_secret: SecretStr | None = Field(None, description="from HEDGEBOT__VENUE__API_SECRET only")

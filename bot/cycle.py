@@ -118,7 +118,8 @@ async def _cycle(
     rec = _Recorder(ctx, currency, cycle_id)
     try:
         unresolved = await ctx.executor.resolve_unknown(currency)
-        await ctx.executor.cancel_strays(currency)
+        if not dry_run:  # a dry run sends nothing, cancels included
+            await ctx.executor.cancel_strays(currency)
     except FillExceedsOrder as exc:
         return rec.halt(f"while resolving earlier orders: {exc}")
     except (VenueError, DataError) as exc:

@@ -167,6 +167,10 @@ class Mark:
     mark_iv: float | None = None  # decimal, options only
     bid: float | None = None
     ask: float | None = None
+    # Where the IV and forward came from when the venue left them out: "venue" (its own
+    # fields), "mark_price" (IV solved from the mark), "future" / "index" (forward stand-ins)
+    iv_source: str = "venue"
+    forward_source: str = "venue"
 
 
 @dataclass(frozen=True)

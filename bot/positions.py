@@ -7,7 +7,6 @@ records as a skip, instead of a Book that would make the policy trade.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from datetime import datetime
 
@@ -25,6 +24,7 @@ from bot.domain import (
     require_positive,
 )
 from bot.venues.base import Venue
+from bot.venues.reads import gather_or_cancel
 
 
 class StaleData(DataError):
@@ -58,8 +58,8 @@ class PositionTracker:
         if facts is None:
             raise DataError(f"no venue facts for currency {currency!r}")
         # Read together: the venue's delta_total is then as close as it can be in time to the
-        # positions and marks it is checked against.
-        positions, mark_list, account, quote = await asyncio.gather(
+        # positions and marks it is checked against. One failed read cancels the others.
+        positions, mark_list, account, quote = await gather_or_cancel(
             self.venue.positions(currency),
             self.venue.marks(currency),
             self.venue.account(currency),

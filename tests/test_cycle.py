@@ -9,7 +9,14 @@ from structlog.testing import capture_logs
 
 from bot.clock import FakeClock
 from bot.cycle import rebalance_once
-from bot.domain import OrderRequest, OrderState, OrderStatus, RebalanceStatus, TradingState
+from bot.domain import (
+    OrderRequest,
+    OrderState,
+    OrderStatus,
+    RebalanceStatus,
+    Side,
+    TradingState,
+)
 from bot.venues.errors import AuthError
 from bot.venues.paper.venue import PaperFaultPlan
 from tests.support.books import NOW
@@ -100,6 +107,26 @@ async def test_dry_run_prints_a_plan_and_sends_nothing(tmp_path: Path) -> None:
     assert result.plan is not None
     assert result.plan.trade_amount != 0
     assert app.venue.count.placed == 0  # type: ignore[attr-defined]
+
+
+async def test_a_dry_run_leaves_a_stray_order_of_ours_open(tmp_path: Path) -> None:
+    app = stack(tmp_path, **TIGHT)
+    quote = await app.venue.quote("BTC-PERPETUAL")
+    stray = OrderRequest(
+        label="hb-stray-1",
+        instrument_name="BTC-PERPETUAL",
+        side=Side.SELL,
+        amount=100,
+        price=round(quote.ask * 1.1),
+        post_only=True,
+    )
+    await app.venue.place_order(stray)
+    result = await rebalance_once(app.ctx, "BTC", dry_run=True)
+    assert result.status == "dry_run"
+    assert [o.label for o in await app.venue.open_orders("BTC")] == ["hb-stray-1"]
+    live = await rebalance_once(app.ctx, "BTC")
+    assert live.status != "dry_run"
+    assert "hb-stray-1" not in [o.label for o in await app.venue.open_orders("BTC")]
 
 
 async def test_a_declined_confirmation_sends_nothing(tmp_path: Path) -> None:

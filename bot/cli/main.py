@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.app import App, UnsupportedMode, build_app, database_url
-from bot.cli import analysis, backtest
+from bot.cli import analysis, backtest, check, paper
 from bot.cli.status import render_status, status_data
 from bot.config import ConfigError, Settings, load_settings
 from bot.cycle import Plan, rebalance_once
@@ -109,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.set_defaults(handler=cmd_sim)
     backtest.add_parser(sub)
+    check.add_parser(sub)
+    paper.add_parser(sub)
     analysis.add_parsers(sub)
     return p
 
@@ -235,7 +237,7 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await app.close()
     print(json.dumps(data, indent=2, default=str) if args.json else render_status(data))
-    return 0
+    return 1 if any(book.get("read_failed") for book in data["books"].values()) else 0
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.domain import DataError
+from bot.domain import DataError, Mark
 from bot.greeks import portfolio_greeks
 from bot.venues.errors import VenueError
 
@@ -41,7 +41,9 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
             error = f"{type(exc).__name__}: {exc}"
             if app.settings.venue.kind == "sim" and not app.paper:
                 error += f" (is `hedgebot sim` running at {app.settings.venue.sim_url}?)"
-            books[currency] = {"error": error}
+            # a read that failed (VenueError) makes `status` exit 1; data it read but does not
+            # trust (stale, inconsistent) is shown as the reason, as a cycle would skip on it
+            books[currency] = {"error": error, "read_failed": isinstance(exc, VenueError)}
             continue
         books[currency] = {
             "as_of": book.as_of.isoformat(),
@@ -54,8 +56,19 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
             },
             "equity": book.account.equity,
             "positions": [
-                {"instrument": p.instrument.name, "size": p.size} for p in book.positions
+                {
+                    "instrument": p.instrument.name,
+                    "size": p.size,
+                    "state": (
+                        "settling"
+                        if p.instrument.expiry is not None and p.instrument.expiry <= book.as_of
+                        else "open"
+                    ),
+                    **_sources(book.marks.get(p.instrument.name)),
+                }
+                for p in book.positions
             ],
+            "expired_skipped": list(g.expired_skipped),
             "greeks": {
                 "delta_coin": g.delta_coin,
                 "delta_usd_target": g.delta_usd_target,
@@ -69,8 +82,10 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
         }
     books.update(await _unhedged(app))
     state = app.ledger.get_trading_state()
+    clock = app.venue_clock.describe() if app.venue_clock is not None else None
     return {
         "venue": app.venue.name,
+        "venue_clock": clock,
         "database": app.database_url,
         "trading_state": {"state": state.state, "reason": state.reason},
         "books": books,
@@ -88,11 +103,34 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
     }
 
 
+def _sources(mark: Mark | None) -> dict[str, str]:
+    """Where a mark's IV and forward came from, when the venue did not send them."""
+    if mark is None or (mark.iv_source == "venue" and mark.forward_source == "venue"):
+        return {}
+    return {"iv_source": mark.iv_source, "forward_source": mark.forward_source}
+
+
+def _derived(position: dict[str, Any]) -> str:
+    if "iv_source" not in position:
+        return ""
+    iv = "IV solved from the mark" if position["iv_source"] == "mark_price" else "IV: venue"
+    return f"  ({iv}; forward: {position['forward_source']})"
+
+
 def render_status(data: dict[str, Any]) -> str:
     lines = [
         f"venue {data['venue']}   ledger {data['database']}   "
         f"trading {data['trading_state']['state']}",
     ]
+    clock = data.get("venue_clock")
+    if clock and clock.get("offset_seconds") is not None:
+        offset = clock["offset_seconds"]
+        where = "behind" if offset > 0 else "ahead of"
+        lines.append(
+            f"venue clock: this host is {abs(offset):.3f}s {where} the venue's (round trip "
+            f"{clock['round_trip_seconds']:.3f}s, limit {clock['max_offset_seconds']:g}s, "
+            f"measured {clock['measured_at'][:19]})"
+        )
     for currency, book in data["books"].items():
         if "error" in book:
             lines.append(f"\n{currency}: cannot read the book: {book['error']}")
@@ -112,7 +150,12 @@ def render_status(data: dict[str, Any]) -> str:
             f"  hedge {h['instrument']} {h['position']:+,.0f}  (bid {h['bid']:,.2f} / "
             f"ask {h['ask']:,.2f})",
         ]
-        lines += [f"    {p['instrument']:<28} {p['size']:+,.4f}" for p in book["positions"]]
+        lines += [
+            f"    {p['instrument']:<28} {p['size']:+,.4f}"
+            + ("  expired: settling, not in the greeks" if p.get("state") == "settling" else "")
+            + _derived(p)
+            for p in book["positions"]
+        ]
     lines.append("\nlast rebalances:")
     for r in data["last_rebalances"]:
         amount = r["trade_amount"]

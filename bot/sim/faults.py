@@ -15,7 +15,9 @@ Each fault is either a probability per request or an explicit tuple of request n
 - ``partial_fill`` (orders only): the book offers only ``partial_fill_ratio`` of the order, so it
   fills partly; a GTC limit rests the rest, other orders cancel it, as on Deribit;
 - ``visibility_delay_s``: a new order is missing from label look-ups and open-order lists for
-  that many seconds of the server's clock (replication lag).
+  that many seconds of the server's clock (replication lag);
+- ``clock_offset_s``: the venue's whole clock (``public/get_time`` and every timestamp it
+  sends) runs that many seconds ahead of (negative: behind) the clock it was given.
 
 Partial fills act on the market the paper venue reads: build the venue on a
 :class:`ThinnableMarket` and give the same object to the server.
@@ -76,6 +78,7 @@ class WireFaultPlan:
     visibility_delay_s: float = 0.0
     drop_mode: DropMode = "close"
     hold_seconds: float = 30.0
+    clock_offset_s: float = 0.0
 
     def __post_init__(self) -> None:
         lo, hi = self.latency_ms
@@ -100,6 +103,8 @@ class WireFaultPlan:
             )
         if not (math.isfinite(self.hold_seconds) and self.hold_seconds > 0):
             raise ValueError("WireFaultPlan.hold_seconds must be positive")
+        if not (math.isfinite(self.clock_offset_s) and abs(self.clock_offset_s) <= 86_400):
+            raise ValueError("WireFaultPlan.clock_offset_s must be seconds within a day")
 
     @property
     def needs_thinnable_market(self) -> bool:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
-from bot.clock import Clock, LockstepClock, SystemClock, clock_for, day_start
+from bot.clock import Clock, LockstepClock, OffsetClock, SystemClock, clock_for, day_start
 from bot.config import SIM_API_KEY, SIM_API_SECRET, RateLimitSettings, Settings
 from bot.sim.faults import ThinnableMarket, WireFaultPlan
 from bot.sim.server import SimServer
@@ -80,18 +80,22 @@ def build_server(
     start: datetime | None = None,
     store: PaperStateStore | None = None,
 ) -> SimServer:
-    """The market, a paper venue on it and the server around both (not started).
+    """The market, a paper venue on it and the server around both (not started). A fault
+    plan's ``clock_offset_s`` shifts the whole venue's clock away from ``clock``.
 
     On a :class:`LockstepClock` the fault plan's latency is simulated time: the one thing
     besides the client's advance that moves the venue's clock, on purpose."""
     venue_settings = settings.venue
+    start = start or day_start(clock)
+    if fault_plan is not None and fault_plan.clock_offset_s:
+        clock = OffsetClock(clock, fault_plan.clock_offset_s)
     market = ThinnableMarket(
         SimMarket(
             settings.market,
             tuple(venue_settings.facts),  # a venue lists every currency, not just ours
             clock,
             venue_settings.facts,
-            start=start or day_start(clock),
+            start=start,
         )
     )
     venue = PaperVenue(

@@ -42,3 +42,16 @@ class TransientError(VenueError):
 
 class AuthError(VenueError):
     """Credentials missing or refused. Never retried."""
+
+
+class ReadFailed(TransientError):
+    """A read that could not be done, named by the venue method that failed.
+
+    Raised once the read's retries are spent, or at once for an answer no retry can change
+    (the venue refused the request, the client is closed). It stays a ``TransientError`` so
+    callers that tolerate a failed lookup keep doing so, but it is never retried again.
+    """
+
+    def __init__(self, method: str, cause: object) -> None:
+        super().__init__(f"read {method} failed: {cause}")
+        self.method = method

@@ -4,7 +4,9 @@
 :class:`bot.venues.paper.market.SimMarket`;
 - ``deribit``: :class:`bot.venues.deribit.adapter.DeribitVenue` (ccxt) talking HTTP to the simulated
   Deribit server (:class:`bot.sim.server.SimServer`) started in the test's event loop on
-  127.0.0.1, port 0, which itself keeps its account in a paper venue on the same market.
+  127.0.0.1, port 0, which itself keeps its account in a paper venue on the same market;
+- ``live-paper``: :class:`bot.venues.deribit.live_market.LivePaperVenue`, a paper account filling
+  on that server's public market data, read through a key-less public-only ccxt client.
 
 Both run on one fake clock: the market stands still unless a test advances it.
 """
@@ -22,7 +24,8 @@ from bot.clock import FakeClock
 from bot.config import DEFAULT_FACTS, FeeSettings, MarketSettings, VenueSettings
 from bot.sim.server import SimServer
 from bot.venues.base import Venue
-from bot.venues.deribit.adapter import DeribitVenue
+from bot.venues.deribit.adapter import DeribitVenue, build_client
+from bot.venues.deribit.live_market import LiveMarket, LivePaperVenue
 from bot.venues.paper.market import SimMarket
 from bot.venues.paper.state import MemoryPaperStore
 from bot.venues.paper.venue import PaperVenue
@@ -46,7 +49,7 @@ def _paper(market: SimMarket, clock: FakeClock, name: str) -> PaperVenue:
     return PaperVenue(market, MemoryPaperStore(), clock, DEFAULT_FACTS, FeeSettings(), name=name)
 
 
-@pytest.fixture(params=["paper", "deribit"])
+@pytest.fixture(params=["paper", "deribit", "live-paper"])
 async def venue(
     request: pytest.FixtureRequest, market: SimMarket, clock: FakeClock
 ) -> AsyncIterator[Venue]:
@@ -72,9 +75,30 @@ async def venue(
         api_key=SecretStr(KEY),
         api_secret=SecretStr(SECRET),
     )
+    if request.param == "live-paper":
+        live = _live_paper(settings, clock)
+        try:
+            yield live
+        finally:
+            await live.close()
+            await server.stop()
+        return
     deribit = DeribitVenue(settings, clock, rng=np.random.default_rng(11))
     try:
         yield deribit
     finally:
         await deribit.close()
         await server.stop()
+
+
+def _live_paper(settings: VenueSettings, clock: FakeClock) -> LivePaperVenue:
+    """Paper fills on the simulated server's public data, through a public-only client."""
+    public = settings.model_copy(update={"api_key": None, "api_secret": None})
+    facts = {CURRENCY: DEFAULT_FACTS[CURRENCY]}
+    data = DeribitVenue(
+        public, clock, client=build_client(public, public_only=True), rng=np.random.default_rng(11)
+    )
+    market = LiveMarket(
+        data, facts, clock, equity=MarketSettings().equity, legs=MarketSettings().book
+    )
+    return LivePaperVenue(market, data, MemoryPaperStore(), clock, facts, FeeSettings())

@@ -40,6 +40,7 @@ ROOM_OF_PREFIX: dict[str, str] = {
             "units",
             "greeks",
             "black76_kernel",
+            "implied",
             "volatility",
             "logs",
         )

@@ -17,7 +17,7 @@ import aiohttp
 import ccxt.async_support as ccxt
 
 from bot.backtest.datafiles import DERIBIT
-from bot.clock import FakeClock
+from bot.clock import Clock, FakeClock, OffsetClock
 from bot.config import DEFAULT_FACTS, FeeSettings, MarketSettings, RateLimitSettings
 from bot.sim.auth import signature
 from bot.sim.faults import ThinnableMarket, WireFaultPlan
@@ -70,19 +70,26 @@ async def running(
     timer: Callable[[], float] = time.monotonic,
     sleeper: Callable[[float], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Sim]:
-    """A server on 127.0.0.1, port 0, over a fresh paper account on a market at ``NOW``."""
+    """A server on 127.0.0.1, port 0, over a fresh paper account on a market at ``NOW``.
+
+    ``Sim.clock`` is the test's (the host's) clock; a fault plan's ``clock_offset_s`` puts the
+    venue's own clock that far from it, as ``hedgebot sim`` does."""
     clock = FakeClock(NOW)
+    offset = fault_plan.clock_offset_s if fault_plan is not None else 0.0
+    venue_clock: Clock = OffsetClock(clock, offset) if offset else clock
     market = ThinnableMarket(
-        SimMarket(MarketSettings(), currencies, clock, DEFAULT_FACTS, start=START)
+        SimMarket(MarketSettings(), currencies, venue_clock, DEFAULT_FACTS, start=START)
     )
-    venue = PaperVenue(market, MemoryPaperStore(), clock, DEFAULT_FACTS, FeeSettings(), name="sim")
+    venue = PaperVenue(
+        market, MemoryPaperStore(), venue_clock, DEFAULT_FACTS, FeeSettings(), name="sim"
+    )
     extra: dict[str, Any] = {"sleeper": sleeper} if sleeper is not None else {}
     server = SimServer(
         market,
         venue,
         api_key=KEY,
         api_secret=SECRET,
-        clock=clock,
+        clock=venue_clock,
         fault_plan=fault_plan,
         rate_limits=rate_limits,
         timer=timer,

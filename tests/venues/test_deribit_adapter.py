@@ -525,6 +525,7 @@ def scripted_venue(
         retry=retry or RetryPolicy(attempts=3, total_seconds=30.0),
         rng=np.random.default_rng(7),
         client=client,
+        measure_clock=False,  # the scripts answer the reads under test only
     )
     return venue, client, clock
 
@@ -658,6 +659,7 @@ async def test_marks_read_all_options_in_one_call_and_skip_bad_rows_with_a_warni
             "instrument": "BTC-24JUN22-30000-C",
             "field": "mark_iv",
             "value": None,
+            "why": "expired at 2022-06-24 08:00 UTC: no IV to solve",
         }
     ]
 

@@ -1,30 +1,31 @@
 """Deribit through ccxt (``ccxt.async_support.deribit``): the live venue adapter.
 
-ccxt signs and sends; this module decides what may be retried and reads Deribit's own fields
-(mapping in :mod:`bot.venues.deribit.mapping`). Every error leaves as one of the venue outcomes:
-a rejection is final, a timeout on create/cancel is *unknown* (the caller looks the order up by
-its label), rate limits and transient read failures are retried within a bound. Order creation
-is never retried here. Deribit's two rate buckets (matching engine and the rest, settings
-``venue.rate_limits``) are token buckets driven by the injected clock; ccxt's own throttle is
-one bucket on wall time, so it is turned off.
+ccxt signs and sends (the client: :mod:`bot.venues.deribit.client`); this module decides what
+may be retried and reads Deribit's own fields (mapping in :mod:`bot.venues.deribit.mapping`).
+Every error leaves as one of the venue outcomes: a rejection is final, a timeout on
+create/cancel is *unknown* (the caller looks the order up by its label), rate limits and
+transient read failures are retried within a bound, and a read that still fails is a
+``ReadFailed`` naming its method. Order creation is never retried here. Calls are paced on the
+injected clock (:mod:`bot.venues.deribit.pacing`); ccxt's own throttle is one bucket on wall
+time, so it is turned off. The venue's instrument facts (:mod:`bot.venues.deribit.facts`) and
+its clock (:mod:`bot.venues.venue_clock`) are checked before a cycle's first read.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import contextlib
+import hashlib
+import hmac
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt
 import numpy as np
 import structlog
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from bot.clock import Clock
 from bot.config import CurrencyFacts, VenueSettings
@@ -41,14 +42,35 @@ from bot.domain import (
     utc,
 )
 from bot.venues.deribit import mapping as m
+from bot.venues.deribit.client import (
+    NoResendDeribit,
+    PrivateCallRefused,
+    PublicOnlyDeribit,
+    UnsafeUrl,
+    build_client,
+    venue_urls,
+)
+from bot.venues.deribit.derive import complete_summaries
+from bot.venues.deribit.facts import VenueFacts, refuse_contradictions, venue_facts
+from bot.venues.deribit.pacing import (
+    Backoff,
+    Deadline,
+    RetryPolicy,
+    clock_seconds,
+    retryable,
+    take_paced,
+)
 from bot.venues.errors import (
+    AuthError,
     OrderNotFound,
     OrderRejected,
     OutcomeUnknown,
-    RateLimited,
+    ReadFailed,
     TransientError,
+    VenueError,
 )
-from bot.venues.ratelimit import RateBuckets, TokenBucket
+from bot.venues.ratelimit import RateBuckets
+from bot.venues.venue_clock import VenueClock
 
 log = structlog.get_logger("hedgebot.venues.deribit")
 
@@ -56,86 +78,18 @@ TRADES_PAGE = 1000  # Deribit's largest ``count`` for user trades
 MAX_TRADE_PAGES = 50  # bound on one fills() read: 50,000 trades
 _CLOCK_SKEW_MS = 3_600_000  # end_timestamp margin: a venue clock ahead of ours loses no trades
 
-
-class UnsafeUrl(ValueError):
-    """A custom venue URL that is neither loopback nor an https Deribit host."""
-
-
-def venue_urls(url: str) -> dict[str, str]:
-    """ccxt's ``urls["api"]`` for a custom network: REST base and its websocket counterpart.
-
-    Only loopback (a local simulator) or https on a ``deribit.com`` host: API keys must never
-    be signed towards anything else.
-    """
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise UnsafeUrl(f"venue url must not carry credentials, a query or a fragment: {url!r}")
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    deribit = parts.scheme == "https" and (host == "deribit.com" or host.endswith(".deribit.com"))
-    if not (deribit or (loopback and parts.scheme in ("http", "https"))):
-        raise UnsafeUrl(
-            f"venue url {url!r} refused: use http(s) on loopback or https on a deribit.com host"
-        )
-    base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-    ws = f"{'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}/ws/api/v2"
-    return {"rest": base, "ws": ws}
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounds on retrying one read: attempts, total clock seconds, full-jitter backoff."""
-
-    attempts: int = 4
-    total_seconds: float = 15.0
-    base_seconds: float = 0.25
-    cap_seconds: float = 4.0
-
-
-def clock_seconds(clock: Clock) -> Callable[[], float]:
-    """Seconds of ``clock`` since now, exact to its microseconds: the buckets' timer."""
-    origin = clock.now()
-    return lambda: (clock.now() - origin).total_seconds()
-
-
-async def take_paced(bucket: TokenBucket, clock: Clock) -> None:
-    """Take a token, sleeping on ``clock`` until one refills; a bucket that never refills is
-    a clock that does not move, reported as RateLimited rather than a hang."""
-    for _ in range(1000):
-        if bucket.take():
-            return
-        await clock.sleep(bucket.seconds_to_token())
-    raise RateLimited("local rate bucket did not refill: is the clock moving?")
-
-
-class _Backoff(wait_base):
-    """Full-jitter exponential backoff from a seeded generator; a rate limit waits at least
-    what the venue asked."""
-
-    def __init__(self, policy: RetryPolicy, rng: np.random.Generator) -> None:
-        self._policy, self._rng = policy, rng
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        ceiling = min(
-            self._policy.cap_seconds,
-            self._policy.base_seconds * 2 ** (retry_state.attempt_number - 1),
-        )
-        delay = float(self._rng.uniform(0.0, ceiling))
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        return max(delay, exc.retry_after) if isinstance(exc, RateLimited) else delay
-
-
-class _Deadline(stop_base):
-    """Stop once ``seconds`` of the injected clock have passed since the first attempt."""
-
-    def __init__(self, clock: Clock, seconds: float) -> None:
-        self._clock, self._end = clock, clock.now().timestamp() + seconds
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        return self._clock.now().timestamp() >= self._end
+__all__ = [  # the client and pacing pieces, where callers have always found them
+    "DeribitVenue",
+    "NoResendDeribit",
+    "PrivateCallRefused",
+    "PublicOnlyDeribit",
+    "RetryPolicy",
+    "UnsafeUrl",
+    "build_client",
+    "clock_seconds",
+    "take_paced",
+    "venue_urls",
+]
 
 
 def _result(response: Any, op: str) -> Any:
@@ -151,44 +105,6 @@ def _rows(response: Any, op: str) -> list[Mapping[str, Any]]:
     return rows
 
 
-class NoResendDeribit(ccxt.deribit):  # type: ignore[misc]
-    """ccxt's Deribit client whose HTTP session never resends a request on its own.
-
-    ccxt sends every Deribit call, ``private/buy`` included, as an HTTP GET, and aiohttp
-    silently retries an idempotent method once when the server drops the connection before
-    answering: an order accepted and then cut off would be placed twice. The contract and
-    fault tests (``tests/test_deribit_sim_faults.py``) catch a regression on upgrade.
-    """
-
-    def open(self, lazy: bool = False) -> None:
-        super().open(lazy)
-        session = self.session
-        if session is not None and getattr(session, "_retry_connection", False):
-            session._retry_connection = False
-        elif session is not None and not hasattr(session, "_retry_connection"):
-            raise RuntimeError("aiohttp changed: cannot turn off its silent resend of GET")
-
-
-def build_client(settings: VenueSettings) -> Any:
-    """The async ccxt client: testnet unless mainnet is chosen explicitly; custom URLs checked."""
-    config: dict[str, Any] = {
-        "enableRateLimit": False,  # our two clocked buckets do it
-        "timeout": int(settings.timeout_seconds * 1000),
-        "options": {"maxRetriesOnFailure": 0},  # ccxt must never resend: we decide
-    }
-    if settings.api_key is not None and settings.api_secret is not None:
-        config["apiKey"] = settings.api_key.get_secret_value()
-        config["secret"] = settings.api_secret.get_secret_value()
-    client = NoResendDeribit(config)
-    if settings.network == "custom":
-        if not settings.url:
-            raise UnsafeUrl("venue.network=custom needs venue.url")
-        client.urls["api"] = venue_urls(settings.url)
-    elif settings.network != "mainnet":
-        client.set_sandbox_mode(True)
-    return client
-
-
 class DeribitVenue:
     """A Deribit account through ccxt, implementing :class:`bot.venues.base.Venue`."""
 
@@ -202,10 +118,12 @@ class DeribitVenue:
         rng: np.random.Generator,
         retry: RetryPolicy | None = None,
         client: Any | None = None,
+        measure_clock: bool = True,
     ) -> None:
         """``client`` replaces the ccxt client built from ``settings`` (tests inject one whose
         transport is scripted); ``rng`` (seeded by the caller) draws the retry jitter, so a
-        run's waits replay from its seed."""
+        run's waits replay from its seed. ``measure_clock`` keeps a :class:`VenueClock` (off
+        when the venue's time is a simulation sharing ours)."""
         limits = settings.rate_limits
         self._facts: Mapping[str, CurrencyFacts] = settings.facts
         self._clock = clock
@@ -214,17 +132,34 @@ class DeribitVenue:
         self._buckets = RateBuckets(limits, clock_seconds(clock))
         self._ex = client if client is not None else build_client(settings)
         self._instruments: dict[str, Instrument] = {}
+        self._closed = False
+        self.venue_clock: VenueClock | None = None
+        if measure_clock:
+            self.venue_clock = VenueClock(
+                clock,
+                self.server_time,
+                refresh_seconds=settings.clock.refresh_seconds,
+                max_offset_seconds=settings.clock.max_offset_seconds,
+            )
+        self._inactive: set[str] = set()
+        self._venue_facts: dict[str, VenueFacts] = {}
+        self._listed: set[str] = set()  # currencies whose listing has been read once
         log.info("venue_client_built", network=settings.network, url=self._ex.urls["api"]["rest"])
 
     # --- plumbing -----------------------------------------------------------------------------
 
     async def _read(self, op: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        """One read, retried on TransientError/RateLimited within the policy's bounds."""
+        """One read, retried on TransientError/RateLimited within the policy's bounds.
+
+        What still fails leaves as :class:`ReadFailed` naming ``op`` (a refused read is not an
+        order rejection); OrderNotFound and AuthError keep their meaning. Nothing is sent, or
+        retried, once the client is closed.
+        """
         p = self._retry
         retrying = AsyncRetrying(
-            stop=_Deadline(self._clock, p.total_seconds) | stop_after_attempt(max(1, p.attempts)),
-            wait=_Backoff(p, self._rng),
-            retry=retry_if_exception_type((TransientError, RateLimited)),
+            stop=Deadline(self._clock, p.total_seconds) | stop_after_attempt(max(1, p.attempts)),
+            wait=Backoff(p, self._rng),
+            retry=retry_if_exception(retryable),
             sleep=self._clock.sleep,
             reraise=True,
             before_sleep=lambda s: log.warning(
@@ -234,13 +169,20 @@ class DeribitVenue:
                 error=str(s.outcome.exception() if s.outcome else None)[:300],
             ),
         )
-        async for attempt in retrying:
-            with attempt:
-                await take_paced(self._buckets.other, clock=self._clock)
-                try:
-                    return await call()
-                except ccxt.BaseError as exc:
-                    raise m.map_error(exc, write=False) from exc
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    if self._closed:
+                        raise ReadFailed(op, "the venue client is closed")
+                    await take_paced(self._buckets.other, clock=self._clock)
+                    try:
+                        return await call()
+                    except ccxt.BaseError as exc:
+                        raise m.map_error(exc, write=False) from exc
+        except (OrderNotFound, AuthError, ReadFailed):
+            raise
+        except VenueError as exc:
+            raise ReadFailed(op, exc) from exc
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     async def _write(self, op: str, call: Callable[[], Awaitable[Any]]) -> Any:
@@ -256,6 +198,8 @@ class DeribitVenue:
 
     def _map_instrument(self, row: Mapping[str, Any]) -> Instrument:
         name = str(row.get("instrument_name", ""))
+        if row.get("is_active") is False or row.get("state") in ("settled", "closed"):
+            self._inactive.add(name)
         inst = m.instrument_from_row(row, self._facts_of(str(row.get("base_currency") or "")))
         self._instruments[name] = inst
         return inst
@@ -299,6 +243,7 @@ class DeribitVenue:
             lambda: self._ex.publicGetGetInstruments({"currency": currency, "expired": "false"}),
         )
         out: list[Instrument] = []
+        self._listed.add(currency)
         for row in _rows(response, "get_instruments"):
             if row.get("kind") not in ("option", "future") or row.get("is_active") is False:
                 continue
@@ -311,16 +256,37 @@ class DeribitVenue:
         return out
 
     async def positions(self, currency: str) -> list[Position]:
+        """Open positions. ``direction: zero`` rows (closed) are left out, and said so; a held
+        instrument past its expiry is kept and logged as settling (or settled, once the venue
+        lists it inactive): the Greeks engine counts it as expired, never silently."""
+        if self.venue_clock is not None:
+            await self.venue_clock.ensure()  # every cycle starts here: no trading on a bad clock
+        await self.facts(currency)
         response = await self._read(
             "get_positions", lambda: self._ex.privateGetGetPositions({"currency": currency})
         )
-        rows = [r for r in _rows(response, "get_positions") if not m.is_flat(r)]
-        if any(r.get("instrument_name") not in self._instruments for r in rows):
+        all_rows = _rows(response, "get_positions")
+        flat = [str(r.get("instrument_name")) for r in all_rows if m.is_flat(r)]
+        if flat:
+            log.info("positions_flat_ignored", currency=currency, instruments=flat)
+        rows = [r for r in all_rows if not m.is_flat(r)]
+        unknown = any(r.get("instrument_name") not in self._instruments for r in rows)
+        if unknown and currency not in self._listed:
             await self.instruments(currency)  # one listing read instead of one per position
         out: list[Position] = []
+        now = self._clock.now()
         for row in rows:
             instrument = await self._instrument(m.text(row, "instrument_name"))
-            out.append(m.position_from_row(row, instrument))
+            position = m.position_from_row(row, instrument)
+            if instrument.expiry is not None and instrument.expiry <= now:
+                log.warning(
+                    "position_settling",
+                    instrument=instrument.name,
+                    size=position.size,
+                    expired_at=instrument.expiry.isoformat(),
+                    state="settled" if instrument.name in self._inactive else "settling",
+                )
+            out.append(position)
         return out
 
     async def account(self, currency: str) -> Account:
@@ -333,24 +299,73 @@ class DeribitVenue:
         return m.account_from_summary(info, currency, self._clock.now())
 
     async def marks(self, currency: str) -> list[Mark]:
-        """Every option and future of ``currency``: one book-summary read per kind."""
+        """Every option and future of ``currency``: one book-summary read per kind. Options
+        without ``mark_iv`` or ``underlying_price`` get them derived (see ``derive``)."""
         now = self._clock.now()
-        out: list[Mark] = []
+        rows: dict[str, list[Mapping[str, Any]]] = {}
         for kind in ("option", "future"):
+            op = f"get_book_summary_by_currency({kind})"
             response = await self._read(
-                f"get_book_summary_by_currency({kind})",
+                op,
                 partial(
                     self._ex.publicGetGetBookSummaryByCurrency, {"currency": currency, "kind": kind}
                 ),
             )
-            for row in _rows(response, "get_book_summary_by_currency"):
-                try:
-                    out.append(m.mark_from_summary(row, now))
-                except m.FieldError as exc:
-                    log.warning(
-                        "mark_skipped", instrument=exc.instrument, field=exc.field, value=exc.value
-                    )
+            rows[kind] = _rows(response, op)
+        done = complete_summaries(rows["option"], rows["future"], now)
+        if done.iv_source or done.forward_source:
+            sources = [*done.forward_source.values(), *(f"iv_{v}" for v in done.iv_source.values())]
+            log.info(
+                "marks_derived",
+                currency=currency,
+                counts={s: sources.count(s) for s in sorted(set(sources))},
+            )
+        out: list[Mark] = []
+        for row in [*done.rows, *rows["future"]]:
+            try:
+                mark = m.mark_from_summary(row, now)
+            except m.FieldError as exc:
+                log.warning(
+                    "mark_skipped",
+                    instrument=exc.instrument,
+                    field=exc.field,
+                    value=exc.value,
+                    why=done.unsolved.get(exc.instrument),
+                )
+                continue
+            name = mark.instrument_name
+            if name in done.iv_source or name in done.forward_source:
+                mark = replace(
+                    mark,
+                    iv_source=done.iv_source.get(name, "venue"),
+                    forward_source=done.forward_source.get(name, "venue"),
+                )
+            out.append(mark)
         return out
+
+    async def order_book(
+        self, instrument_name: str, depth: int = 10
+    ) -> tuple[Quote, list[tuple[float, float]], list[tuple[float, float]]]:
+        """``public/get_order_book``: the top as a quote, and ``depth`` (price, amount) levels a
+        side, best first. An empty side is an empty list here (the quote refuses it)."""
+        op = "get_order_book"
+        response = await self._read(
+            op,
+            partial(
+                self._ex.publicGetGetOrderBook,
+                {"instrument_name": instrument_name, "depth": depth},
+            ),
+        )
+        row = _result(response, op)
+        if not isinstance(row, Mapping):
+            raise DataError(f"{op} {instrument_name}: not an object: {str(row)[:200]}")
+        sides = []
+        for key in ("bids", "asks"):
+            levels = row.get(key)
+            if not isinstance(levels, list):
+                raise DataError(f"{op} {instrument_name}: no {key} list")
+            sides.append([m.book_level(instrument_name, key, level) for level in levels])
+        return m.quote_from_ticker(row), sides[0], sides[1]
 
     async def quote(self, instrument_name: str) -> Quote:
         response = await self._read(
@@ -446,5 +461,73 @@ class DeribitVenue:
         kept = [f for f in seen.values() if cutoff is None or f.timestamp >= cutoff]
         return sorted(kept, key=lambda f: (f.timestamp, f.trade_id))
 
+    async def facts(self, currency: str) -> VenueFacts | None:
+        """The venue's instrument facts for ``currency`` from ccxt's markets, checked once
+        against ``venue.facts`` (FactsRefused on a contradiction); None without settings."""
+        setting = self._facts_of(currency)
+        if setting is None:
+            return None
+        if currency not in self._venue_facts:
+            if self._ex.markets is None:
+                await self._read("load_markets", partial(self._ex.load_markets, False))
+            markets = self._ex.markets_by_id or {}
+            found = venue_facts(currency, setting, markets)
+            refuse_contradictions(setting, found)
+            for entry in markets.values():  # the listing is known now: no second read of it
+                info = entry[0].get("info") if entry else None
+                if isinstance(info, Mapping) and info.get("base_currency") == currency:
+                    with contextlib.suppress(DataError):
+                        self._map_instrument(info)
+            self._listed.add(currency)
+            self._venue_facts[currency] = found
+            log.info(
+                "venue_facts",
+                currency=currency,
+                perpetual=found.perpetual.name,
+                contract_size=found.perpetual.contract_size,
+                min_amount=found.perpetual.min_amount,
+                tick_size=found.perpetual.tick_size,
+                inverse=found.perpetual.inverse,
+            )
+        return self._venue_facts[currency]
+
+    async def key_scope(self) -> str:
+        """The scopes Deribit grants this API key (``public/auth``, ``client_signature``
+        grant: the secret itself never leaves in a URL, so it cannot reach an error or log)."""
+        key, secret = self._ex.apiKey, self._ex.secret
+        if not key or not secret:
+            raise AuthError(
+                "no API key: set HEDGEBOT__VENUE__API_KEY and HEDGEBOT__VENUE__API_SECRET"
+            )
+        timestamp = str(m.to_ms(self._clock.now()))
+        nonce = f"{int(self._rng.integers(0, 2**63)):x}"
+        signed = hmac.new(
+            str(secret).encode(), f"{timestamp}\n{nonce}\n".encode(), hashlib.sha256
+        ).hexdigest()
+        params = {
+            "grant_type": "client_signature",
+            "client_id": key,
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "data": "",
+            "signature": signed,
+        }
+        response = await self._read("auth", partial(self._ex.publicGetAuth, params))
+        grant = _result(response, "auth")
+        scope = grant.get("scope") if isinstance(grant, Mapping) else None
+        if not isinstance(scope, str):
+            keys = sorted(grant) if isinstance(grant, Mapping) else grant
+            raise DataError(f"auth: no scope in the grant: {keys!r}")
+        return scope
+
+    async def server_time(self) -> datetime:
+        """The venue's clock (``public/get_time``, milliseconds since the epoch)."""
+        response = await self._read("get_time", lambda: self._ex.publicGetGetTime())
+        ms = _result(response, "get_time")
+        if isinstance(ms, bool) or not isinstance(ms, int | float) or ms <= 0:
+            raise DataError(f"get_time: not a timestamp: {str(ms)[:100]}")
+        return datetime.fromtimestamp(ms / 1000.0, tz=UTC)
+
     async def close(self) -> None:
+        self._closed = True
         await self._ex.close()

@@ -160,6 +160,15 @@ def instrument_from_row(row: Row, facts: CurrencyFacts | None = None) -> Instrum
     step = min_amount
     if row.get("min_trade_amount") is None and facts is not None and not is_option:
         step = facts.perp_amount_step
+    if facts is not None and row.get("min_trade_amount") is not None:
+        # settings may narrow the venue's facts (bot.venues.deribit.facts refuses the rest)
+        if is_option:
+            min_amount = step = max(min_amount, facts.option_min_amount)
+            tick = max(tick, facts.option_tick_size)
+        else:
+            min_amount = max(min_amount, facts.perp_min_amount)
+            step = max(step, facts.perp_amount_step)
+            tick = max(tick, facts.perp_tick_size)
     settle, counter = row.get("settlement_currency"), row.get("counter_currency", "USD")
     currency = str(row.get("base_currency") or name.split("-")[0])
     expiry = None if kind is InstrumentKind.PERPETUAL else ms_time(row, "expiration_timestamp")
@@ -244,10 +253,25 @@ def mark_from_summary(row: Row, now: datetime) -> Mark:
     )
 
 
+class EmptyBookSide(DataError):
+    """The hedge instrument's book has no bids or no asks: nothing to price a hedge against."""
+
+
 def quote_from_ticker(row: Row) -> Quote:
-    """``public/ticker``: both sides must be there, a hedge cannot be priced off one side."""
+    """``public/ticker``: both sides must be there, a hedge cannot be priced off one side.
+
+    Deribit sends an empty side as ``best_bid_price: null`` (documented) or ``0`` with a zero
+    amount; either is an :class:`EmptyBookSide` naming the side, not a field error.
+    """
+    name = text(row, "instrument_name")
+    for side, key in (("bid", "best_bid_price"), ("ask", "best_ask_price")):
+        if row.get(key) in (None, 0, 0.0):
+            raise EmptyBookSide(
+                f"{name}: the order book has no {side}s ({key}={row.get(key)!r}); "
+                "a hedge cannot be priced off one side"
+            )
     return Quote(
-        instrument_name=text(row, "instrument_name"),
+        instrument_name=name,
         bid=number(row, "best_bid_price", positive=True),
         ask=number(row, "best_ask_price", positive=True),
         mark=number(row, "mark_price", positive=True),
@@ -256,6 +280,15 @@ def quote_from_ticker(row: Row) -> Quote:
         bid_size=number(row, "best_bid_amount"),
         ask_size=number(row, "best_ask_amount"),
     )
+
+
+def book_level(name: str, side: str, level: Any) -> tuple[float, float]:
+    """One ``[price, amount]`` level of ``public/get_order_book``, both positive."""
+    if not isinstance(level, list | tuple) or len(level) != 2:
+        raise FieldError(name, side, level, "[price, amount] levels")
+    price, amount = level
+    row = {"instrument_name": name, "price": price, "amount": amount}
+    return number(row, "price", positive=True), number(row, "amount", positive=True)
 
 
 # --- orders and fills -------------------------------------------------------------------------
