@@ -8,11 +8,14 @@ the paper database, so restart recovery runs in paper mode exactly as it does li
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
+import numpy as np
 from pydantic import SecretStr
 
-from bot.clock import Clock, SystemClock, clock_for, day_start
+from bot.clock import Clock, SeededIds, SystemClock, clock_for, day_start
 from bot.config import SIM_API_KEY, SIM_API_SECRET, Settings, hedge_instruments
 from bot.cycle import CycleContext
 from bot.execution import Executor
@@ -29,7 +32,9 @@ from bot.venues.base import Venue
 from bot.venues.deribit.adapter import DeribitVenue, RequestTimer, build_client
 from bot.venues.deribit.live_market import ImportedBook, LiveMarket, LivePaperVenue
 from bot.venues.paper.market import SimMarket
+from bot.venues.paper.timekeeping import lockstep_clock
 from bot.venues.paper.venue import PaperVenue
+from bot.venues.sim_clock import SimClockUnavailable, SimVenueClock
 from bot.venues.venue_clock import VenueClock
 
 
@@ -46,6 +51,7 @@ class App:
     mode: str = "daemon"
     lease_clock: Clock = field(default_factory=SystemClock)
     monitor: Monitor | None = None
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def books(self) -> tuple[str, ...]:
         """This process's books: the venue account and each configured currency."""
@@ -69,12 +75,43 @@ class App:
         if self.monitor is not None:
             self.monitor.close()
         await self.venue.close()
+        for close in self.closers:
+            await close()
 
 
 def make_clock(settings: Settings) -> Clock:
     """Wall time, or for the simulated venue time faster than the wall (``market.speed``),
     counted from ``market.clock_anchor`` so a daemon and a simulated venue agree."""
     return clock_for(settings.market.speed, settings.market.clock_anchor)
+
+
+def lockstep(settings: Settings, paper: bool) -> bool:
+    """Whether this process follows a simulated venue's time; refuses it for a real venue."""
+    if settings.market.clock != "lockstep":
+        return False
+    if not paper and settings.venue.kind != "sim":
+        raise UnsupportedMode(
+            "market.clock: lockstep needs the simulated venue (venue.kind: sim) or --paper; "
+            "a real venue keeps the wall clock"
+        )
+    return True
+
+
+def follow_sim_venue(settings: Settings) -> SimVenueClock:
+    """The clock of ``hedgebot sim`` at ``venue.sim_url``, followed in lockstep."""
+    try:
+        return SimVenueClock.connect(settings.venue.sim_url, pace=settings.market.pace)
+    except SimClockUnavailable as exc:
+        raise UnsupportedMode(str(exc)) from exc
+
+
+def id_salt(clock: Clock, ledger: Ledger) -> str:
+    """What tells this process's run from an earlier one on the same ledger: where its clock
+    starts and how many rows the ledger holds (a killed cycle that recorded anything moved
+    the count; one that recorded nothing left no id to collide with)."""
+    summary = ledger.summary()
+    rows = sum(summary.rebalances_by_status.values()) + sum(summary.orders_by_status.values())
+    return f"{clock.now().isoformat()}|{rows}"
 
 
 def database_url(settings: Settings, paper: bool) -> str:
@@ -92,6 +129,8 @@ def build_venue(
     paper: bool,
     *,
     request_timer: RequestTimer | None = None,
+    store: SqlPaperStore | None = None,
+    start: datetime | None = None,
 ) -> Venue:
     """The venue the settings name.
 
@@ -105,14 +144,14 @@ def build_venue(
     if paper:
         market = SimMarket(
             settings.market,
-            settings.venue.currencies,
+            tuple(settings.venue.facts),  # every currency: an account may hold any of them
             clock,
             settings.venue.facts,
-            start=day_start(clock),
+            start=start or day_start(clock),
         )
         return PaperVenue(
             market,
-            SqlPaperStore(make_engine(url)),
+            store or SqlPaperStore(make_engine(url)),
             clock,
             settings.venue.facts,
             settings.venue.fees,
@@ -132,7 +171,11 @@ def build_venue(
     # At an accelerated speed both sides share an anchored clock; a round trip would be
     # magnified into a false offset, so the venue's clock is measured at speed 1 only.
     return DeribitVenue(
-        venue, clock, measure_clock=settings.market.speed == 1, request_timer=request_timer
+        venue,
+        clock,
+        rng=np.random.default_rng(settings.market.seed),
+        measure_clock=settings.market.speed == 1 and settings.market.clock == "wall",
+        request_timer=request_timer,
     )
 
 
@@ -145,6 +188,7 @@ def live_paper_venue(
     data = DeribitVenue(
         public,
         clock,
+        rng=np.random.default_rng(settings.market.seed),
         client=build_client(public, public_only=True),
         measure_clock=settings.market.speed == 1,
     )
@@ -177,13 +221,30 @@ def build_app(
     ledger: Ledger | None = None,
 ) -> App:
     """Everything one process needs. Refuses a ledger whose schema is behind the code.
-    ``venue`` and ``ledger`` replace the ones the settings name (tests inject faults so)."""
-    clock = clock or make_clock(settings)
+    ``venue`` and ``ledger`` replace the ones the settings name (tests inject faults so).
+
+    With ``market.clock: lockstep`` the clock is the simulated venue's: in paper mode one
+    shared with the paper venue (and saved with its account), against ``hedgebot sim`` that
+    venue's, followed over HTTP. Nothing past this function knows which clock it has.
+    """
     url = database_url(settings, paper)
     ledger = ledger or open_ledger(url)
+    closers: list[Callable[[], Awaitable[None]]] = []
+    store, start = None, None
+    if clock is None and lockstep(settings, paper) and venue is None:
+        if paper:
+            store = SqlPaperStore(make_engine(url))
+            clock, start = lockstep_clock(store, settings.market, SystemClock())
+        else:
+            followed = follow_sim_venue(settings)
+            closers.append(followed.close)
+            clock = followed
+    clock = clock or make_clock(settings)
     monitor = _monitor(settings, ledger, clock) if mode == "daemon" else None
     timer = monitor.request_timer if monitor else None
-    venue = venue or build_venue(settings, clock, url, paper, request_timer=timer)
+    venue = venue or build_venue(
+        settings, clock, url, paper, request_timer=timer, store=store, start=start
+    )
     # data age is judged on the venue's clock when it is measured (see bot.venues.venue_clock)
     venue_clock = getattr(venue, "venue_clock", None)
     if monitor is not None and venue_clock is not None:
@@ -201,8 +262,23 @@ def build_app(
         instruments=hedge_instruments(settings.venue.facts),
     )
     vol = VolSource(settings.policy.volatility, ledger)
-    ctx = CycleContext(settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol)
-    return App(settings, clock, venue, ledger, ctx, url, paper, venue_clock, mode, monitor=monitor)
+    ids = SeededIds(settings.market.seed, id_salt(clock, ledger))
+    ctx = CycleContext(
+        settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol, ids=ids
+    )
+    return App(
+        settings,
+        clock,
+        venue,
+        ledger,
+        ctx,
+        url,
+        paper,
+        venue_clock,
+        mode,
+        monitor=monitor,
+        closers=closers,
+    )
 
 
 def _monitor(settings: Settings, ledger: Ledger, clock: Clock) -> Monitor:

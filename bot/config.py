@@ -197,12 +197,32 @@ class BookLeg(_Section):
 class MarketSettings(_Section):
     """The simulated market: seeded GBM with jumps, a perpetual around it, a smile."""
 
-    seed: int = Field(7, description="seed of every random draw of the market")
-    speed: float = Field(1.0, gt=0, le=100_000, description="simulated seconds per wall second")
+    seed: int = Field(7, description="seed of every random draw of the market (and of ids)")
+    clock: Literal["wall", "lockstep"] = Field(
+        "wall",
+        description="wall: time is the wall's (times `speed`); lockstep: the simulated venue "
+        "owns time and it moves only when the daemon sleeps, so a seed replays the same day "
+        "on any machine (sim venue and --paper only)",
+    )
+    start: datetime | None = Field(
+        None,
+        description="lockstep: the instant the simulated market starts (default: midnight UTC "
+        "of the day it first starts); a venue with saved state resumes at its own time",
+    )
+    pace: float | None = Field(
+        None,
+        gt=0,
+        le=1e9,
+        description="lockstep: at most this many simulated seconds per wall second, for a "
+        "watcher; results do not depend on it (default: as fast as it computes)",
+    )
+    speed: float = Field(
+        1.0, gt=0, le=100_000, description="wall clock: simulated seconds per wall second"
+    )
     clock_anchor: datetime | None = Field(
         None,
-        description="wall time the accelerated clock counts from; processes sharing it agree "
-        "(default: when the process starts)",
+        description="wall clock: wall time the accelerated clock counts from; processes "
+        "sharing it agree (default: when the process starts)",
     )
     step_seconds: float = Field(60.0, gt=0, le=3600, description="market path resolution")
     spot: dict[str, float] = Field(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -114,9 +115,8 @@ class Daemon:
         self, stop: asyncio.Event, until: datetime | None, max_cycles: int | None
     ) -> None:
         clock = self._ctx.clock
-        self._last_beat = clock.now()
+        self._last_beat = tick = clock.now()
         while not stop.is_set() and await self._guard():
-            started = clock.now()
             if until is not None and clock.now() >= until:
                 break
             if max_cycles is not None and self.stats.cycles >= max_cycles:
@@ -124,7 +124,7 @@ class Daemon:
             if self._monitor:
                 self._monitor.loop()
             for currency in self._currencies:
-                result = await self._one(currency, stop)
+                result = await self._one(currency, stop, tick)
                 if result is None:
                     break
                 self.stats.count(result)
@@ -141,12 +141,21 @@ class Daemon:
             if not await self._guard():
                 break
             self._beat_if_due()
-            elapsed = (clock.now() - started).total_seconds()
-            await self._sleep(stop, max(0.0, self._every - elapsed))
+            tick = self._next_tick(tick, clock.now())
+            await self._sleep(stop, (tick - clock.now()).total_seconds())
 
-    async def _one(self, currency: str, stop: asyncio.Event) -> CycleResult | None:
+    def _next_tick(self, tick: datetime, now: datetime) -> datetime:
+        """The next due instant on the fixed grid ``start + k * every`` after ``tick``; a cycle
+        that overran skips the ticks it missed rather than running them late in a burst."""
+        every = timedelta(seconds=self._every)
+        missed = max(0, math.ceil((now - tick) / every) - 1) if now > tick else 0
+        if missed:
+            log.warning("ticks_missed", missed=missed, every_seconds=self._every)
+        return tick + every * (missed + 1)
+
+    async def _one(self, currency: str, stop: asyncio.Event, due: datetime) -> CycleResult | None:
         """One cycle; on a stop request it gets the grace period, then it is abandoned."""
-        task = asyncio.create_task(rebalance_once(self._ctx, currency))
+        task = asyncio.create_task(rebalance_once(self._ctx, currency, due=due))
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if task not in done:
@@ -193,6 +202,8 @@ class Daemon:
             self._beat_if_due()
 
     async def _sleep_once(self, stop: asyncio.Event, seconds: float) -> None:
+        """A clock that cannot sleep (a simulated venue's clock whose venue is gone) ends the
+        run: going on would run cycle after cycle at one instant."""
         sleeper = asyncio.create_task(self._ctx.clock.sleep(seconds))
         stopper = asyncio.create_task(stop.wait())
         _, pending = await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -200,6 +211,8 @@ class Daemon:
             p.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await p
+        if sleeper.done() and not sleeper.cancelled():
+            sleeper.result()
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:

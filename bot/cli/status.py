@@ -65,6 +65,27 @@ def network(settings: Settings, paper: bool) -> dict[str, str]:
     return {"network": "custom", "label": f"DERIBIT-COMPATIBLE at {redact_url(venue.url or '')}"}
 
 
+async def _unhedged(app: App) -> dict[str, Any]:
+    """Books the account holds in currencies the settings do not hedge: shown, not hedged."""
+    from bot.domain import DataError
+    from bot.venues.errors import VenueError
+
+    out: dict[str, Any] = {}
+    for currency in app.settings.venue.facts:
+        if currency in app.settings.venue.currencies:
+            continue
+        try:
+            held = await app.venue.positions(currency)
+        except (DataError, VenueError):
+            continue  # a venue without that currency's account: nothing held there
+        if held:
+            out[currency] = {
+                "unhedged": "not in venue.currencies: add it there to hedge it",
+                "positions": [{"instrument": p.instrument.name, "size": p.size} for p in held],
+            }
+    return out
+
+
 async def status_data(app: App, last: int = 10) -> dict[str, Any]:
     """Everything ``status`` shows, as plain data (also the ``--json`` output)."""
     from bot.domain import DataError
@@ -122,6 +143,7 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
     from bot.cli.control import trading_states
     from bot.store.lease import LeaseStore
 
+    books.update(await _unhedged(app))
     states = trading_states(app.ledger, app.settings.venue.currencies)
     now = app.lease_clock.now()
     return {
@@ -215,6 +237,16 @@ def render_status(data: dict[str, Any], command: str = "hedgebot status") -> str
     for currency, book in data["books"].items():
         if "error" in book:
             parts.append(f"{currency}: cannot read the book: {book['error']}")
+            continue
+        if "unhedged" in book:
+            parts.append(
+                table(
+                    f"{currency} book: unhedged ({book['unhedged']})",
+                    ["instrument", "size", "unit"],
+                    [(p["instrument"], f"{p['size']:+,.4f}", currency) for p in book["positions"]],
+                    right=[1],
+                )
+            )
             continue
         g, h = book["greeks"], book["hedge"]
         rows: list[tuple[str, ...]] = [

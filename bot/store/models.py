@@ -288,6 +288,16 @@ class PaperOrderModel(Base):
     reduce_only: Mapped[bool] = mapped_column(Boolean)
 
 
+class PaperClockModel(Base):
+    """A lockstep paper or simulated venue's time (one row), so a restart resumes there."""
+
+    __tablename__ = "paper_clock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    start: Mapped[datetime] = mapped_column(UtcDateTime)
+    now: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class PaperTradeModel(Base):
     """One paper execution: every field of ``bot.domain.Fill``."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from pydantic import SecretStr
 
 from bot.config import VenueSettings
@@ -31,7 +32,9 @@ async def test_requests_to_the_simulated_deribit_land_in_the_latency_histogram_b
             api_key=SecretStr(KEY),
             api_secret=SecretStr(SECRET),
         )
-        venue = DeribitVenue(venue_settings, sim.clock, request_timer=mon.request_timer)
+        venue = DeribitVenue(
+            venue_settings, sim.clock, rng=np.random.default_rng(1), request_timer=mon.request_timer
+        )
         try:
             await venue.positions("BTC")
             await venue.positions("BTC")

@@ -118,22 +118,23 @@ class DeribitVenue:
         settings: VenueSettings,
         clock: Clock,
         *,
+        rng: np.random.Generator,
         retry: RetryPolicy | None = None,
-        rng: np.random.Generator | None = None,
         client: Any | None = None,
         measure_clock: bool = True,
         request_timer: RequestTimer | None = None,
     ) -> None:
         """``client`` replaces the ccxt client built from ``settings`` (tests inject one whose
-        transport is scripted); ``rng`` draws the retry jitter. ``measure_clock`` keeps a
-        :class:`VenueClock` (off when the venue's time is a simulation sharing ours);
-        ``request_timer(op)`` wraps each request (the monitor's latency histogram)."""
+        transport is scripted); ``rng`` (seeded by the caller) draws the retry jitter, so a
+        run's waits replay from its seed. ``measure_clock`` keeps a :class:`VenueClock` (off
+        when the venue's time is a simulation sharing ours); ``request_timer(op)`` wraps each
+        request (the monitor's latency histogram)."""
         self._timed: RequestTimer = request_timer or (lambda op: contextlib.nullcontext())
         limits = settings.rate_limits
         self._facts: Mapping[str, CurrencyFacts] = settings.facts
         self._clock = clock
         self._retry = retry or RetryPolicy()
-        self._rng = rng if rng is not None else np.random.default_rng()
+        self._rng = rng
         self._buckets = RateBuckets(limits, clock_seconds(clock))
         self._ex = client if client is not None else build_client(settings)
         self._instruments: dict[str, Instrument] = {}
