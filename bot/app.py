@@ -7,6 +7,7 @@ the paper database, so restart recovery runs in paper mode exactly as it does li
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from pydantic import SecretStr
@@ -16,6 +17,7 @@ from bot.config import SIM_API_KEY, SIM_API_SECRET, Settings, hedge_instruments
 from bot.cycle import CycleContext
 from bot.execution import Executor
 from bot.lock import BookLock, lock_path_for
+from bot.monitor import Monitor
 from bot.policy import VolSource
 from bot.positions import PositionTracker
 from bot.risk import RiskGate
@@ -24,7 +26,7 @@ from bot.store.ledger import Ledger
 from bot.store.paper import SqlPaperStore
 from bot.store.records import TradingState
 from bot.venues.base import Venue
-from bot.venues.deribit.adapter import DeribitVenue
+from bot.venues.deribit.adapter import DeribitVenue, RequestTimer
 from bot.venues.paper.market import SimMarket
 from bot.venues.paper.venue import PaperVenue
 
@@ -38,11 +40,14 @@ class App:
     ctx: CycleContext
     database_url: str
     paper: bool
+    monitor: Monitor | None = None
 
     def lock(self) -> BookLock:
         return BookLock(lock_path_for(self.settings.daemon.lock_dir, self.database_url))
 
     async def close(self) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
         await self.venue.close()
 
 
@@ -60,7 +65,14 @@ class UnsupportedMode(Exception):
     """A combination of settings and flags hedgebot does not run."""
 
 
-def build_venue(settings: Settings, clock: Clock, url: str, paper: bool) -> Venue:
+def build_venue(
+    settings: Settings,
+    clock: Clock,
+    url: str,
+    paper: bool,
+    *,
+    request_timer: RequestTimer | None = None,
+) -> Venue:
     """The venue the settings name.
 
     ``--paper``: a paper venue filling locally on the simulated market, its account in the
@@ -99,7 +111,7 @@ def build_venue(settings: Settings, clock: Clock, url: str, paper: bool) -> Venu
                 "api_secret": venue.api_secret or SecretStr(SIM_API_SECRET),
             }
         )
-    return DeribitVenue(venue, clock)
+    return DeribitVenue(venue, clock, request_timer=request_timer)
 
 
 def build_app(
@@ -114,7 +126,9 @@ def build_app(
     clock = clock or make_clock(settings)
     url = database_url(settings, paper)
     ledger = open_ledger(url)
-    venue = venue or build_venue(settings, clock, url, paper)
+    monitor = _monitor(settings, ledger, clock) if mode == "daemon" else None
+    timer = monitor.request_timer if monitor else None
+    venue = venue or build_venue(settings, clock, url, paper, request_timer=timer)
     tracker = PositionTracker(
         venue, settings.venue.facts, clock, settings.risk.max_data_age_seconds
     )
@@ -135,4 +149,17 @@ def build_app(
     )
     vol = VolSource(settings.policy.volatility, ledger)
     ctx = CycleContext(settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol)
-    return App(settings, clock, venue, ledger, ctx, url, paper)
+    return App(settings, clock, venue, ledger, ctx, url, paper, monitor)
+
+
+def _monitor(settings: Settings, ledger: Ledger, clock: Clock) -> Monitor:
+    """Metrics, probes, alerts (``HEDGEBOT_ALERT_URLS``) and systemd's notify socket, all
+    from the process environment; the venue keys are redacted from every alert."""
+    keys = (settings.venue.api_key, settings.venue.api_secret)
+    return Monitor(
+        settings,
+        ledger,
+        clock,
+        environ=os.environ,
+        secrets=[k.get_secret_value() for k in keys if k is not None],
+    )

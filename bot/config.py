@@ -294,6 +294,72 @@ class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = Field("info", description="minimum")
 
 
+class AlertSettings(_Section):
+    """When and how often to alert. Where to: the URLs in ``HEDGEBOT_ALERT_URLS`` (apprise's
+    format, https://github.com/caronc/apprise/wiki), from the environment only: they carry
+    tokens."""
+
+    dedupe_seconds: float = Field(
+        3600.0, ge=0, le=7 * 86400, description="the same alert again only after this long"
+    )
+    max_per_hour: int = Field(20, ge=1, le=10_000, description="alerts sent per hour, all kinds")
+    unknown_order_grace_seconds: float = Field(
+        300.0, gt=0, description="an order still of unknown outcome after this alerts"
+    )
+    stale_cycles: int = Field(
+        3,
+        ge=1,
+        le=10_000,
+        description="cycles in a row with stale data (or clock offset) that alert",
+    )
+    max_clock_offset_seconds: float = Field(
+        2.0, gt=0, le=3600, description="venue clock offset beyond this counts toward stale_cycles"
+    )
+    delta_bands: float = Field(
+        2.0,
+        gt=0,
+        le=1000,
+        description="|delta - target| after a cycle beyond this many bands alerts",
+    )
+    error_cycles: int = Field(
+        3, ge=1, le=10_000, description="cycles in a row that fail or skip before an alert"
+    )
+    daily_summary: bool = Field(
+        False, description="send fees, slippage and biggest delta at 00:00 UTC"
+    )
+    queue_size: int = Field(
+        100, ge=1, le=10_000, description="alerts waiting to be sent; more drop"
+    )
+    send_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="per send; a receiver that is down costs at most this"
+    )
+
+
+class MonitorSettings(_Section):
+    """Prometheus metrics and health probes on one HTTP listener, and alerts."""
+
+    metrics: bool = Field(False, description="serve /metrics, /healthz and /readyz while running")
+    host: str = Field("127.0.0.1", description="listen address; loopback unless allow_non_loopback")
+    port: int = Field(9464, ge=0, le=65535, description="listen port (0: any free port)")
+    allow_non_loopback: bool = Field(
+        False, description="permit a non-loopback host (a container publishing the port)"
+    )
+    stall_seconds: float = Field(
+        300.0, gt=0, description="/healthz fails and the watchdog stops when a loop overruns this"
+    )
+    alerts: AlertSettings = AlertSettings()
+
+    @model_validator(mode="after")
+    def _loopback_unless_allowed(self) -> MonitorSettings:
+        loopback = self.host in ("localhost", "::1") or self.host.startswith("127.")
+        if not loopback and not self.allow_non_loopback:
+            raise ValueError(
+                f"monitor.host {self.host!r} is not a loopback address; metrics show the book to "
+                "whoever connects: set monitor.allow_non_loopback: true to mean it"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """All of hedgebot's settings. Build with :func:`load_settings`."""
 
@@ -318,6 +384,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     daemon: DaemonSettings = DaemonSettings()
     logging: LoggingSettings = LoggingSettings()
+    monitor: MonitorSettings = MonitorSettings()
 
     def policy_for(self, currency: str) -> PolicySettings:
         """``policy`` with this currency's changes from ``policy_by_currency`` merged in."""

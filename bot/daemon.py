@@ -17,6 +17,7 @@ from datetime import datetime
 import structlog
 
 from bot.cycle import CycleContext, CycleResult, rebalance_once
+from bot.monitor import Monitor
 from bot.reconcile import reconcile
 
 log = structlog.get_logger("hedgebot.daemon")
@@ -41,8 +42,10 @@ class Daemon:
         schedule_seconds: float,
         heartbeat_seconds: float,
         stop_grace_seconds: float,
+        monitor: Monitor | None = None,
     ) -> None:
         self._ctx = ctx
+        self._monitor = monitor
         self._currencies = currencies
         self._every = schedule_seconds
         self._heartbeat = heartbeat_seconds
@@ -57,8 +60,18 @@ class Daemon:
         max_cycles: int | None = None,
     ) -> DaemonStats:
         clock = self._ctx.clock
-        for currency in self._currencies:
-            await reconcile(self._ctx, currency)  # refuses to start on failure
+        monitor = self._monitor
+        if monitor:
+            monitor.starting(self._currencies, self._every)
+        try:
+            for currency in self._currencies:
+                await reconcile(self._ctx, currency)  # refuses to start on failure
+        except Exception as exc:
+            if monitor:
+                monitor.refused(str(exc))
+            raise
+        if monitor:
+            monitor.reconciled()
         log.info("daemon_started", currencies=list(self._currencies), every_seconds=self._every)
         last_beat = clock.now()
         while not stop.is_set():
@@ -67,16 +80,31 @@ class Daemon:
                 break
             if max_cycles is not None and self.stats.cycles >= max_cycles:
                 break
+            if monitor:
+                monitor.loop()
             for currency in self._currencies:
                 result = await self._one(currency, stop)
                 if result is None:
                     break
                 self.stats.count(result)
+                if monitor:
+                    e = result.execution
+                    monitor.cycle(
+                        currency,
+                        result.status,
+                        result.reason,
+                        result.greeks,
+                        result.decision,
+                        e.filled_amount if e else None,
+                    )
             if (clock.now() - last_beat).total_seconds() >= self._heartbeat:
                 last_beat = clock.now()
                 log.info("heartbeat", cycles=self.stats.cycles, by_status=self.stats.by_status)
             elapsed = (clock.now() - started).total_seconds()
             await self._sleep(stop, max(0.0, self._every - elapsed))
+        if monitor:
+            why = "asked to stop" if stop.is_set() else "end time or cycle count reached"
+            monitor.stopped(True, why, self.stats.cycles)
         log.info("daemon_stopped", cycles=self.stats.cycles, abandoned=self.stats.abandoned)
         return self.stats
 

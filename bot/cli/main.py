@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.app import App, UnsupportedMode, build_app, database_url
-from bot.cli import analysis, backtest
+from bot.cli import analysis, backtest, watch
 from bot.cli.status import render_status, status_data
 from bot.config import ConfigError, Settings, load_settings
 from bot.cycle import Plan, rebalance_once
@@ -109,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.set_defaults(handler=cmd_sim)
     backtest.add_parser(sub)
     analysis.add_parsers(sub)
+    watch.add_parser(sub)
     return p
 
 
@@ -158,6 +159,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 min(schedule_seconds(settings.policy_for(c)) for c in settings.venue.currencies),
                 settings.daemon.heartbeat_seconds,
                 settings.daemon.stop_grace_seconds,
+                monitor=app.monitor,
             )
             until = None
             if args.duration is not None:

@@ -11,6 +11,7 @@ one bucket on wall time, so it is turned off.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -189,6 +190,9 @@ def build_client(settings: VenueSettings) -> Any:
     return client
 
 
+RequestTimer = Callable[[str], contextlib.AbstractContextManager[object]]
+
+
 class DeribitVenue:
     """A Deribit account through ccxt, implementing :class:`bot.venues.base.Venue`."""
 
@@ -202,9 +206,12 @@ class DeribitVenue:
         retry: RetryPolicy | None = None,
         rng: np.random.Generator | None = None,
         client: Any | None = None,
+        request_timer: RequestTimer | None = None,
     ) -> None:
         """``client`` replaces the ccxt client built from ``settings`` (tests inject one whose
-        transport is scripted); ``rng`` draws the retry jitter."""
+        transport is scripted); ``rng`` draws the retry jitter; ``request_timer(op)`` wraps
+        each request (the monitor's latency histogram)."""
+        self._timed: RequestTimer = request_timer or (lambda op: contextlib.nullcontext())
         limits = settings.rate_limits
         self._facts: Mapping[str, CurrencyFacts] = settings.facts
         self._clock = clock
@@ -237,7 +244,8 @@ class DeribitVenue:
             with attempt:
                 await take_paced(self._buckets.other, clock=self._clock)
                 try:
-                    return await call()
+                    with self._timed(op):
+                        return await call()
                 except ccxt.BaseError as exc:
                     raise m.map_error(exc, write=False) from exc
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
@@ -246,7 +254,8 @@ class DeribitVenue:
         """One matching-engine call, never retried: a failure after send is OutcomeUnknown."""
         await take_paced(self._buckets.matching, clock=self._clock)
         try:
-            return await call()
+            with self._timed(op):
+                return await call()
         except Exception as exc:
             raise m.map_error(exc, write=True) from exc
 
