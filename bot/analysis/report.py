@@ -143,9 +143,10 @@ def _render_book(b: CurrencyReport, funding: str, max_rows: int) -> str:
             )
         )
         lines.append("")
-    traded = [r for r in b.rebalances if r.status == "traded" or r.filled_amount]
-    cum = dict(zip((r.id for r in b.rebalances), b.cumulative_cost_usd(), strict=True))
-    shown = traded[-max_rows:] if max_rows > 0 else []
+    # Positions, not row objects: a year of rebalances is a million rows, a screen is twenty.
+    traded = b.rebalances.traded_rows()
+    cum = np.cumsum(b.rebalances.cost_usd())
+    shown = traded[-max_rows:].tolist() if max_rows > 0 else []
     lines.append(
         f"rebalances that traded ({len(shown)} of {len(traded)} shown; all rebalances in the CSV)"
     )
@@ -153,13 +154,14 @@ def _render_book(b: CurrencyReport, funding: str, max_rows: int) -> str:
         f"{'time (UTC)':<17}{'index':>11}{'delta':>10}{'band':>19}{'trade':>12}{'filled':>12}"
         f"{'fees $':>10}{'slip bps':>9}{'slip $':>9}{'fund $':>9}{'cum $':>11}"
     )
-    for r in shown:
+    for k in shown:
+        r = b.rebalances[k]
         band = f"{_f(r.band_low, '+.3f')}..{_f(r.band_high, '+.3f')}"
         lines.append(
             f"{r.ts:%m-%d %H:%M:%S}  {_f(r.index_price, ',.0f'):>11}"
             f"{_f(r.delta_before, '+.4f'):>10}{band:>19}{_f(r.trade_amount, '+,.0f'):>12}"
             f"{r.filled_amount:>+12,.0f}{r.fees_usd:>10,.2f}{_f(r.slippage_bps, '+.2f'):>9}"
-            f"{r.slippage_usd:>9,.2f}{r.funding_usd:>9,.2f}{cum[r.id]:>11,.2f}"
+            f"{r.slippage_usd:>9,.2f}{r.funding_usd:>9,.2f}{float(cum[k]):>11,.2f}"
         )
     lines += [f"note: {n}" for n in b.notes]
     return "\n".join(lines)

@@ -54,6 +54,13 @@ from bot.store.records import (
     greeks_to_json,
     to_json,
 )
+from bot.store.report_rows import (
+    OrderLink,
+    RebalanceColumns,
+    read_fills,
+    read_order_links,
+    read_rebalances,
+)
 from bot.store.session import transaction
 from bot.store.summary import summarise
 from bot.units import MAX_LABEL_LENGTH
@@ -450,6 +457,22 @@ class Ledger:
                 )
             else:
                 row.state, row.reason, row.updated_at = value, reason, ts
+
+    # -- the cost report's reads: columns, in chunks, no ORM objects ----------------------------
+
+    def report_rebalances(
+        self, *, since: datetime | None = None, currency: str | None = None
+    ) -> RebalanceColumns:
+        """Rebalances as columns for ``hedgebot report`` (see ``bot.store.report_rows``)."""
+        return read_rebalances(self.engine, since=since, currency=currency)
+
+    def order_links(self) -> list[OrderLink]:
+        """Every order's label, venue id, cycle, rebalance, decision mid and currency."""
+        return read_order_links(self.engine)
+
+    def report_fills(self, since: datetime | None = None) -> list[Fill]:
+        """Fills from ``since`` oldest first, read without ORM objects."""
+        return read_fills(self.engine, since)
 
     # -- summary -------------------------------------------------------------------------------
 
