@@ -41,7 +41,7 @@ from bot.analysis.rebalance_table import NUMBERS, FloatArray, RebalanceCost, Reb
 from bot.domain import DataError, Fill, Instrument, InstrumentKind, TargetMode
 from bot.store.ledger import Ledger
 from bot.store.records import OrderRow, RebalanceStatus
-from bot.store.report_rows import OrderLink, RebalanceColumns
+from bot.store.report_rows import OrderLink, RebalanceColumns, stamps_of
 
 __all__ = [
     "NO_REBALANCES",
@@ -170,8 +170,8 @@ def build_report(
     fund_text = (
         f"constant {fund.rate_8h:.6f} per 8 h" if isinstance(fund, ConstantFunding) else "series"
     )
-    rows = ledger.report_rebalances(since=since, currency=currency)
-    if not len(rows):
+    per_ccy = ledger.report_rebalances(since=since, currency=currency)
+    if not per_ccy:
         where = f" for {currency}" if currency else ""
         return Report(books=(), funding=fund_text, message=f"{NO_REBALANCES}{where}")
     links = ledger.order_links()
@@ -190,15 +190,7 @@ def build_report(
         )
         fills_by_ccy[ccy].append((f, order))
 
-    currencies = rows.text["currency"]
-    names = sorted(set(currencies))
-    if len(names) == 1:
-        per_ccy = {names[0]: rows}
-    else:
-        codes = np.asarray(currencies, dtype=object)
-        per_ccy = {ccy: rows.take(np.flatnonzero(codes == ccy)) for ccy in names}
-        del codes
-    del rows
+    names = sorted(per_ccy)
     books = tuple(
         _currency_report(ccy, per_ccy.pop(ccy), fills_by_ccy.get(ccy, []), fund, instruments)
         for ccy in names
@@ -286,62 +278,45 @@ def _currency_report(
     out = {name: np.zeros(n) for name in NUMBERS}
     out.update({name: num[name] for name in ("index_price", "delta_before", "band_low")})
     out.update({name: num[name] for name in ("band_high", "trade_amount")})
-    out["delta_held"] = np.full(n, math.nan)
-    out["hedge_held"] = np.full(n, math.nan)
     out["slippage_bps"] = np.full(n, math.nan)
     has_fills = np.zeros(n, dtype=np.bool_)
     obs_costs = np.zeros(n)
+    added = np.zeros(n)  # coin delta the rebalance's fills added
+    position = {rid: k for k, rid in enumerate(rows.id.tolist())} if per_reb else {}
+    for rid, mine in per_reb.items():
+        k = position.get(rid, -1)
+        if k < 0:
+            continue  # a fill of a rebalance before ``since`` or of another currency's
+        signed = sum(c.amount * (1 if c.side == "buy" else -1) for c in mine)
+        has_fills[k] = True
+        added[k] = _delta_of(rows, k, mine, instruments)
+        _sum_fills(out, k, signed, mine)
+        obs_costs[k] = sum(c.fee_coin + (c.slippage_coin or 0.0) for c in mine)
+    del position
+    hedge, inferred = _hedge_held(rows.snapshot_hedge, out["filled_amount"], has_fills)
+    out["hedge_held"] = hedge
+    out["delta_held"] = num["delta_before"] + added  # NaN (not recorded) stays NaN
     # A row is an observation when every figure attribution needs was recorded (NaN: not).
-    candidate = np.isfinite(num["delta_before"]) & np.asarray(
+    candidate = np.isfinite(out["delta_held"]) & np.asarray(
         [i is not None for i in rows.text["instrument"]], dtype=np.bool_
     )
     for name in ("index_price", "equity", "gamma", "vega", "theta"):
         candidate &= np.isfinite(num[name])
-    ids = rows.id.tolist()
-    snapshot = rows.snapshot_hedge.tolist()
-    delta_before = num["delta_before"].tolist()
-    is_candidate = candidate.tolist()
-    held_delta: list[float] = [math.nan] * n
-    held_hedge: list[float] = [math.nan] * n
     obs_rows: list[int] = []
-    last_obs: datetime | None = None
-    hedge_held: float | None = None
-    inferred = False
-    for k in range(n):
-        mine = per_reb.get(ids[k])
-        signed = sum(c.amount * (1 if c.side == "buy" else -1) for c in mine) if mine else 0
-        snap = snapshot[k]
-        if not math.isnan(snap):
-            hedge_held = snap + signed
-        elif hedge_held is not None or signed:
-            hedge_held = (hedge_held or 0.0) + signed
-            inferred = True
-        if hedge_held is not None:
-            held_hedge[k] = hedge_held
-        if mine:
-            has_fills[k] = True
-            added = _delta_of(rows, k, mine, instruments)
-            _sum_fills(out, k, signed, mine)
-            obs_costs[k] = sum(c.fee_coin + (c.slippage_coin or 0.0) for c in mine)
-        else:
-            added = 0.0
-        if not math.isnan(delta_before[k]):
-            held_delta[k] = delta_before[k] + added
-        if is_candidate[k] and math.isfinite(held_delta[k]):
-            ts = rows.ts[k]
-            if last_obs is not None and ts <= last_obs:
-                cycle = rows.text["cycle_id"][k]
-                notes.append(f"rebalance {cycle} at the same time as the one before: skipped")
-                continue
-            last_obs = ts
-            obs_rows.append(k)
+    last_obs: int | None = None
+    ts_us = rows.ts_us.tolist()
+    for k in np.flatnonzero(candidate).tolist():
+        if last_obs is not None and ts_us[k] <= last_obs:
+            cycle = rows.cycle_id[k]
+            notes.append(f"rebalance {cycle} at the same time as the one before: skipped")
+            continue
+        last_obs = ts_us[k]
+        obs_rows.append(k)
+    del ts_us
     if inferred:
         notes.append("hedge position inferred from fills where no greeks snapshot was stored")
     if len(obs_rows) < 2:
         notes.append("fewer than two rebalances with greeks: no P&L attribution")
-    out["delta_held"] = np.asarray(held_delta, dtype=np.float64)
-    out["hedge_held"] = np.asarray(held_hedge, dtype=np.float64)
-    del held_delta, held_hedge, snapshot, delta_before, is_candidate
 
     picked = np.asarray(obs_rows, dtype=np.intp)
     attribution = attribute_columns(
@@ -359,8 +334,8 @@ def _currency_report(
     status = _statuses(rows.text["status"])
     table = RebalanceTable(
         id=rows.id,
-        cycle_id=rows.text["cycle_id"],
-        ts=rows.ts,
+        cycle_id=rows.cycle_id,
+        ts_us=rows.ts_us,
         status=status,
         reason=rows.text["reason"],
         target_mode=rows.text["target_mode"],
@@ -386,14 +361,30 @@ def _currency_report(
     fill_stamps = [c.ts for c in costs]
     return CurrencyReport(
         currency=ccy,
-        first_ts=min([rows.ts[0], *fill_stamps]),
-        last_ts=max([rows.ts[-1], *fill_stamps]),
+        first_ts=min([*stamps_of(rows.ts_us[:1]), *fill_stamps]),
+        last_ts=max([*stamps_of(rows.ts_us[-1:]), *fill_stamps]),
         rebalances=table,
         fills=tuple(costs),
         attribution=attribution,
         totals=totals,
         notes=tuple(notes),
     )
+
+
+def _hedge_held(
+    snapshot: FloatArray, signed: FloatArray, has_fills: npt.NDArray[np.bool_]
+) -> tuple[FloatArray, bool]:
+    """The hedge position after each rebalance: the cycle's snapshot plus its fills; without a
+    snapshot, the one before plus the fills (NaN until anything is known). True when any was
+    inferred so."""
+    held = snapshot + signed
+    inferred = False
+    for k in np.flatnonzero(np.isnan(snapshot)).tolist():
+        before = held[k - 1] if k else math.nan
+        if not math.isnan(before) or (has_fills[k] and signed[k]):
+            held[k] = (0.0 if math.isnan(before) else before) + signed[k]
+            inferred = True
+    return held, inferred
 
 
 def _statuses(values: list[str]) -> list[str]:
@@ -449,7 +440,8 @@ def _observations(
     coin = {m: TargetMode(m) is TargetMode.COIN for m in set(modes)}
     hedge = out["hedge_held"][picked]
     return ObservationColumns(
-        ts=[rows.ts[k] for k in picked.tolist()],
+        ts=stamps_of(rows.ts_us[picked]),
+        ts_us=rows.ts_us[picked],
         index_price=index,
         # a hedge mid of 0 or none recorded: the index stands in for it
         hedge_price=np.where(np.isnan(mid) | (mid == 0.0), index, mid),

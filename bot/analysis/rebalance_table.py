@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import overload
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,8 @@ class RebalanceTable(Sequence[RebalanceCost]):
     name of :data:`NUMBERS` (NaN: None); ``has_fills`` marks rows whose fills were summed."""
 
     id: npt.NDArray[np.int64]
-    cycle_id: Sequence[str]
-    ts: Sequence[datetime]
+    cycle_id: npt.NDArray[np.str_]
+    ts_us: npt.NDArray[np.int64]  # microseconds since the epoch, UTC
     status: Sequence[str]
     reason: Sequence[str]
     target_mode: Sequence[str]
@@ -88,7 +89,7 @@ class RebalanceTable(Sequence[RebalanceCost]):
     has_fills: npt.NDArray[np.bool_]
 
     def __len__(self) -> int:
-        return len(self.ts)
+        return len(self.ts_us)
 
     @overload
     def __getitem__(self, i: int) -> RebalanceCost: ...
@@ -115,8 +116,8 @@ class RebalanceTable(Sequence[RebalanceCost]):
             nums.update(dict.fromkeys(FILL_SUMS, 0))
         return RebalanceCost(
             id=int(self.id[k]),
-            cycle_id=self.cycle_id[k],
-            ts=self.ts[k],
+            cycle_id=str(self.cycle_id[k]),
+            ts=EPOCH + timedelta(microseconds=int(self.ts_us[k])),
             status=self.status[k],
             reason=self.reason[k],
             target_mode=self.target_mode[k],

@@ -462,8 +462,9 @@ class Ledger:
 
     def report_rebalances(
         self, *, since: datetime | None = None, currency: str | None = None
-    ) -> RebalanceColumns:
-        """Rebalances as columns for ``hedgebot report`` (see ``bot.store.report_rows``)."""
+    ) -> dict[str, RebalanceColumns]:
+        """Rebalances as columns per currency for ``hedgebot report`` (see
+        ``bot.store.report_rows``)."""
         return read_rebalances(self.engine, since=since, currency=currency)
 
     def order_links(self) -> list[OrderLink]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -51,35 +51,62 @@ REBALANCE_NUMBERS = (
 _REBALANCE_TEXT = ("cycle_id", "currency", "target_mode", "status", "reason", "instrument")
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def stamps_of(micros: npt.NDArray[np.int64]) -> list[datetime]:
+    """Aware UTC datetimes of microseconds since the epoch."""
+    naive = micros.astype("datetime64[us]").astype(object)
+    return [d.replace(tzinfo=UTC) for d in naive]
+
+
 @dataclass
 class RebalanceColumns:
-    """Rebalances oldest first (by time, then id), one entry per row in every column.
+    """Rebalances of one currency oldest first (by time, then id), one entry per row in every
+    column.
 
-    ``numbers`` holds :data:`REBALANCE_NUMBERS` (NaN: not recorded); ``iv`` the mean IV stored
-    with the greeks (NaN: none); ``snapshot_hedge`` the hedge position of the cycle's greeks
-    snapshot (NaN: no snapshot from ``since``).
+    ``ts_us`` is the time in microseconds since the epoch (UTC); ``numbers`` holds
+    :data:`REBALANCE_NUMBERS` (NaN: not recorded); ``iv`` the mean IV stored with the greeks
+    (NaN: none); ``snapshot_hedge`` the hedge position of the cycle's greeks snapshot (NaN: no
+    snapshot from ``since``).
     """
 
     id: npt.NDArray[np.int64]
-    ts: list[datetime]
-    text: dict[str, list[Any]]
+    ts_us: npt.NDArray[np.int64]
+    cycle_id: npt.NDArray[np.str_]
+    text: dict[str, list[Any]]  # currency, target_mode, status, reason, instrument
     numbers: dict[str, FloatArray]
     iv: FloatArray
     snapshot_hedge: FloatArray
 
     def __len__(self) -> int:
-        return len(self.ts)
+        return len(self.ts_us)
 
-    def take(self, rows: npt.NDArray[np.intp]) -> RebalanceColumns:
-        """The rows at ``rows`` (positions), in that order."""
-        picked = rows.tolist()
+
+@dataclass
+class _Chunks:
+    """One currency's columns as they arrive, chunk by chunk."""
+
+    ids: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    ts_us: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    cycle_ids: list[npt.NDArray[np.str_]] = field(default_factory=list)
+    text: dict[str, list[Any]] = field(default_factory=lambda: {k: [] for k in _REBALANCE_TEXT[1:]})
+    numbers: dict[str, list[FloatArray]] = field(
+        default_factory=lambda: {k: [] for k in REBALANCE_NUMBERS}
+    )
+    iv: list[FloatArray] = field(default_factory=list)
+    hedge: list[FloatArray] = field(default_factory=list)
+
+    def columns(self) -> RebalanceColumns:
         return RebalanceColumns(
-            id=self.id[rows],
-            ts=[self.ts[i] for i in picked],
-            text={k: [v[i] for i in picked] for k, v in self.text.items()},
-            numbers={k: v[rows] for k, v in self.numbers.items()},
-            iv=self.iv[rows],
-            snapshot_hedge=self.snapshot_hedge[rows],
+            id=np.concatenate(self.ids),
+            ts_us=np.concatenate(self.ts_us),
+            cycle_id=np.concatenate(self.cycle_ids),
+            text=self.text,
+            numbers={k: np.concatenate(v) for k, v in self.numbers.items()},
+            iv=np.concatenate(self.iv),
+            snapshot_hedge=np.concatenate(self.hedge),
         )
 
 
@@ -133,18 +160,13 @@ def _stamp_column(dialect: str) -> ColumnElement[Any]:
     return ts.label("ts")
 
 
-def _stamps(values: Sequence[Any]) -> list[datetime]:
-    """Aware UTC datetimes of SQLite's UTC text (``YYYY-MM-DD HH:MM:SS.ffffff``) or of the
-    driver's datetimes."""
-    parse = datetime.fromisoformat
-    return [
-        parse(v).replace(tzinfo=UTC)
-        if isinstance(v, str)
-        else v.replace(tzinfo=UTC)
-        if v.tzinfo is None
-        else v.astimezone(UTC)
-        for v in values
-    ]
+def _micros(values: Sequence[Any]) -> npt.NDArray[np.int64]:
+    """Microseconds since the epoch of SQLite's UTC text (``YYYY-MM-DD HH:MM:SS.ffffff``,
+    parsed by numpy) or of the driver's datetimes (naive ones are UTC)."""
+    if all(isinstance(v, str) for v in values):
+        return np.asarray(values, dtype="datetime64[us]").astype(np.int64)
+    aware = (v if v.tzinfo else v.replace(tzinfo=UTC) for v in values)
+    return np.asarray([(v - EPOCH) // MICROSECOND for v in aware], dtype=np.int64)
 
 
 def _ivs(values: Sequence[Any]) -> FloatArray:
@@ -168,9 +190,9 @@ def _partitions(engine: Engine, query: Executable) -> Iterator[Sequence[Any]]:
 
 def read_rebalances(
     engine: Engine, *, since: datetime | None = None, currency: str | None = None
-) -> RebalanceColumns:
-    """Rebalances from ``since`` (inclusive), of ``currency`` when given, with the hedge
-    position of their cycle's newest greeks snapshot from ``since``."""
+) -> dict[str, RebalanceColumns]:
+    """Rebalances from ``since`` (inclusive), of ``currency`` when given, by currency, with
+    the hedge position of their cycle's newest greeks snapshot from ``since``."""
     r, s = RebalanceModel, GreeksSnapshotModel
     newest = select(s.cycle_id, func.max(s.id).label("snapshot_id")).group_by(s.cycle_id)
     if since is not None:
@@ -193,35 +215,35 @@ def read_rebalances(
         query = query.where(r.ts >= since)
     if currency is not None:
         query = query.where(r.currency == currency)
-    ids: list[npt.NDArray[np.int64]] = []
-    ts: list[datetime] = []
-    text: dict[str, list[Any]] = {k: [] for k in _REBALANCE_TEXT}
-    numbers: dict[str, list[FloatArray]] = {k: [] for k in REBALANCE_NUMBERS}
-    ivs: list[FloatArray] = []
-    hedges: list[FloatArray] = []
+    by_ccy: dict[str, _Chunks] = {}
     intern = _Interner()
     n_text = len(_REBALANCE_TEXT)
     for part in _partitions(engine, query):
         cols = list(zip(*part, strict=True))
-        ids.append(np.asarray(cols[0], dtype=np.int64))
-        ts.extend(_stamps(cols[1]))
-        for k, name in enumerate(_REBALANCE_TEXT):
-            values = cols[2 + k]
-            text[name].extend(values if name == "cycle_id" else intern(values))
-        ivs.append(_ivs(cols[2 + n_text]))
-        for k, name in enumerate(REBALANCE_NUMBERS):
-            numbers[name].append(_floats(cols[3 + n_text + k]))
-        hedges.append(_floats(cols[-1]))
+        currencies = intern(cols[3])
+        for ccy in sorted(set(currencies)):
+            acc = by_ccy.setdefault(ccy, _Chunks())
+            mine = np.asarray([c == ccy for c in currencies], dtype=np.bool_)
+            rows = np.flatnonzero(mine)
+            whole = len(rows) == len(currencies)
+            picked = rows.tolist()
+
+            def take(values: Sequence[Any], whole: bool = whole, picked: list[int] = picked) -> Any:
+                return values if whole else [values[i] for i in picked]
+
+            acc.ids.append(np.asarray(take(cols[0]), dtype=np.int64))
+            acc.ts_us.append(_micros(take(cols[1])))
+            # Cycle ids are one string per row: kept in a numpy array, not as a million small
+            # objects that would pin the memory of every chunk read around them.
+            acc.cycle_ids.append(np.asarray(take(cols[2]), dtype=np.str_))
+            for k, name in enumerate(_REBALANCE_TEXT[1:], start=1):
+                acc.text[name].extend(intern(take(cols[2 + k])))
+            acc.iv.append(_ivs(take(cols[2 + n_text])))
+            for k, name in enumerate(REBALANCE_NUMBERS):
+                acc.numbers[name].append(_floats(take(cols[3 + n_text + k])))
+            acc.hedge.append(_floats(take(cols[-1])))
         del cols
-    empty = np.zeros(0)
-    return RebalanceColumns(
-        id=np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64),
-        ts=ts,
-        text=text,
-        numbers={k: np.concatenate(v) if v else empty for k, v in numbers.items()},
-        iv=np.concatenate(ivs) if ivs else empty,
-        snapshot_hedge=np.concatenate(hedges) if hedges else empty,
-    )
+    return {ccy: by_ccy.pop(ccy).columns() for ccy in sorted(by_ccy)}
 
 
 def read_order_links(engine: Engine) -> list[OrderLink]:
