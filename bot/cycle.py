@@ -81,7 +81,8 @@ async def rebalance_once(
     cycle_id = uuid.uuid4().hex[:16]
     structlog.contextvars.bind_contextvars(cycle_id=cycle_id, currency=currency)
     try:
-        return await _cycle(ctx, currency, cycle_id, dry_run, confirm)
+        with ctx.ledger.batch():  # one commit for the cycle's writes, up to its first order
+            return await _cycle(ctx, currency, cycle_id, dry_run, confirm)
     finally:
         structlog.contextvars.unbind_contextvars("cycle_id", "currency")
 

@@ -38,7 +38,8 @@ def same(a: Any, b: Any) -> bool:
 
 
 def assert_same_report(new: Any, old: Any) -> None:
-    assert new.message == old.message and new.funding == old.funding
+    assert new.message == old.message
+    assert new.funding == old.funding
     assert [b.currency for b in new.books] == [b.currency for b in old.books]
     for nb, ob in zip(new.books, old.books, strict=True):
         assert (nb.first_ts, nb.last_ts, nb.notes) == (ob.first_ts, ob.last_ts, ob.notes)
