@@ -3,8 +3,9 @@
 The real daemon (paper venue, SQLite ledger in a temporary directory, monitor, JSON logging to
 ``/dev/null``) runs on a :class:`~bot.clock.FakeClock` that jumps to each next tick, so a day
 of one-minute cycles takes seconds. After each slice of cycles the process's resident set
-(``VmRSS`` from ``/proc/self/status``) is sampled (the databases live on ``/dev/shm``
-when it exists, so the run measures memory rather than fsync); the row is the least-squares slope in MiB
+(``VmRSS`` from ``/proc/self/status``) is sampled (the databases live on
+``/dev/shm`` when it exists, so the run measures memory, not fsync); the row is the
+least-squares slope in MiB
 per 1,000 cycles over the samples after a warm-up (the first quarter: caches, pools and the
 allocator's arenas filling). Target: under 1 MiB per 1,000 cycles, the row's baseline, so a
 ratio ≥ 1 meets it. The run stops at :data:`MAX_CYCLES` or after :data:`BUDGET_S` seconds.
