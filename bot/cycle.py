@@ -81,7 +81,7 @@ async def rebalance_once(
     cycle_id = uuid.uuid4().hex[:16]
     structlog.contextvars.bind_contextvars(cycle_id=cycle_id, currency=currency)
     try:
-        with ctx.ledger.batch():  # one commit for the cycle's writes, up to its first order
+        with ctx.ledger.batch(from_greeks=True):  # one commit from greeks to the first order
             return await _cycle(ctx, currency, cycle_id, dry_run, confirm)
     finally:
         structlog.contextvars.unbind_contextvars("cycle_id", "currency")

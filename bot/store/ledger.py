@@ -125,11 +125,11 @@ class Ledger:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._work = UnitOfWork(self._sessions)
 
-    def batch(self) -> AbstractContextManager[None]:
-        """One transaction for the writes inside the block (e.g. one cycle's); nested blocks
-        join the outer one; an order recorded inside commits at once, before it is sent. See
-        :mod:`bot.store.unit_of_work`."""
-        return self._work.batch()
+    def batch(self, *, from_greeks: bool = False) -> AbstractContextManager[None]:
+        """One transaction for the writes inside the block (with ``from_greeks``, from the
+        greeks snapshot on: a cycle's); nested blocks join the outer one; an order recorded
+        inside commits at once, before it is sent. See :mod:`bot.store.unit_of_work`."""
+        return self._work.batch(from_greeks=from_greeks)
 
     def close(self) -> None:
         """Release pooled connections (the engine reconnects if used again)."""
@@ -186,7 +186,7 @@ class Ledger:
             currency=snapshot.currency,
             **{name: getattr(snapshot, name) for name in _SNAPSHOT_FIGURES},
         )
-        with self._work.write() as session:
+        with self._work.write(opens=True) as session:
             session.add(row)
             session.flush()
             return row.id

@@ -1,9 +1,16 @@
 """One transaction for the writes of one cycle: the ledger's unit of work.
 
 Outside a batch every ledger write is its own transaction (see :mod:`bot.store.session`).
-Inside ``with ledger.batch():`` writes and reads share one session: writes are flushed at the
-call (so a refused value or a duplicate surfaces where it was written) and committed together
-when the block ends, one commit instead of one per write. Rules:
+Inside ``with ledger.batch():`` writes and reads share one session; with
+``batch(from_greeks=True)`` (a cycle) the batch is *armed* first: writes stay their own
+transactions until one that opens it (the greeks snapshot, written once the book has been
+read). In the batch, writes are flushed at the call (so a refused value or a duplicate
+surfaces where it was written) and committed together when the block ends, one commit
+instead of one per write. A flushed write holds SQLite's write lock until the commit,
+so a batch must not be open across a venue call that may make another connection write (the
+paper venue's store): a cycle's writes before its book read (resolving earlier orders,
+cancelling strays) therefore stay outside it, and between the greeks snapshot and the first
+order a cycle only decides. Rules:
 
 - nested batches join the outermost one (only it commits);
 - a *durable* write (an order recorded before it is sent) commits the batch at once, so the
@@ -38,7 +45,9 @@ from bot.store.session import transaction
 @dataclass
 class _Batch:
     session: Session
-    open: bool = True  # False after a durable write: later writes are their own transactions
+    # armed: writes are their own transactions until one that opens the batch; open: writes
+    # join it; released: after a durable write, writes are their own transactions again.
+    state: str = "open"
 
 
 class UnitOfWork:
@@ -52,17 +61,21 @@ class UnitOfWork:
     def active(self) -> bool:
         return self._batch.get(None) is not None
 
-    def _open_session(self) -> Session | None:
+    def _open_session(self, *, opens: bool = False) -> Session | None:
         batch = self._batch.get(None)
-        return batch.session if batch is not None and batch.open else None
+        if batch is None:
+            return None
+        if opens and batch.state == "armed":
+            batch.state = "open"
+        return batch.session if batch.state == "open" else None
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self, *, from_greeks: bool = False) -> Iterator[None]:
         if self.active:
             yield
             return
         session = self._sessions()
-        token = self._batch.set(_Batch(session))
+        token = self._batch.set(_Batch(session, "armed" if from_greeks else "open"))
         try:
             yield
         except BaseException:
@@ -75,10 +88,11 @@ class UnitOfWork:
             session.close()
 
     @contextmanager
-    def write(self, *, durable: bool = False) -> Iterator[Session]:
+    def write(self, *, durable: bool = False, opens: bool = False) -> Iterator[Session]:
         """A session to write in: the batch's (flushed on return; committed now when
-        ``durable``), else a transaction of its own."""
-        session = self._open_session()
+        ``durable``), else a transaction of its own. A write that ``opens`` starts collecting
+        an armed batch."""
+        session = self._open_session(opens=opens)
         if session is None:
             with transaction(self._sessions) as own:
                 yield own
@@ -94,7 +108,7 @@ class UnitOfWork:
             _commit(session)
             batch = self._batch.get(None)
             if batch is not None:
-                batch.open = False
+                batch.state = "released"
 
     @contextmanager
     def read(self) -> Iterator[Session]:
