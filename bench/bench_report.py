@@ -49,6 +49,9 @@ def run_report(path: Path, *args: str) -> tuple[float, float]:
     stderr = child.stderr.read().decode() if child.stderr else ""
     if child.returncode != 0:
         raise RuntimeError(f"hedgebot report failed ({child.returncode}): {stderr[-2000:]}")
+    # CPU time tells a slow machine from a slow command: on 2 shared cores they differ a lot.
+    cpu = usage.ru_utime + usage.ru_stime
+    print(f"bench_report: {seconds:.1f} s wall, {cpu:.1f} s CPU", file=sys.stderr)
     return seconds, usage.ru_maxrss / 1024.0  # ru_maxrss is in KiB on Linux
 
 
