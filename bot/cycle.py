@@ -102,7 +102,8 @@ async def rebalance_once(
     due = due or ctx.clock.now()
     structlog.contextvars.bind_contextvars(cycle_id=cycle_id, currency=currency)
     try:
-        return await _cycle(ctx, currency, cycle_id, dry_run, confirm, due)
+        with ctx.ledger.batch(from_greeks=True):  # one commit from greeks to the first order
+            return await _cycle(ctx, currency, cycle_id, dry_run, confirm, due)
     finally:
         structlog.contextvars.unbind_contextvars("cycle_id", "currency")
 

@@ -109,7 +109,7 @@ class Monitor:
         self._last_read: dict[str, datetime] = {}
         self._states: dict[str, TradingState] = {}  # by scope: global, then each currency
         self._offset: float | None = None
-        self._seen_fills: set[str] = set()
+        self._seen_fills: dict[str, datetime] = {}  # trade id -> time, inside the re-read window
         self._fills_since: datetime | None = None
         self._day: DailyTotals | None = None
 
@@ -319,10 +319,16 @@ class Monitor:
         for f in self._ledger.fills(since):
             if f.trade_id in self._seen_fills:
                 continue
-            self._seen_fills.add(f.trade_id)
+            self._seen_fills[f.trade_id] = f.timestamp
             if self._fills_since is None or f.timestamp > self._fills_since:
                 self._fills_since = f.timestamp
             self._count_fill(f)
+        # A fill older than the next read's window is never read again: forget it, or the set
+        # grows by every fill for as long as the daemon runs.
+        if self._fills_since is not None:
+            oldest = self._fills_since - FILL_REREAD
+            for trade_id in [t for t, at in self._seen_fills.items() if at < oldest]:
+                del self._seen_fills[trade_id]
 
     def _count_fill(self, f: Fill) -> None:
         instrument = self._hedges.get(f.instrument_name)

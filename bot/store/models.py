@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, MetaData, Numeric, String, Text
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -335,7 +335,7 @@ def fill_columns(fill: Fill) -> dict[str, Any]:
     }
 
 
-def fill_of(row: FillModel | PaperTradeModel) -> Fill:
+def fill_of(row: FillModel | PaperTradeModel | Row[Any]) -> Fill:
     """The domain ``Fill`` a ``fills`` or ``paper_trades`` row holds."""
     return Fill(
         trade_id=row.trade_id,

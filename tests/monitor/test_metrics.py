@@ -151,3 +151,25 @@ def test_the_monitor_costs_a_fill_exactly_as_the_cost_report_does() -> None:
         assert mine.fee_coin == theirs.fee_coin
         assert mine.fee_usd == theirs.fee_usd
         assert abs((mine.slippage_usd or 0) - (theirs.slippage_usd or 0)) < 1e-9
+
+
+def test_the_monitor_forgets_fills_older_than_its_reread_window_and_counts_each_once(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(NOW)
+    _, app, _ = monitored(tmp_path, clock)
+    mon = Monitor(app.settings, app.ledger, clock, environ={})
+
+    def fill(n: int) -> Fill:
+        return Fill(
+            f"t{n}", f"o{n}", f"hb-x-{n}", "BTC-PERPETUAL", Side.BUY, 10.0, 90_000.0,
+            0.0, "BTC", Liquidity.MAKER, clock.now(), index_price=90_000.0,
+        )  # fmt: skip
+
+    count = "hedgebot_fills_total"
+    for n in range(3):
+        app.ledger.record_fill(fill(n))
+        mon.cycle("BTC", "no_trade", "inside the band", None, None, None)
+        clock.advance(2 * 24 * 3600)  # two days: past the one-day re-read window
+    assert mon.metrics.registry.get_sample_value(count, {"currency": "BTC"}) == 3
+    assert len(mon._seen_fills) == 1  # only the newest is still inside the window
