@@ -240,10 +240,11 @@ def render_status(data: dict[str, Any], command: str = "hedgebot status") -> str
             continue
         if "unhedged" in book:
             parts.append(
-                table(
-                    f"{currency} book: unhedged ({book['unhedged']})",
-                    ["instrument", "size", "unit"],
-                    [(p["instrument"], f"{p['size']:+,.4f}", currency) for p in book["positions"]],
+                f"{currency} book: unhedged ({book['unhedged']})\n"
+                + table(
+                    f"{currency} positions, in each instrument's amount unit",
+                    ["instrument", "size"],
+                    [(p["instrument"], f"{p['size']:+,.4f}") for p in book["positions"]],
                     right=[1],
                 )
             )

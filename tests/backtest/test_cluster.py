@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterator
 from dataclasses import fields, replace
@@ -60,7 +61,7 @@ def test_a_sweep_on_a_local_dask_cluster_equals_the_local_run_path_for_path(
 def test_the_command_line_sweep_with_a_scheduler_prints_the_local_json(
     scheduler: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["--config", "none.yaml", "backtest", "--paths", "2000", "--days", "1"]
+    argv = ["--config", os.devnull, "backtest", "--paths", "2000", "--days", "1"]
     argv += ["--chunk-paths", "1000", "--policy", "delta_band:band=0.05", "--json"]
     assert main(argv) == 0
     local = json.loads(capsys.readouterr().out)
@@ -105,7 +106,7 @@ def test_an_unreachable_scheduler_on_the_command_line_is_one_line_and_exit_2(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     address = f"tcp://127.0.0.1:{_closed_port()}"
-    argv = ["--config", "none.yaml", "backtest", "--paths", "1000", "--days", "1"]
+    argv = ["--config", os.devnull, "backtest", "--paths", "1000", "--days", "1"]
     code = main([*argv, "--scheduler", address, "--scheduler-timeout", "1"])
     err = capsys.readouterr().err.strip()
     assert code == 2

@@ -36,8 +36,8 @@ def test_a_btc_only_status_shows_the_accounts_eth_book_as_unhedged(
     out = capsys.readouterr().out
     assert "unknown instrument" not in out
     assert "cannot read the book" not in out
-    assert "\nBTC at 2026-01-05T00:00:00" in out
-    assert "\nETH: unhedged (not in venue.currencies: add it there to hedge it)" in out
+    assert "BTC book at 2026-01-05T00:00:00" in out
+    assert "ETH book: unhedged (not in venue.currencies: add it there to hedge it)" in out
     assert "ETH-PERPETUAL" in out
     assert main(["rebalance", "--paper", "--yes"]) == 0  # and trading BTC alone still works
     assert "BTC: " in capsys.readouterr().out
