@@ -100,9 +100,11 @@ class UnitOfWork:
         try:
             yield session
             _flush(session)
-        except BaseException:
+        except BaseException as exc:
             if not _usable(session):
                 session.rollback()  # the database refused a write: the batch is lost
+            if isinstance(exc, sa_exc.StatementError) and isinstance(exc.orig, DataError):
+                raise exc.orig from exc  # a value the column refuses: the caller's DataError
             raise
         if durable:
             _commit(session)
