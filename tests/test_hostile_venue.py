@@ -1,0 +1,95 @@
+"""A hostile venue lies about the facts that size and price the hedge order: each lie is a
+recorded skip, never an order and never a traceback out of the cycle."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.clock import FakeClock
+from bot.cycle import rebalance_once
+from bot.domain import Account, Position, RebalanceStatus
+from tests.support.books import NOW
+from tests.support.harness import CountingVenue, stack
+
+TIGHT = {
+    "policy": {"kind": "delta_band", "delta_band": {"band": 0.05}},
+    "hedge": {"target_delta": 0.5},
+}
+PERP = "BTC-PERPETUAL"
+
+
+def _lie_inst(field: str, value: Any) -> type:
+    class V(CountingVenue):
+        def fix(self, p: Position) -> Position:
+            if p.instrument.name == PERP:
+                return replace(p, instrument=replace(p.instrument, **{field: value}))
+            return p
+
+        async def positions(self, currency: str) -> list[Position]:
+            return [self.fix(p) for p in await self.inner.positions(currency)]
+
+        async def instruments(self, currency: str) -> Any:
+            out = []
+            for i in await self.inner.instruments(currency):
+                out.append(replace(i, **{field: value}) if i.name == PERP else i)
+            return out
+
+    return V
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("amount_step", 0.0),
+        ("amount_step", float("nan")),
+        ("min_amount", float("nan")),
+        ("contract_size", float("nan")),
+        ("contract_size", 0.0),
+        ("tick_size", 0.0),
+        ("tick_size", -1.0),
+        ("tick_size", float("nan")),
+        ("amount_step", "10"),
+        ("expiry", NOW - timedelta(days=1)),
+    ],
+)
+async def test_a_hedge_listed_with_a_bad_lot_tick_or_contract_size_or_expired_is_a_skip(
+    tmp_path: Path, field: str, value: Any
+) -> None:
+    app = stack(tmp_path, clock=FakeClock(NOW), wrap=_lie_inst(field, value), **TIGHT)
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status is RebalanceStatus.SKIPPED
+    assert field in result.reason or "expired" in result.reason
+    assert app.venue.count.placed == 0
+    assert app.ledger.last_rebalances(1)[0].status is RebalanceStatus.SKIPPED
+
+
+class EquityString(CountingVenue):
+    async def account(self, currency: str) -> Account:
+        a = await self.inner.account(currency)
+        return replace(a, equity="1e9")  # type: ignore[arg-type]
+
+
+class HugeDelta(CountingVenue):
+    async def account(self, currency: str) -> Account:
+        a = await self.inner.account(currency)
+        return replace(a, delta_total=float("inf"))
+
+
+class NegSize(CountingVenue):
+    async def positions(self, currency: str) -> list[Position]:
+        return [replace(p, size=float("nan")) for p in await self.inner.positions(currency)]
+
+
+@pytest.mark.parametrize("wrap", [EquityString, HugeDelta, NegSize])
+async def test_a_string_equity_an_infinite_delta_total_or_a_nan_size_is_a_skip(
+    tmp_path: Path, wrap: Any
+) -> None:
+    app = stack(tmp_path, clock=FakeClock(NOW), wrap=wrap, **TIGHT)
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status is RebalanceStatus.SKIPPED
+    assert app.venue.count.placed == 0
