@@ -185,6 +185,8 @@ def _check_hedge_instrument(inst: Instrument, now: datetime) -> None:
     tick or contract size, or an expired hedge, is a bad read, never an order."""
     for what in ("contract_size", "min_amount", "amount_step", "tick_size"):
         require_positive(f"{inst.name} {what}", _number(f"{inst.name} {what}", getattr(inst, what)))
+    if inst.kind is InstrumentKind.OPTION:
+        raise ImplausibleRead(f"hedge instrument {inst.name} is listed as an option")
     if inst.expiry is not None and inst.expiry <= now:
         raise ImplausibleRead(f"hedge instrument {inst.name} expired at {inst.expiry.isoformat()}")
 

@@ -12,7 +12,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.cycle import rebalance_once
-from bot.domain import Account, Position, RebalanceStatus
+from bot.domain import Account, InstrumentKind, Position, RebalanceStatus
 from tests.support.books import NOW
 from tests.support.harness import CountingVenue, stack
 
@@ -55,6 +55,7 @@ def _lie_inst(field: str, value: Any) -> type:
         ("tick_size", float("nan")),
         ("amount_step", "10"),
         ("expiry", NOW - timedelta(days=1)),
+        ("kind", InstrumentKind.OPTION),
     ],
 )
 async def test_a_hedge_listed_with_a_bad_lot_tick_or_contract_size_or_expired_is_a_skip(
@@ -63,7 +64,7 @@ async def test_a_hedge_listed_with_a_bad_lot_tick_or_contract_size_or_expired_is
     app = stack(tmp_path, clock=FakeClock(NOW), wrap=_lie_inst(field, value), **TIGHT)
     result = await rebalance_once(app.ctx, "BTC")
     assert result.status is RebalanceStatus.SKIPPED
-    assert field in result.reason or "expired" in result.reason
+    assert field in result.reason or "expired" in result.reason or "option" in result.reason
     assert app.venue.count.placed == 0
     assert app.ledger.last_rebalances(1)[0].status is RebalanceStatus.SKIPPED
 
