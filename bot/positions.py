@@ -71,6 +71,11 @@ class PositionTracker:
         hedge = await self._hedge_instrument(currency, facts.perpetual, positions)
         now = self._clock.now()
         _check_hedge_instrument(hedge, now)
+        if quote.instrument_name != hedge.name:
+            raise ImplausibleRead(
+                f"asked for the {hedge.name} book, the venue answered with "
+                f"{quote.instrument_name!r}"
+            )
         self._check_quote(quote, now)
         for pos in positions:
             mark = marks.get(pos.instrument.name)

@@ -94,3 +94,25 @@ async def test_a_string_equity_an_infinite_delta_total_or_a_nan_size_is_a_skip(
     result = await rebalance_once(app.ctx, "BTC")
     assert result.status is RebalanceStatus.SKIPPED
     assert app.venue.count.placed == 0
+
+
+class QuotesAnotherInstrument(CountingVenue):
+    """Asked for the BTC perpetual, answers with the ETH perpetual's book (its own index)."""
+
+    async def quote(self, instrument_name: str) -> Any:
+        eth = await self.inner.quote("ETH-PERPETUAL")
+        return eth
+
+
+async def test_a_quote_for_another_instrument_than_the_hedge_is_a_skip(tmp_path: Path) -> None:
+    app = stack(
+        tmp_path,
+        clock=FakeClock(NOW),
+        wrap=QuotesAnotherInstrument,
+        venue={"currencies": ["BTC", "ETH"]},
+        **TIGHT,
+    )
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status is RebalanceStatus.SKIPPED, result.reason
+    assert "ETH-PERPETUAL" in result.reason
+    assert app.venue.count.placed == 0
