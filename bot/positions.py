@@ -197,6 +197,8 @@ def _check_hedge_instrument(inst: Instrument, now: datetime) -> None:
 
 
 def _check_account(currency: str, account: Account) -> None:
+    if account.currency != currency:
+        raise ImplausibleRead(f"{currency} account read answered for {account.currency!r}")
     equity = _number(f"{currency} equity", account.equity)
     if equity <= 0:
         raise ImplausibleRead(f"{currency} equity must be positive, got {equity!r}")

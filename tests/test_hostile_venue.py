@@ -116,3 +116,23 @@ async def test_a_quote_for_another_instrument_than_the_hedge_is_a_skip(tmp_path:
     assert result.status is RebalanceStatus.SKIPPED, result.reason
     assert "ETH-PERPETUAL" in result.reason
     assert app.venue.count.placed == 0
+
+
+class AnswersWithTheEthAccount(CountingVenue):
+    async def account(self, currency: str) -> Account:
+        return await self.inner.account("ETH")
+
+
+async def test_an_account_summary_of_another_currency_is_a_skip(tmp_path: Path) -> None:
+    app = stack(
+        tmp_path,
+        clock=FakeClock(NOW),
+        wrap=AnswersWithTheEthAccount,
+        venue={"currencies": ["BTC", "ETH"]},
+        risk={"delta_tolerance_coin": {"BTC": 100.0, "ETH": 100.0}},
+        **TIGHT,
+    )
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status is RebalanceStatus.SKIPPED, result.reason
+    assert "'ETH'" in result.reason
+    assert app.venue.count.placed == 0
