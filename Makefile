@@ -11,12 +11,17 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
+	@echo "==> creating the virtual environment $(VENV) with $(PY)"
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	@echo "==> upgrading pip"
+	$(BIN)/pip install --progress-bar off -q --upgrade pip
+	@echo "==> installing hedgebot and its dependencies (numpy, scipy, pandas, ccxt, ...): a minute or two"
+	$(BIN)/pip install --progress-bar off -e '.[dev]'
 	touch $(STAMP)
+	@echo "==> done: run .venv/bin/hedgebot --help, or 'source .venv/bin/activate' and then hedgebot"
 
-install: $(STAMP) ## create .venv and install hedgebot with its dev tools
+install: $(STAMP) ## create .venv and install hedgebot with its dev tools (says each step)
+	@echo "hedgebot is installed in $(VENV): $(BIN)/hedgebot --version -> $$($(BIN)/hedgebot --version)"
 
 test: $(STAMP) ## run the whole test suite
 	$(BIN)/pytest

@@ -4,6 +4,11 @@ Precedence, highest first: environment, YAML file, the defaults declared here. E
 documented where it is declared and repeated in ``config.example.yaml``. API keys come only from
 the environment (``HEDGEBOT__VENUE__API_KEY``, ``HEDGEBOT__VENUE__API_SECRET``): a YAML file that
 carries them is refused, and they are ``SecretStr`` so they never print.
+
+:func:`load_settings` refuses a named file that does not exist and any ``HEDGEBOT__`` variable
+that names no setting (suggesting the closest), and renders each error itself (never pydantic's
+text, which repeats the input, secrets included) with where the value came from
+(:mod:`bot.config_sources`).
 """
 
 from __future__ import annotations
@@ -28,12 +33,12 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     YamlConfigSettingsSource,
 )
 
+from bot.config_sources import SECRET_KEYS, check_environment, error_lines
 from bot.domain import Instrument, InstrumentKind, TargetMode
-
-SECRET_KEYS = ("api_key", "api_secret")
 
 # The simulated venue's own credentials. They open nothing but `hedgebot sim`, which listens on
 # loopback only; HEDGEBOT_SIM_API_KEY/SECRET (server) and HEDGEBOT__VENUE__API_KEY/SECRET
@@ -427,7 +432,9 @@ class DatabaseSettings(_Section):
 
 
 class DaemonSettings(_Section):
-    heartbeat_seconds: float = Field(30.0, gt=0, description="wall seconds between heartbeats")
+    heartbeat_seconds: float = Field(
+        30.0, gt=0, description="seconds between heartbeats, on the clock (simulated if sped up)"
+    )
     stop_grace_seconds: float = Field(8.0, gt=0, le=60, description="abandon a cycle after this")
     lock_dir: str = Field(".", description="where the single-flight lock file lives")
 
@@ -545,21 +552,38 @@ def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_settings(path: str | Path | None = "config.yaml", **overrides: Any) -> Settings:
-    """Read settings from ``path`` (skipped when it does not exist) and the environment.
+def load_settings(
+    path: str | Path | None = "config.yaml",
+    *,
+    required: bool = False,
+    **overrides: Any,
+) -> Settings:
+    """Read settings from ``path`` and the ``HEDGEBOT__`` environment.
 
-    Raises :class:`ConfigError` with one line per bad field.
+    A missing ``path`` is skipped unless ``required`` (a file the user named must exist). Raises
+    :class:`ConfigError` with one line per bad field, each naming where the value came from (the
+    environment variable, or the file and line) and never repeating a secret.
     """
     yaml_file = Path(path) if path is not None else None
-    if yaml_file is not None and yaml_file.exists():
+    text: str | None = None
+    if yaml_file is not None and yaml_file.exists() and not yaml_file.is_dir():
         try:
-            parsed = yaml.safe_load(yaml_file.read_text())
+            text = yaml_file.read_text()
+            parsed = yaml.safe_load(text)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"{yaml_file}: cannot read: {exc}"]) from None
         except yaml.YAMLError as exc:
-            raise ConfigError([f"{yaml_file}: not valid YAML: {exc}"]) from exc
+            raise ConfigError([f"{yaml_file}: not valid YAML: {exc}"]) from None
         if parsed is not None and not isinstance(parsed, dict):
             raise ConfigError([f"{yaml_file}: the top level must be a mapping of sections"])
+    elif yaml_file is not None and required:
+        what = "is a directory" if yaml_file.exists() else "does not exist"
+        raise ConfigError([f"--config {yaml_file}: the file {what}; name a YAML settings file"])
     else:
         yaml_file = None
+    env_problems = check_environment(Settings)
+    if env_problems:
+        raise ConfigError(env_problems)
     bound = type(
         "Settings",
         (Settings,),
@@ -569,12 +593,6 @@ def load_settings(path: str | Path | None = "config.yaml", **overrides: Any) -> 
         settings: Settings = bound(**overrides)
         return settings
     except ValidationError as exc:
-        raise ConfigError(_lines(exc)) from None
-
-
-def _lines(exc: ValidationError) -> list[str]:
-    lines = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "settings"
-        lines.append(f"{where}: {err['msg']} (got {err.get('input')!r})"[:300])
-    return lines
+        raise ConfigError(error_lines(exc, Settings, yaml_file, text)) from None
+    except SettingsError as exc:  # an environment value pydantic-settings could not decode
+        raise ConfigError([f"environment: {exc}"]) from None

@@ -187,6 +187,9 @@ async def _cycle(
     ctx.last_rebalance[currency] = ctx.clock.now()
     log.info(
         "rebalanced",
+        **_figures(greeks, decision),
+        instrument=book.hedge_instrument.name,
+        label=execution.label,
         status=execution.status.value,
         filled=execution.filled_amount,
         price=execution.average_price,
@@ -235,7 +238,12 @@ class _Recorder:
     def finish(self, status: RebalanceStatus, reason: str) -> CycleResult:
         self.write(status, reason)
         if status is not RebalanceStatus.SKIPPED:
-            log.info("cycle_done", status=status.value, reason=reason)
+            log.info(
+                "cycle_done",
+                status=status.value,
+                reason=reason,
+                **_figures(self.greeks, self.decision),
+            )
         return CycleResult(
             self.cycle_id, self.currency, status, reason, self.greeks, self.decision, self.plan
         )
@@ -303,3 +311,17 @@ def _plan(book: Book, greeks: PortfolioGreeks, decision: HedgeDecision, s: Setti
         est_cost_usd=est_cost,
         reason=decision.reason,
     )
+
+
+def _figures(g: PortfolioGreeks | None, d: HedgeDecision | None) -> dict[str, float]:
+    """The numbers a trader reads in a cycle's log line: delta (coin, USD) against the band."""
+    out: dict[str, float] = {}
+    if d is not None:
+        out.update(delta=d.delta_before, target=d.target, band_low=d.band_low)
+        out.update(band_high=d.band_high, trade_amount=d.trade_amount)
+    elif g is not None:
+        out["delta"] = g.delta_coin
+    if g is not None:
+        out["index_price"] = g.index_price
+        out["delta_usd"] = out["delta"] * g.index_price
+    return out

@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import signal
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
+from bot.clock import day_start
 from bot.cycle import CycleContext, CycleResult, rebalance_once
 from bot.domain import RebalanceStatus
+from bot.heartbeat import day_figures
 from bot.reconcile import reconcile
 
 log = structlog.get_logger("hedgebot.daemon")
@@ -49,6 +51,7 @@ class Daemon:
         self._heartbeat = heartbeat_seconds
         self._grace = stop_grace_seconds
         self.stats = DaemonStats()
+        self._last_beat = ctx.clock.now()
 
     async def run(
         self,
@@ -61,7 +64,7 @@ class Daemon:
         for currency in self._currencies:
             await reconcile(self._ctx, currency)  # refuses to start on failure
         log.info("daemon_started", currencies=list(self._currencies), every_seconds=self._every)
-        last_beat = clock.now()
+        self._last_beat = clock.now()
         while not stop.is_set():
             started = clock.now()
             if until is not None and clock.now() >= until:
@@ -73,9 +76,7 @@ class Daemon:
                 if result is None:
                     break
                 self.stats.count(result)
-            if (clock.now() - last_beat).total_seconds() >= self._heartbeat:
-                last_beat = clock.now()
-                log.info("heartbeat", cycles=self.stats.cycles, by_status=self.stats.by_status)
+            self._beat_if_due()
             elapsed = (clock.now() - started).total_seconds()
             await self._sleep(stop, max(0.0, self._every - elapsed))
         log.info("daemon_stopped", cycles=self.stats.cycles, abandoned=self.stats.abandoned)
@@ -104,8 +105,32 @@ class Daemon:
             log.exception("cycle_failed", currency=currency, error=repr(exc))
             return CycleResult("", currency, RebalanceStatus.FAILED, repr(exc))
 
+    def _beat_if_due(self) -> None:
+        """Log the heartbeat when ``heartbeat_seconds`` have passed since the last one."""
+        clock = self._ctx.clock
+        if (clock.now() - self._last_beat).total_seconds() < self._heartbeat:
+            return
+        self._last_beat = clock.now()
+        try:
+            day = day_figures(self._ctx.ledger, self._currencies, day_start(clock))
+        except Exception as exc:  # the heartbeat must not stop the hedging
+            day = {"day_figures_error": repr(exc)}
+        log.info("heartbeat", cycles=self.stats.cycles, by_status=self.stats.by_status, **day)
+
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
-        """Sleep to the next tick (a fixed rate, not a fixed gap), or until asked to stop."""
+        """Sleep to the next tick (a fixed rate, not a fixed gap), or until asked to stop; the
+        heartbeat is due on its own interval, so the sleep wakes for it when it comes first."""
+        clock = self._ctx.clock
+        end = clock.now() + timedelta(seconds=seconds)
+        while not stop.is_set():
+            left = (end - clock.now()).total_seconds()
+            if left <= 0:
+                return
+            to_beat = self._heartbeat - (clock.now() - self._last_beat).total_seconds()
+            await self._sleep_once(stop, min(left, max(to_beat, 0.0)))
+            self._beat_if_due()
+
+    async def _sleep_once(self, stop: asyncio.Event, seconds: float) -> None:
         sleeper = asyncio.create_task(self._ctx.clock.sleep(seconds))
         stopper = asyncio.create_task(stop.wait())
         _, pending = await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)

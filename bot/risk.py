@@ -19,6 +19,7 @@ from bot.clock import Clock
 from bot.config import RiskSettings
 from bot.domain import Book, DataError, Fill, HedgeDecision, TradingState
 from bot.store.ledger import Ledger
+from bot.store.records import strictest
 
 log = structlog.get_logger("hedgebot.risk")
 
@@ -76,8 +77,13 @@ class RiskGate:
             log.error("risk_guard_failed", error=repr(exc))
             return Verdict(False, f"risk guard failed: {exc!r}")
 
-    def state(self) -> TradingState:
-        return self._ledger.get_trading_state().state
+    def state(self, currency: str | None = None) -> TradingState:
+        """All trading's state, or with ``currency`` the stricter of it and that currency's own
+        (``hedgebot halt --currency``); read from the ledger at every check."""
+        overall = self._ledger.get_trading_state().state
+        if currency is None:
+            return overall
+        return strictest(overall, self._ledger.get_trading_state(currency).state)
 
     def rate_ok(self) -> bool:
         """Whether one more order fits under ``max_orders_per_minute``, counting every order
@@ -111,7 +117,7 @@ class RiskGate:
         s = self._settings
         if not math.isfinite(decision.trade_amount) or not math.isfinite(decision.trade_delta):
             return Verdict(False, f"trade amount is not a number: {decision.trade_amount!r}")
-        state = self.state()
+        state = self.state(book.currency)
         if state is TradingState.HALTED:
             return Verdict(False, "trading is halted")
         age = (self._clock.now() - book.as_of).total_seconds()

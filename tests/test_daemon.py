@@ -40,7 +40,7 @@ async def test_the_daemon_runs_one_cycle_per_period_until_its_end_time(tmp_path:
     assert len(app.ledger.rebalances()) == 60  # type: ignore[attr-defined]
     events = [e["event"] for e in logs]
     assert events[0] == "reconciled"
-    assert events.count("heartbeat") == 5  # at minutes 10, 20, 30, 40 and 50
+    assert events.count("heartbeat") == 6  # at minutes 10, 20, 30, 40, 50 and 60
 
 
 class WallSleepClock(FakeClock):
@@ -98,7 +98,7 @@ def test_hedgebot_run_stops_cleanly_on_sigterm_within_ten_seconds(tmp_path: Path
         "HEDGEBOT__POLICY__CHECK_SECONDS": "0.2",
         "HEDGEBOT__LOGGING__FORMAT": "json",
     }
-    cli = [sys.executable, "-m", "bot.cli.main", "--config", str(tmp_path / "none.yaml")]
+    cli = [sys.executable, "-m", "bot.cli.main", "--config", os.devnull]
     subprocess.run(
         [*cli, "db", "upgrade", "--paper"], env=env, check=True, cwd=tmp_path, capture_output=True
     )
@@ -153,3 +153,19 @@ async def test_a_cycle_that_raises_is_logged_and_the_daemon_goes_on(tmp_path: Pa
     assert stats.by_status["failed"] == 1
     assert stats.cycles == 5
     assert any(e["event"] == "cycle_failed" for e in logs)
+
+
+async def test_the_heartbeat_comes_at_its_own_interval_even_when_cycles_are_further_apart(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(NOW)
+    app = stack(tmp_path, clock=clock, hedge={"target_delta": 0.3})
+    daemon = Daemon(app.ctx, ("BTC",), 60.0, heartbeat_seconds=30, stop_grace_seconds=1)
+    with capture_logs() as logs:
+        await daemon.run(asyncio.Event(), until=NOW + timedelta(minutes=10))
+    beats = [e for e in logs if e["event"] == "heartbeat"]
+    assert len(beats) in (19, 20)  # every 30 s over 10 minutes, not once per 60 s cycle
+    last = beats[-1]
+    assert last["cycles_today"] == 10
+    assert sum(last["by_status_today"].values()) == 10
+    assert set(last) >= {"fees_today", "pnl_today", "day"}

@@ -35,6 +35,7 @@ from bot.analysis.costs import (
     Report,
     build_report,
 )
+from bot.analysis.tables import table
 from bot.backtest.history import load_funding
 from bot.domain import DataError, RebalanceStatus
 
@@ -147,20 +148,41 @@ def _render_book(b: CurrencyReport, funding: str, max_rows: int) -> str:
     cum = dict(zip((r.id for r in b.rebalances), b.cumulative_cost_usd(), strict=True))
     shown = traded[-max_rows:] if max_rows > 0 else []
     lines.append(
-        f"rebalances that traded ({len(shown)} of {len(traded)} shown; all rebalances in the CSV)"
-    )
-    lines.append(
-        f"{'time (UTC)':<17}{'index':>11}{'delta':>10}{'band':>19}{'trade':>12}{'filled':>12}"
-        f"{'fees $':>10}{'slip bps':>9}{'slip $':>9}{'fund $':>9}{'cum $':>11}"
-    )
-    for r in shown:
-        band = f"{_f(r.band_low, '+.3f')}..{_f(r.band_high, '+.3f')}"
-        lines.append(
-            f"{r.ts:%m-%d %H:%M:%S}  {_f(r.index_price, ',.0f'):>11}"
-            f"{_f(r.delta_before, '+.4f'):>10}{band:>19}{_f(r.trade_amount, '+,.0f'):>12}"
-            f"{r.filled_amount:>+12,.0f}{r.fees_usd:>10,.2f}{_f(r.slippage_bps, '+.2f'):>9}"
-            f"{r.slippage_usd:>9,.2f}{r.funding_usd:>9,.2f}{cum[r.id]:>11,.2f}"
+        table(
+            f"rebalances that traded ({len(shown)} of {len(traded)} shown; all in the CSV)",
+            [
+                "time (UTC)",
+                "index (USD)",
+                f"delta ({ccy})",
+                f"band ({ccy})",
+                "trade",
+                "filled",
+                "fees (USD)",
+                "slip (bps)",
+                "slip (USD)",
+                "funding (USD)",
+                "cum. cost (USD)",
+            ],
+            [
+                (
+                    f"{r.ts:%m-%d %H:%M:%S}",
+                    _f(r.index_price, ",.0f"),
+                    _f(r.delta_before, "+.4f"),
+                    f"{_f(r.band_low, '+.3f')}..{_f(r.band_high, '+.3f')}",
+                    _f(r.trade_amount, "+,.0f"),
+                    f"{r.filled_amount:+,.0f}",
+                    f"{r.fees_usd:,.2f}",
+                    _f(r.slippage_bps, "+.2f"),
+                    f"{r.slippage_usd:,.2f}",
+                    f"{r.funding_usd:,.2f}",
+                    f"{cum[r.id]:,.2f}",
+                )
+                for r in shown
+            ],
+            right=range(1, 11),
+            caption="trade and filled in the hedge instrument's unit (USD for inverse perpetuals)",
         )
+    )
     lines += [f"note: {n}" for n in b.notes]
     return "\n".join(lines)
 
@@ -314,6 +336,7 @@ def plot_report(report: Report, directory: str | Path) -> list[Path]:
             fig, ax = plt.subplots(figsize=(10, 5))
             try:
                 draw(b, ax)
+                ax.set_xlabel("time (UTC)")  # the ledger's timestamps are UTC
                 ax.grid(alpha=0.3)
                 fig.autofmt_xdate()
                 fig.tight_layout()

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bot.analysis.tables import table
 from bot.domain import (
     Book,
     DataError,
@@ -339,28 +340,54 @@ def render_risk(grid: RiskGrid) -> str:
         f"gamma {g.gamma:+.3e} {ccy}/USD, vega {g.vega:+,.2f} USD/pt, "
         f"theta {g.theta:+,.2f} USD/day",
         "",
-        "P&L in USD (rows: price move; columns: vol move in points)",
-        f"{'move':>6} {'index':>11} " + " ".join(f"{v:>+11.0f}" for v in grid.vol_moves),
     ]
-    for j, m in enumerate(grid.price_moves):
-        row = " ".join(f"{grid.pnl_usd[i, j]:>+11,.0f}" for i in range(len(grid.vol_moves)))
-        lines.append(f"{m:>+6.0%} {grid.index_prices[j]:>11,.0f} {row}")
+    lines.append(
+        table(
+            "P&L in USD (rows: price move; columns: vol move in points)",
+            ["move", "index (USD)", *(f"vol {v:+.0f}" for v in grid.vol_moves)],
+            [
+                (
+                    f"{m:+.0%}",
+                    f"{grid.index_prices[j]:,.0f}",
+                    *(f"{grid.pnl_usd[i, j]:+,.0f}" for i in range(len(grid.vol_moves))),
+                )
+                for j, m in enumerate(grid.price_moves)
+            ],
+            right=range(len(grid.vol_moves) + 2),
+        )
+    )
     i0 = int(np.argmin(np.abs(np.asarray(grid.vol_moves))))
     v0 = grid.vol_moves[i0]
-    lines += [
-        "",
-        f"At vol move {v0:+g} points (hedge: {grid.hedge_instrument} order to {grid.target:+g} "
-        f"{grid.target_mode.value} delta, lots of {grid.lot_step:g})",
-        f"{'move':>6} {'index':>11} {'P&L ' + ccy:>12} {'P&L USD':>12} {'delta':>10} "
-        f"{'usd-delta':>10} {'gamma':>11} {'hedge':>12}",
-    ]
-    for j, m in enumerate(grid.price_moves):
-        lines.append(
-            f"{m:>+6.0%} {grid.index_prices[j]:>11,.0f} {grid.pnl_coin[i0, j]:>+12.4f} "
-            f"{grid.pnl_usd[i0, j]:>+12,.0f} {grid.delta_coin[i0, j]:>+10.4f} "
-            f"{grid.delta_usd_target[i0, j]:>+10.4f} {grid.gamma[i0, j]:>+11.3e} "
-            f"{grid.hedge_amount[i0, j]:>+12,.0f}"
+    lines.append(
+        table(
+            f"At vol move {v0:+g} points (hedge: {grid.hedge_instrument} order to "
+            f"{grid.target:+g} {grid.target_mode.value} delta, lots of {grid.lot_step:g})",
+            [
+                "move",
+                "index (USD)",
+                f"P&L ({ccy})",
+                "P&L (USD)",
+                f"delta ({ccy})",
+                f"usd-delta ({ccy})",
+                f"gamma ({ccy}/USD)",
+                "hedge order",
+            ],
+            [
+                (
+                    f"{m:+.0%}",
+                    f"{grid.index_prices[j]:,.0f}",
+                    f"{grid.pnl_coin[i0, j]:+.4f}",
+                    f"{grid.pnl_usd[i0, j]:+,.0f}",
+                    f"{grid.delta_coin[i0, j]:+.4f}",
+                    f"{grid.delta_usd_target[i0, j]:+.4f}",
+                    f"{grid.gamma[i0, j]:+.3e}",
+                    f"{grid.hedge_amount[i0, j]:+,.0f}",
+                )
+                for j, m in enumerate(grid.price_moves)
+            ],
+            right=range(8),
         )
+    )
     lines.append("")
     if grid.gamma_flips:
         lines.append("Gamma changes sign:")

@@ -21,10 +21,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from bot.config import Settings
-
-if TYPE_CHECKING:  # annotations only: the heavy modules load when the command runs
-    from bot.backtest.engine import CostModel, OptionLeg, PolicyRun
+if TYPE_CHECKING:
+    from bot.backtest.engine import CostModel, OptionLeg, PolicyRun  # annotations only
+    from bot.config import Settings
 
 PROG = "hedgebot backtest"
 MODELS = ("gbm", "merton", "heston", "bootstrap", "replay")
@@ -34,7 +33,7 @@ class BadInput(ValueError):
     """A user mistake on the command line: one line, exit 2."""
 
 
-def add_parser(sub: Any) -> None:
+def register(sub: Any) -> None:
     p = sub.add_parser(
         "backtest",
         help="policies over simulated or historical paths, or real Deribit books",

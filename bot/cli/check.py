@@ -14,14 +14,14 @@ the ledger's schema, and the first rebalance's plan. Deribit's scopes: docs.deri
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from bot.clock import Clock
-from bot.config import Settings
+if TYPE_CHECKING:  # annotations only: `hedgebot --help` imports nothing heavy
+    from bot.clock import Clock
+    from bot.config import Settings
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -33,13 +33,15 @@ class Check:
     detail: str
 
 
-def add_parser(sub: Any) -> None:
+def register(sub: Any) -> None:
     p = sub.add_parser("check", help="preflight: venue, clock, key scopes, account, facts, ledger")
     p.add_argument("--json", action="store_true", help="one JSON object per check, as a list")
     p.set_defaults(handler=cmd_check)
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio  # not at module top: `hedgebot --help` stays quick
+
     checks = asyncio.run(run_checks(settings))
     if args.json:
         print(json.dumps([asdict(c) for c in checks], indent=2))

@@ -12,7 +12,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, SecretStr
 
-from bot.config import SECRET_KEYS, Settings
+from bot.config import Settings
+from bot.config_sources import SECRET_KEYS
 
 HEADER = """\
 # hedgebot settings. Copy to config.yaml (or pass --config PATH) and change what you need.

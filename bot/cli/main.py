@@ -1,243 +1,152 @@
-"""The ``hedgebot`` command: run, rebalance, status, db (and the analysis commands).
+"""hedgebot keeps a Deribit options book delta-hedged.
 
-Exit codes: 0 done, 1 failed, 2 bad settings, arguments or venue settings, 3 database schema
-behind the code, 4 another process holds the book, 5 start-up reconciliation failed.
+Exit codes: 0 done; 1 failed; 2 a mistake in the settings, arguments or venue settings (one line
+says which and what would be valid); 3 database schema behind the code; 4 another process holds
+the book; 5 start-up reconciliation failed; 6 the confirmation prompt was answered no or closed
+(Ctrl-D): nothing sent; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import sys
-from collections.abc import Callable, Sequence
-from datetime import timedelta
+import traceback
+from collections.abc import Sequence
 from typing import Any
 
-from bot.app import App, UnsupportedMode, build_app, database_url
-from bot.cli import analysis, backtest, check, paper
-from bot.cli.status import render_status, status_data
-from bot.config import ConfigError, Settings, load_settings
-from bot.cycle import Plan, rebalance_once
-from bot.daemon import Daemon, install_signal_handlers
-from bot.domain import RebalanceStatus
-from bot.lock import BookLocked
-from bot.logs import configure_logging
-from bot.policy import schedule_seconds
-from bot.reconcile import ReconciliationFailed, reconcile
-from bot.sim.faults import WireFaultPlan
-from bot.sim.serve import serve
-from bot.store.db import SchemaOutOfDate, current_revision, head_revision, make_engine, upgrade
-from bot.venues.deribit.adapter import UnsafeUrl
-from bot.venues.errors import AuthError
+from bot.cli import analysis, backtest, check, control, db, paper, run, sim, status
+from bot.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_RECONCILE,
+    EXIT_SCHEMA,
+    EXIT_USAGE,
+    Handler,
+    Parser,
+    UsageError,
+    known_secrets,
+    say,
+    scrub,
+)
+from bot.cli.ledger import fix
 
-EXIT_CONFIG, EXIT_SCHEMA, EXIT_LOCKED, EXIT_RECONCILE = 2, 3, 4, 5
+DEFAULT_CONFIG = "config.yaml"
 
-Handler = Callable[[argparse.Namespace, Settings], int]
+# Every command group registers its subcommands the same way: ``module.register(sub)``.
+GROUPS = (run, status, control, db, sim, check, paper, backtest, analysis)
+
+# Errors that end a command with one line, by (module, class): looked up only in modules already
+# imported, so catching them never imports a heavy module.
+_KNOWN: tuple[tuple[str, str, int, str], ...] = (
+    ("bot.cli.ledger", "NoLedger", EXIT_SCHEMA, "{exc}"),
+    ("bot.store.db", "SchemaOutOfDate", EXIT_SCHEMA, "{exc}"),
+    ("bot.lock", "BookLocked", EXIT_LOCKED, "{exc}; sending nothing"),
+    ("bot.reconcile", "ReconciliationFailed", EXIT_RECONCILE, "refusing to start: {exc}"),
+    ("bot.app", "UnsupportedMode", EXIT_USAGE, "{exc}"),
+    ("bot.venues.errors", "AuthError", EXIT_USAGE, "venue settings refused: {exc}"),
+    ("bot.venues.deribit.adapter", "UnsafeUrl", EXIT_USAGE, "venue settings refused: {exc}"),
+)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
     try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(f"hedgebot: invalid settings in {args.config}:", file=sys.stderr)
-        for line in exc.lines:
-            print(f"  {line}", file=sys.stderr)
-        return EXIT_CONFIG
-    configure_logging(args.log_format or settings.logging.format, settings.logging.level)
-    handler: Handler = args.handler
-    try:
-        return handler(args, settings)
-    except SchemaOutOfDate as exc:
-        print(f"hedgebot: {exc}", file=sys.stderr)
-        return EXIT_SCHEMA
-    except BookLocked as exc:
-        print(f"hedgebot: {exc}; sending nothing", file=sys.stderr)
-        return EXIT_LOCKED
-    except ReconciliationFailed as exc:
-        print(f"hedgebot: refusing to start: {exc}", file=sys.stderr)
-        return EXIT_RECONCILE
-    except UnsupportedMode as exc:
-        print(f"hedgebot: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except (AuthError, UnsafeUrl) as exc:
-        print(f"hedgebot: venue settings refused: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return installed("hedgebot")
+    except PackageNotFoundError:
+        return "unknown"
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hedgebot", description=__doc__)
-    p.add_argument("--config", default="config.yaml", help="settings file (default config.yaml)")
-    p.add_argument("--log-format", choices=["auto", "console", "json"], default=None)
-    sub = p.add_subparsers(dest="command", required=True)
+class _Version(argparse.Action):
+    """``--version``, looked up only when asked (importlib.metadata is not free)."""
 
-    run = sub.add_parser("run", help="the daemon: hedge on the policy's schedule")
-    run.add_argument("--paper", action="store_true", help="paper venue and paper database")
-    run.add_argument("--duration", type=float, default=None, help="stop after N clock seconds")
-    run.add_argument("--max-cycles", type=int, default=None, help="stop after N cycles")
-    run.set_defaults(handler=cmd_run)
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
 
-    reb = sub.add_parser("rebalance", help="one cycle by hand: show the plan, confirm, send")
-    reb.add_argument("--paper", action="store_true")
-    reb.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    reb.add_argument("--dry-run", action="store_true", help="print the plan, send nothing")
-    reb.add_argument("--currency", default=None, help="one currency (default: all configured)")
-    reb.set_defaults(handler=cmd_rebalance)
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(f"hedgebot {version()}")
+        parser.exit(0)
 
-    st = sub.add_parser("status", help="book, greeks, last rebalances, trading state")
-    st.add_argument("--paper", action="store_true")
-    st.add_argument("--json", action="store_true")
-    st.set_defaults(handler=cmd_status)
 
-    db = sub.add_parser("db", help="database schema")
-    db.add_argument("action", choices=["upgrade", "current"])
-    db.add_argument("--paper", action="store_true")
-    db.set_defaults(handler=cmd_db)
-    sim = sub.add_parser("sim", help="a Deribit-compatible simulated venue on 127.0.0.1")
-    sim.add_argument("--port", type=int, default=8642, help="TCP port (default 8642; 0: any)")
-    sim.add_argument(
-        "--db",
-        default="sqlite:///hedgebot-sim.db",
-        help="the venue's own account ('' keeps it in memory)",
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="hedgebot", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    sim.add_argument(
-        "--faults",
+    p.add_argument("--version", action=_Version, help="print hedgebot's version and exit")
+    p.add_argument(
+        "--config",
         default=None,
-        metavar="JSON",
-        help='a fault plan, e.g. \'{"seed": 1, "accept_then_drop": [1], "drop_mode": "hold"}\'',
+        metavar="FILE",
+        help=f"settings file (default {DEFAULT_CONFIG}, skipped when absent; any other file "
+        "named here must exist; /dev/null: the defaults)",
     )
-    sim.set_defaults(handler=cmd_sim)
-    backtest.add_parser(sub)
-    check.add_parser(sub)
-    paper.add_parser(sub)
-    analysis.add_parsers(sub)
+    p.add_argument(
+        "--log-format",
+        choices=["auto", "console", "json"],
+        default=None,
+        metavar="FORMAT",
+        help="auto (the default): console on a terminal, JSON lines otherwise",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in GROUPS:
+        group.register(sub)
     return p
 
 
-def cmd_sim(args: argparse.Namespace, settings: Settings) -> int:
-    plan = None
-    if args.faults:
-        try:
-            raw = json.loads(args.faults)
-            if isinstance(raw.get("latency_ms"), list):
-                raw["latency_ms"] = tuple(raw["latency_ms"])
-            plan = WireFaultPlan(**raw)
-        except (ValueError, TypeError, AttributeError) as exc:
-            print(f"hedgebot sim: bad --faults: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
-    asyncio.run(
-        serve(settings, "127.0.0.1", args.port, database_url=args.db or None, fault_plan=plan)
-    )
-    return 0
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from bot.config import ConfigError, load_settings
 
-
-def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
-    url = database_url(settings, args.paper)
-    if args.action == "upgrade":
-        before, after = upgrade(url)
-        print(f"database {url}: {before or 'empty'} -> {after}")
-    else:
-        print(
-            f"database {url}: at {current_revision(make_engine(url)) or 'no schema'}, "
-            f"code needs {head_revision()}"
+    try:
+        settings = load_settings(
+            args.config or DEFAULT_CONFIG, required=args.config not in (None, DEFAULT_CONFIG)
         )
-    return 0
+    except ConfigError as exc:
+        say(f"hedgebot: invalid settings ({len(exc.lines)} problem(s)):")
+        for line in exc.lines:
+            say(f"  {line}")
+        return EXIT_USAGE
+    from bot.logs import configure_logging
 
-
-def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(_run(args, settings))
-
-
-async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    app = build_app(settings, paper=args.paper)
-    stop = asyncio.Event()
-    install_signal_handlers(stop)
+    configure_logging(args.log_format or settings.logging.format, settings.logging.level)
+    handler: Handler = args.handler
+    secrets = known_secrets([settings.database.url, settings.database.paper_url])
     try:
-        with app.lock():
-            daemon = Daemon(
-                app.ctx,
-                settings.venue.currencies,
-                min(schedule_seconds(settings.policy_for(c)) for c in settings.venue.currencies),
-                settings.daemon.heartbeat_seconds,
-                settings.daemon.stop_grace_seconds,
-            )
-            until = None
-            if args.duration is not None:
-                until = app.clock.now() + timedelta(seconds=args.duration)
-            stats = await daemon.run(stop, until=until, max_cycles=args.max_cycles)
-            print(json.dumps({"cycles": stats.cycles, "by_status": stats.by_status}))
-    finally:
-        await app.close()
-    return 0
+        return handler(args, settings)
+    except UsageError as exc:
+        say(f"hedgebot {args.command}: {exc}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        say(f"hedgebot {args.command}: interrupted")
+        return EXIT_INTERRUPTED
+    except ModuleNotFoundError as exc:  # e.g. the driver of a database URL's dialect
+        say(
+            f"hedgebot {args.command}: Python module {exc.name!r} is not installed; install it "
+            f"into hedgebot's environment (.venv/bin/pip install {exc.name})"
+        )
+        return EXIT_USAGE
+    except Exception as exc:
+        known = _known(exc)
+        if known is None:
+            text = "".join(traceback.format_exception(exc))
+            print(scrub(text, secrets), file=sys.stderr, end="")
+            return EXIT_FAILED
+        code, template = known
+        message = template.format(exc=exc).replace(
+            "`hedgebot db upgrade`", f"`{fix(args, 'db upgrade')}`"
+        )
+        print(scrub(f"hedgebot: {message}", secrets), file=sys.stderr)
+        return code
 
 
-def cmd_rebalance(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(_rebalance(args, settings))
-
-
-async def _rebalance(args: argparse.Namespace, settings: Settings) -> int:
-    app = build_app(settings, paper=args.paper, mode="oneshot")
-    currencies = (args.currency,) if args.currency else settings.venue.currencies
-    failed = False
-    try:
-        with app.lock():
-            for currency in currencies:
-                if not args.dry_run:
-                    await reconcile(app.ctx, currency)  # as the daemon does, before deciding
-                confirm = None if (args.yes or args.dry_run) else _ask
-                result = await rebalance_once(
-                    app.ctx, currency, dry_run=args.dry_run, confirm=confirm
-                )
-                if result.plan is not None:
-                    print(_format_plan(result.plan))
-                print(f"{currency}: {result.status} ({result.reason})")
-                if result.execution is not None:
-                    e = result.execution
-                    print(
-                        f"  order {e.label}: {e.status.value}, filled {e.filled_amount:+,.0f}"
-                        f" at {e.average_price or 0:,.2f}, fees {e.fees:.8f} {currency}"
-                    )
-                failed = failed or result.status in (
-                    RebalanceStatus.SKIPPED,
-                    RebalanceStatus.FAILED,
-                )
-    finally:
-        await app.close()
-    return 1 if failed else 0
-
-
-async def _ask(plan: Plan) -> bool:
-    print(_format_plan(plan))
-    answer = await asyncio.to_thread(input, "Send this order? [y/N] ")
-    return answer.strip().lower() in ("y", "yes")
-
-
-def _format_plan(plan: Plan) -> str:
-    side = "BUY" if plan.trade_amount > 0 else "SELL"
-    return (
-        f"{plan.currency} plan ({plan.target_mode.value} target):\n"
-        f"  book delta     {plan.delta_before:+.5f} {plan.currency}\n"
-        f"  target         {plan.target:+.5f} {plan.currency}\n"
-        f"  order          {side} {abs(plan.trade_amount):,.0f} {plan.instrument}"
-        f" at ~{plan.price:,.2f}\n"
-        f"  delta after    {plan.expected_delta_after:+.5f} {plan.currency}\n"
-        f"  est. cost      ${plan.est_cost_usd:,.2f}  ({plan.reason})"
-    )
-
-
-def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(_status(args, settings))
-
-
-async def _status(args: argparse.Namespace, settings: Settings) -> int:
-    app: App = build_app(settings, paper=args.paper, mode="status")
-    try:
-        data: dict[str, Any] = await status_data(app)
-    finally:
-        await app.close()
-    print(json.dumps(data, indent=2, default=str) if args.json else render_status(data))
-    return 1 if any(book.get("read_failed") for book in data["books"].values()) else 0
+def _known(exc: BaseException) -> tuple[int, str] | None:
+    for module, name, code, template in _KNOWN:
+        cls: Any = getattr(sys.modules.get(module), name, None)
+        if cls is not None and isinstance(exc, cls):
+            return code, template
+    return None
 
 
 if __name__ == "__main__":

@@ -12,19 +12,19 @@ never overwritten.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.clock import Clock
-from bot.config import Settings
+if TYPE_CHECKING:  # annotations only: `hedgebot --help` imports nothing heavy
+    from bot.clock import Clock
+    from bot.config import Settings
 
 
 class ImportRefused(Exception):
     """A book that cannot be imported, with the one line that says why."""
 
 
-def add_parser(sub: Any) -> None:
+def register(sub: Any) -> None:
     p = sub.add_parser("paper", help="paper trading on a real venue's live data")
     actions = p.add_subparsers(dest="paper_action", required=True)
     imp = actions.add_parser(
@@ -38,6 +38,8 @@ def add_parser(sub: Any) -> None:
 
 def cmd_import_book(args: argparse.Namespace, settings: Settings) -> int:
     try:
+        import asyncio  # not at module top: `hedgebot --help` stays quick
+
         lines = asyncio.run(import_book(settings))
     except ImportRefused as exc:
         print(f"hedgebot paper import-book: {exc}", file=sys.stderr)

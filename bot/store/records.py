@@ -25,6 +25,13 @@ from bot.domain import (
     TradingState,
 )
 
+
+def strictest(*states: TradingState) -> TradingState:
+    """The most restrictive of ``states`` (halted, then reducing, then active)."""
+    order = (TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED)
+    return max(states, key=order.index, default=TradingState.ACTIVE)
+
+
 OPEN_STATUSES: tuple[OrderStatus, ...] = tuple(s for s in OrderStatus if not s.terminal)
 
 

@@ -23,11 +23,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_a_ledger_without_schema_refuses_to_start_and_says_what_to_run(
+def test_a_missing_paper_ledger_refuses_to_start_names_the_paper_upgrade_and_creates_nothing(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["rebalance", "--paper", "--dry-run"]) == 3
-    assert "run `hedgebot db upgrade`" in capsys.readouterr().err
+    assert "run `hedgebot db upgrade --paper`" in capsys.readouterr().err
+    assert list(home.glob("*.db*")) == []
 
 
 def test_db_upgrade_then_current_reports_the_head_revision(
@@ -71,14 +72,13 @@ def test_rebalance_yes_sends_the_hedge_and_status_shows_it(
     assert abs(status["books"]["BTC"]["greeks"]["delta_coin"] - 1.5) < 0.1
 
 
-def test_rebalance_asks_first_and_a_no_sends_nothing(
+def test_rebalance_with_no_one_to_answer_the_prompt_sends_nothing_and_exits_6(
     home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HEDGEBOT__HEDGE__TARGET_DELTA", "1.5")
-    monkeypatch.setattr("builtins.input", lambda _prompt: "n")
     main(["db", "upgrade", "--paper"])
-    main(["rebalance", "--paper"])
-    assert "declined" in capsys.readouterr().out
+    assert main(["rebalance", "--paper"]) == 6  # the test's stdin cannot be read: no answer
+    assert "declined at the prompt: nothing sent" in capsys.readouterr().out
     main(["status", "--paper", "--json"])
     assert json.loads(capsys.readouterr().out)["books"]["BTC"]["hedge"]["position"] == 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ def test_a_chosen_policy_backtest_prints_json_with_costs_and_tail_risk(
     code = main(
         [
             "--config",
-            "none.yaml",
+            os.devnull,
             "backtest",
             "--paths",
             "200",
@@ -49,7 +50,7 @@ def test_the_default_sweep_draws_the_frontier(
         main(
             [
                 "--config",
-                "none.yaml",
+                os.devnull,
                 "backtest",
                 "--paths",
                 "100",
@@ -94,7 +95,7 @@ def test_policy_parameters_not_given_come_from_the_settings(
 
 
 def test_a_bad_policy_spec_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--config", "none.yaml", "backtest", "--policy", "martingale"]) == 2
+    assert main(["--config", os.devnull, "backtest", "--policy", "martingale"]) == 2
     assert "martingale" in capsys.readouterr().err
 
 
@@ -102,7 +103,7 @@ def test_a_real_history_replays_with_real_funding(capsys: pytest.CaptureFixture[
     code = main(
         [
             "--config",
-            "none.yaml",
+            os.devnull,
             "backtest",
             "--model",
             "replay",
@@ -131,7 +132,7 @@ def test_a_real_deribit_straddle_replays_hedged_against_unhedged(
     code = main(
         [
             "--config",
-            "none.yaml",
+            os.devnull,
             "backtest",
             "--deribit-replay",
             "2026-01-30T00:00:00",

@@ -61,7 +61,7 @@ def client_env(env: dict[str, str], sim: SimProcess, **extra: str) -> dict[str, 
 
 
 def cli(home: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "bot.cli.main", "--config", str(home / "absent.yaml"), *args]
+    return [sys.executable, "-m", "bot.cli.main", "--config", os.devnull, *args]
 
 
 @contextmanager

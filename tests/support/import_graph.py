@@ -36,6 +36,7 @@ ROOM_OF_PREFIX: dict[str, str] = {
         for name in (
             "domain",
             "config",
+            "config_sources",
             "clock",
             "units",
             "greeks",
@@ -56,6 +57,7 @@ ROOM_OF_PREFIX: dict[str, str] = {
             "cycle",
             "reconcile",
             "daemon",
+            "heartbeat",
             "app",
             "lock",
         )
