@@ -334,7 +334,8 @@ class Executor:
         )
         row = self._ledger.order(state.label) if state.label else None
         for fill in fills:
-            check_fill(fill, row.amount if row is not None else state.amount)  # raises: halt
+            amount = row.amount if row is not None else state.amount
+            check_fill(fill, amount, state.instrument_name, state.side)  # raises: halt
             if self._ledger.record_fill(fill):
                 log.info(
                     "fill_recorded",

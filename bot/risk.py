@@ -17,7 +17,7 @@ import structlog
 
 from bot.clock import Clock
 from bot.config import RiskSettings
-from bot.domain import Book, DataError, Fill, HedgeDecision, TradingState
+from bot.domain import Book, DataError, Fill, HedgeDecision, Side, TradingState
 from bot.store.ledger import Ledger
 from bot.store.records import strictest
 
@@ -39,7 +39,9 @@ class FillExceedsOrder(DataError):
     """A fill larger than the order it belongs to: the venue's record or ours is wrong."""
 
 
-def check_fill(fill: Fill, order_amount: float) -> None:
+def check_fill(
+    fill: Fill, order_amount: float, instrument: str | None = None, side: Side | None = None
+) -> None:
     """Refuse a fill that is not a finite positive amount and price at most its order's amount.
 
     Called where fills are ingested, before they are recorded; the cycle halts trading on
@@ -50,6 +52,19 @@ def check_fill(fill: Fill, order_amount: float) -> None:
             raise FillExceedsOrder(f"fill {fill.trade_id} {what} is not a number: {value!r}")
         if not math.isfinite(value) or value <= 0:
             raise FillExceedsOrder(f"fill {fill.trade_id} {what} is not usable: {value!r}")
+    if isinstance(fill.fee, bool) or not isinstance(fill.fee, int | float):
+        raise FillExceedsOrder(f"fill {fill.trade_id} fee is not a number: {fill.fee!r}")
+    if not math.isfinite(fill.fee):
+        raise FillExceedsOrder(f"fill {fill.trade_id} fee is not usable: {fill.fee!r}")
+    # A fill of another instrument or side than its order's is not this order's fill.
+    if instrument is not None and fill.instrument_name != instrument:
+        raise FillExceedsOrder(
+            f"fill {fill.trade_id} is of {fill.instrument_name}, its order of {instrument}"
+        )
+    if side is not None and fill.side is not side:
+        raise FillExceedsOrder(
+            f"fill {fill.trade_id} is a {fill.side.value}, its order a {side.value}"
+        )
     if fill.amount > order_amount * (1 + 1e-9):
         raise FillExceedsOrder(
             f"fill {fill.trade_id} of {fill.amount:,.2f} is larger than its order "

@@ -12,7 +12,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.cycle import rebalance_once
-from bot.domain import Account, InstrumentKind, Position, RebalanceStatus
+from bot.domain import Account, InstrumentKind, Position, RebalanceStatus, Side, TradingState
 from tests.support.books import NOW
 from tests.support.harness import CountingVenue, stack
 
@@ -136,3 +136,25 @@ async def test_an_account_summary_of_another_currency_is_a_skip(tmp_path: Path) 
     assert result.status is RebalanceStatus.SKIPPED, result.reason
     assert "'ETH'" in result.reason
     assert app.venue.count.placed == 0
+
+
+def _fills_lie(field: str, value: Any) -> type:
+    class V(CountingVenue):
+        async def fills(self, currency: str, since: Any = None) -> Any:
+            return [replace(f, **{field: value}) for f in await self.inner.fills(currency, since)]
+
+    return V
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("instrument_name", "ETH-PERPETUAL"), ("side", Side.SELL), ("fee", float("nan"))],
+)
+async def test_a_fill_of_another_instrument_or_side_or_with_a_nan_fee_halts_unrecorded(
+    tmp_path: Path, field: str, value: Any
+) -> None:
+    app = stack(tmp_path, clock=FakeClock(NOW), wrap=_fills_lie(field, value), **TIGHT)
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status is not RebalanceStatus.TRADED, result.reason
+    assert app.ledger.get_trading_state().state is TradingState.HALTED
+    assert app.ledger.fills() == []
