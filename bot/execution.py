@@ -365,10 +365,18 @@ class _Run:
         self.started = ex._clock.now()
 
     async def refresh_quote(self) -> None:
+        """A fresh touch for the next attempt, if it is sane; else the chase keeps the last
+        one: a quote the cycle's checks never saw must not price an order far from the book."""
         try:
-            self.quote = await self.ex._venue.quote(self.book.hedge_instrument.name)
+            quote = await self.ex._venue.quote(self.book.hedge_instrument.name)
         except (TransientError, RateLimited) as exc:
             log.warning("quote_refresh_failed", error=str(exc))
+            return
+        problem = _refreshed_quote_problem(quote, self.book.hedge_quote)
+        if problem:
+            log.warning("quote_refresh_refused", instrument=quote.instrument_name, why=problem)
+            return
+        self.quote = quote
 
     def _request(self, amount: float, **kw: object) -> OrderRequest:
         self.attempt += 1
@@ -441,3 +449,25 @@ class _Run:
             fills=tuple(self.fills),
             labels=tuple(self.labels),
         )
+
+
+# How far a quote refreshed during one chase may sit from the quote the cycle checked: a
+# chase lasts seconds, so a touch that moved further is a bad answer, not the market.
+MAX_CHASE_MOVE = 0.05
+
+
+def _refreshed_quote_problem(quote: Quote, checked: Quote) -> str | None:
+    if quote.instrument_name != checked.instrument_name:
+        return f"a quote of {quote.instrument_name!r}"
+    for what in ("bid", "ask"):
+        value = getattr(quote, what)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{what} {value!r} is not a number"
+        if not (math.isfinite(value) and value > 0):
+            return f"{what} {value!r} is not a positive finite price"
+    if quote.ask < quote.bid:
+        return f"crossed: bid {quote.bid} > ask {quote.ask}"
+    move = abs(quote.mid / checked.mid - 1)
+    if move > MAX_CHASE_MOVE:
+        return f"mid moved {move:.1%} from the checked quote, more than {MAX_CHASE_MOVE:.0%}"
+    return None

@@ -158,3 +158,38 @@ async def test_a_fill_of_another_instrument_or_side_or_with_a_nan_fee_halts_unre
     assert result.status is not RebalanceStatus.TRADED, result.reason
     assert app.ledger.get_trading_state().state is TradingState.HALTED
     assert app.ledger.fills() == []
+
+
+class QuotesGarbageMidChase(CountingVenue):
+    """Honest on the cycle's read; every later quote of the chase is ten times the market."""
+
+    reads = 0
+
+    async def quote(self, instrument_name: str) -> Any:
+        q = await self.inner.quote(instrument_name)
+        self.reads += 1
+        return (
+            q if self.reads == 1 else replace(q, bid=q.bid * 10, ask=q.ask * 10, mark=q.mark * 10)
+        )
+
+    async def place_order(self, request: Any) -> Any:
+        self.prices = [*getattr(self, "prices", []), request.price]
+        return await super().place_order(request)
+
+
+async def test_a_quote_refreshed_mid_chase_far_from_the_first_never_prices_an_order(
+    tmp_path: Path,
+) -> None:
+    app = stack(
+        tmp_path,
+        clock=FakeClock(NOW),
+        wrap=QuotesGarbageMidChase,
+        execution={"post_only": True, "urgent_band_multiple": 100.0},
+        **TIGHT,
+    )
+    first = app.venue.inner
+    book_quote = await first.quote(PERP)
+    await rebalance_once(app.ctx, "BTC")
+    prices = [p for p in app.venue.prices if p is not None]
+    assert prices, "the chase sent no priced order"
+    assert all(p < book_quote.ask * 1.5 for p in prices), prices
