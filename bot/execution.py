@@ -36,7 +36,7 @@ from bot.domain import (
     Side,
     TimeInForce,
 )
-from bot.risk import check_fill
+from bot.risk import check_fill, check_order_state
 from bot.store.ledger import Ledger
 from bot.units import MAX_LABEL_LENGTH
 from bot.venues.base import Venue
@@ -251,6 +251,7 @@ class Executor:
             if found is None:
                 raise _Unresolved(req.label) from exc
             state = found
+        check_order_state(state, req)  # raises: halt
         # The venue's acknowledgement is on record before we wait: its id always, and its
         # state while working. A terminal state is written by settle(), after the fills.
         if state.status.terminal:

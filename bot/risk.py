@@ -17,7 +17,16 @@ import structlog
 
 from bot.clock import Clock
 from bot.config import RiskSettings
-from bot.domain import Book, DataError, Fill, HedgeDecision, Side, TradingState
+from bot.domain import (
+    Book,
+    DataError,
+    Fill,
+    HedgeDecision,
+    OrderRequest,
+    OrderState,
+    Side,
+    TradingState,
+)
 from bot.store.ledger import Ledger
 from bot.store.records import strictest
 
@@ -69,6 +78,25 @@ def check_fill(
         raise FillExceedsOrder(
             f"fill {fill.trade_id} of {fill.amount:,.2f} is larger than its order "
             f"{fill.label or fill.venue_order_id} of {order_amount:,.2f}"
+        )
+
+
+def check_order_state(state: OrderState, request: OrderRequest) -> None:
+    """Refuse a venue answer about ``request`` that is about another order, or whose filled
+    amount is not a number between 0 and the amount asked for: nothing is sized on it."""
+    for what, ours, theirs in (
+        ("label", request.label, state.label),
+        ("instrument", request.instrument_name, state.instrument_name),
+        ("side", request.side, state.side),
+    ):
+        if theirs != ours:
+            raise FillExceedsOrder(f"order {request.label}: the venue answered {what} {theirs!r}")
+    filled = state.filled_amount
+    if isinstance(filled, bool) or not isinstance(filled, int | float) or not math.isfinite(filled):
+        raise FillExceedsOrder(f"order {request.label}: filled amount {filled!r} is not a number")
+    if not 0 <= filled <= request.amount * (1 + 1e-9):
+        raise FillExceedsOrder(
+            f"order {request.label}: filled {filled:,.2f} of an order of {request.amount:,.2f}"
         )
 
 

@@ -193,3 +193,26 @@ async def test_a_quote_refreshed_mid_chase_far_from_the_first_never_prices_an_or
     prices = [p for p in app.venue.prices if p is not None]
     assert prices, "the chase sent no priced order"
     assert all(p < book_quote.ask * 1.5 for p in prices), prices
+
+
+def _order_lie(field: str, value: Any) -> type:
+    class V(CountingVenue):
+        async def place_order(self, request: Any) -> Any:
+            return replace(await super().place_order(request), **{field: value})
+
+    return V
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("label", "hb-other"), ("filled_amount", "10"), ("filled_amount", -1.0), ("side", Side.SELL)],
+)
+async def test_an_order_answer_about_another_order_or_with_a_bad_filled_amount_halts(
+    tmp_path: Path, field: str, value: Any
+) -> None:
+    app = stack(tmp_path, clock=FakeClock(NOW), wrap=_order_lie(field, value), **TIGHT)
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status is RebalanceStatus.FAILED, result.reason
+    assert field.split("_")[0] in result.reason
+    assert app.ledger.get_trading_state().state is TradingState.HALTED
+    assert app.venue.count.placed == 1
