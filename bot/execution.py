@@ -36,7 +36,7 @@ from bot.domain import (
     Side,
     TimeInForce,
 )
-from bot.risk import check_fill, check_order_state
+from bot.risk import FillExceedsOrder, check_fill, check_order_state
 from bot.store.ledger import Ledger
 from bot.units import MAX_LABEL_LENGTH
 from bot.venues.base import Venue
@@ -361,6 +361,7 @@ class _Run:
         self.attempt = 0
         self.fills: list[Fill] = []
         self.labels: list[str] = []
+        self.requests: dict[str, OrderRequest] = {}
         self.filled = 0.0
         self.last_status = OrderStatus.PENDING
         self.started = ex._clock.now()
@@ -385,7 +386,7 @@ class _Run:
         reduces = held != 0 and (held > 0) != (self.side is Side.BUY) and amount <= abs(held)
         label = make_label(self.ex._prefix, self.cycle_id, self.attempt)
         self.labels.append(label)
-        return OrderRequest(
+        self.requests[label] = OrderRequest(
             label=label,
             instrument_name=self.book.hedge_instrument.name,
             side=self.side,
@@ -393,6 +394,7 @@ class _Run:
             reduce_only=reduces,
             **kw,  # type: ignore[arg-type]
         )
+        return self.requests[label]
 
     async def passive(self, amount: float) -> float:
         touch = self.quote.bid if self.side is Side.BUY else self.quote.ask
@@ -432,6 +434,10 @@ class _Run:
     async def _record(self, state: OrderState) -> float:
         """What the order filled, by the venue's word on the order (not the fills we could
         read, which may lag): the rest of the hedge is sized on it."""
+        request = self.requests.get(state.label)
+        if request is None:
+            raise FillExceedsOrder(f"the venue answered about {state.label!r}, not one of ours")
+        check_order_state(state, request)  # after a wait or a cancel, as after the send
         fills = await self.ex.settle(self.book.currency, state, self.started)
         self.last_status = state.status
         self.fills.extend(f for f in fills if f.trade_id not in {x.trade_id for x in self.fills})

@@ -216,3 +216,28 @@ async def test_an_order_answer_about_another_order_or_with_a_bad_filled_amount_h
     assert field.split("_")[0] in result.reason
     assert app.ledger.get_trading_state().state is TradingState.HALTED
     assert app.venue.count.placed == 1
+
+
+class CancelAnswersAnotherOrder(CountingVenue):
+    """The resting order's cancel is answered with a state of another order, filled."""
+
+    async def cancel_order(self, venue_order_id: str) -> Any:
+        state = await self.inner.cancel_order(venue_order_id)
+        return replace(state, label="hb-someone-else", filled_amount=state.amount)
+
+
+async def test_a_cancel_answered_about_another_order_halts_and_sizes_nothing_on_it(
+    tmp_path: Path,
+) -> None:
+    app = stack(
+        tmp_path,
+        clock=FakeClock(NOW),
+        wrap=CancelAnswersAnotherOrder,
+        execution={"post_only": True, "urgent_band_multiple": 100.0},
+        **TIGHT,
+    )
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status is RebalanceStatus.FAILED, result.reason
+    assert "not one of ours" in result.reason
+    assert app.ledger.get_trading_state().state is TradingState.HALTED
+    assert app.venue.count.placed == 1
