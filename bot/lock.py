@@ -24,9 +24,29 @@ class BookLocked(Exception):
 
 
 def lock_path_for(lock_dir: str | Path, database_url: str) -> Path:
-    """One lock per ledger: paper and live books can run side by side."""
+    """One lock per ledger: paper and live books can run side by side.
+
+    A SQLite ledger's lock sits beside its file and is named by the file's real path, so two
+    processes that spell the URL differently (``//./``, a symlink, another working directory
+    or ``lock_dir``) still meet at one lock; other databases are keyed on the URL in
+    ``lock_dir``.
+    """
+    file = _sqlite_file(database_url)
+    if file is not None:
+        real = os.path.realpath(file)
+        digest = hashlib.sha256(real.encode()).hexdigest()[:12]
+        return Path(real).parent / f".hedgebot-{digest}.lock"
     digest = hashlib.sha256(database_url.encode()).hexdigest()[:12]
     return Path(lock_dir) / f".hedgebot-{digest}.lock"
+
+
+def _sqlite_file(database_url: str) -> str | None:
+    """The file of a ``sqlite[+driver]:///path`` URL, or None (another database, in memory)."""
+    scheme, sep, rest = database_url.partition("://")
+    if not sep or scheme.split("+")[0].lower() != "sqlite" or not rest.startswith("/"):
+        return None
+    path = rest[1:].split("?")[0]
+    return path if path and path != ":memory:" else None
 
 
 class BookLock:

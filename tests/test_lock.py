@@ -38,3 +38,15 @@ def test_a_second_holder_is_refused_and_told_who_holds_the_book(tmp_path: Path) 
 
 def test_paper_and_live_ledgers_have_different_locks(tmp_path: Path) -> None:
     assert lock_path_for(tmp_path, "sqlite:///a.db") != lock_path_for(tmp_path, "sqlite:///b.db")
+
+
+def test_two_spellings_of_one_sqlite_ledger_from_two_lock_dirs_meet_at_one_lock(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    one = lock_path_for(tmp_path / "a", f"sqlite:///{tmp_path}/book.db")
+    other = lock_path_for(tmp_path / "b", f"sqlite:///{tmp_path}//./b/../book.db")
+    assert one == other
+    with BookLock(one), pytest.raises(BookLocked):
+        BookLock(other).acquire()
