@@ -31,10 +31,10 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff format --check bot strategies tests bench
 	$(BIN)/mypy
 
-demo: $(STAMP) ## hedge BTC and ETH books for a simulated day through ccxt against the sim venue
+demo: $(STAMP) ## hedge BTC and ETH books for a simulated day through ccxt against the sim venue (in demo/)
 	$(BIN)/python -m bot.cli.demo
 
-demo-paper: $(STAMP) ## the same simulated day in paper mode (no venue process)
+demo-paper: $(STAMP) ## the same simulated day in paper mode (no venue process, in demo/)
 	$(BIN)/python -m bot.cli.demo --paper
 
 BENCH_STAMP := $(VENV)/.bench-installed
@@ -47,5 +47,5 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP) ## benchmarks: a table with ratios against baselines measured in the same run
 	$(BIN)/python -m bench
 
-clean: ## remove the venv and local databases
-	rm -rf $(VENV) *.db .pytest_cache .mypy_cache .ruff_cache
+clean: ## remove the venv, local databases and the demo's world
+	rm -rf $(VENV) *.db demo .pytest_cache .mypy_cache .ruff_cache

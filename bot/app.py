@@ -7,26 +7,34 @@ the paper database, so restart recovery runs in paper mode exactly as it does li
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 
+import numpy as np
 from pydantic import SecretStr
 
-from bot.clock import Clock, clock_for, day_start
+from bot.clock import Clock, SeededIds, SystemClock, clock_for, day_start
 from bot.config import SIM_API_KEY, SIM_API_SECRET, Settings, hedge_instruments
 from bot.cycle import CycleContext
 from bot.execution import Executor
-from bot.lock import BookLock, lock_path_for
+from bot.lock import BookLease, account_identity, book_key
+from bot.monitor import Monitor
 from bot.policy import VolSource
 from bot.positions import PositionTracker
 from bot.risk import RiskGate
 from bot.store.db import make_engine, open_ledger
+from bot.store.lease import LeaseStore
 from bot.store.ledger import Ledger
 from bot.store.paper import SqlPaperStore
 from bot.venues.base import Venue
-from bot.venues.deribit.adapter import DeribitVenue, build_client
+from bot.venues.deribit.adapter import DeribitVenue, RequestTimer, build_client
 from bot.venues.deribit.live_market import ImportedBook, LiveMarket, LivePaperVenue
 from bot.venues.paper.market import SimMarket
+from bot.venues.paper.timekeeping import lockstep_clock
 from bot.venues.paper.venue import PaperVenue
+from bot.venues.sim_clock import SimClockUnavailable, SimVenueClock
 from bot.venues.venue_clock import VenueClock
 
 
@@ -40,18 +48,70 @@ class App:
     database_url: str
     paper: bool
     venue_clock: VenueClock | None = None
+    mode: str = "daemon"
+    lease_clock: Clock = field(default_factory=SystemClock)
+    monitor: Monitor | None = None
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
-    def lock(self) -> BookLock:
-        return BookLock(lock_path_for(self.settings.daemon.lock_dir, self.database_url))
+    def books(self) -> tuple[str, ...]:
+        """This process's books: the venue account and each configured currency."""
+        account = account_identity(self.settings, self.paper)
+        return tuple(book_key(account, c) for c in self.settings.venue.currencies)
+
+    def lock(self, currencies: tuple[str, ...] | None = None) -> BookLease:
+        """The lease on this app's books (all configured currencies unless narrowed), held in
+        the ledger; its expiry runs on wall time, whatever clock the market runs on."""
+        account = account_identity(self.settings, self.paper)
+        books = tuple(book_key(account, c) for c in currencies or self.settings.venue.currencies)
+        return BookLease(
+            LeaseStore(self.ledger.engine),
+            books,
+            self.lease_clock,
+            self.settings.daemon.lease_seconds,
+            self.mode,
+        )
 
     async def close(self) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
         await self.venue.close()
+        for close in self.closers:
+            await close()
 
 
 def make_clock(settings: Settings) -> Clock:
     """Wall time, or for the simulated venue time faster than the wall (``market.speed``),
     counted from ``market.clock_anchor`` so a daemon and a simulated venue agree."""
     return clock_for(settings.market.speed, settings.market.clock_anchor)
+
+
+def lockstep(settings: Settings, paper: bool) -> bool:
+    """Whether this process follows a simulated venue's time; refuses it for a real venue."""
+    if settings.market.clock != "lockstep":
+        return False
+    if not paper and settings.venue.kind != "sim":
+        raise UnsupportedMode(
+            "market.clock: lockstep needs the simulated venue (venue.kind: sim) or --paper; "
+            "a real venue keeps the wall clock"
+        )
+    return True
+
+
+def follow_sim_venue(settings: Settings) -> SimVenueClock:
+    """The clock of ``hedgebot sim`` at ``venue.sim_url``, followed in lockstep."""
+    try:
+        return SimVenueClock.connect(settings.venue.sim_url, pace=settings.market.pace)
+    except SimClockUnavailable as exc:
+        raise UnsupportedMode(str(exc)) from exc
+
+
+def id_salt(clock: Clock, ledger: Ledger) -> str:
+    """What tells this process's run from an earlier one on the same ledger: where its clock
+    starts and how many rows the ledger holds (a killed cycle that recorded anything moved
+    the count; one that recorded nothing left no id to collide with)."""
+    summary = ledger.summary()
+    rows = sum(summary.rebalances_by_status.values()) + sum(summary.orders_by_status.values())
+    return f"{clock.now().isoformat()}|{rows}"
 
 
 def database_url(settings: Settings, paper: bool) -> str:
@@ -62,7 +122,16 @@ class UnsupportedMode(Exception):
     """A combination of settings and flags hedgebot does not run."""
 
 
-def build_venue(settings: Settings, clock: Clock, url: str, paper: bool) -> Venue:
+def build_venue(
+    settings: Settings,
+    clock: Clock,
+    url: str,
+    paper: bool,
+    *,
+    request_timer: RequestTimer | None = None,
+    store: SqlPaperStore | None = None,
+    start: datetime | None = None,
+) -> Venue:
     """The venue the settings name.
 
     ``--paper``: a paper venue filling locally, its account in the paper database: on the
@@ -75,14 +144,14 @@ def build_venue(settings: Settings, clock: Clock, url: str, paper: bool) -> Venu
     if paper:
         market = SimMarket(
             settings.market,
-            settings.venue.currencies,
+            tuple(settings.venue.facts),  # every currency: an account may hold any of them
             clock,
             settings.venue.facts,
-            start=day_start(clock),
+            start=start or day_start(clock),
         )
         return PaperVenue(
             market,
-            SqlPaperStore(make_engine(url)),
+            store or SqlPaperStore(make_engine(url)),
             clock,
             settings.venue.facts,
             settings.venue.fees,
@@ -101,7 +170,13 @@ def build_venue(settings: Settings, clock: Clock, url: str, paper: bool) -> Venu
         )
     # At an accelerated speed both sides share an anchored clock; a round trip would be
     # magnified into a false offset, so the venue's clock is measured at speed 1 only.
-    return DeribitVenue(venue, clock, measure_clock=settings.market.speed == 1)
+    return DeribitVenue(
+        venue,
+        clock,
+        rng=np.random.default_rng(settings.market.seed),
+        measure_clock=settings.market.speed == 1 and settings.market.clock == "wall",
+        request_timer=request_timer,
+    )
 
 
 def live_paper_venue(
@@ -113,6 +188,7 @@ def live_paper_venue(
     data = DeribitVenue(
         public,
         clock,
+        rng=np.random.default_rng(settings.market.seed),
         client=build_client(public, public_only=True),
         measure_clock=settings.market.speed == 1,
     )
@@ -142,14 +218,37 @@ def build_app(
     clock: Clock | None = None,
     mode: str = "daemon",
     venue: Venue | None = None,
+    ledger: Ledger | None = None,
 ) -> App:
-    """Everything one process needs. Refuses a ledger whose schema is behind the code."""
-    clock = clock or make_clock(settings)
+    """Everything one process needs. Refuses a ledger whose schema is behind the code.
+    ``venue`` and ``ledger`` replace the ones the settings name (tests inject faults so).
+
+    With ``market.clock: lockstep`` the clock is the simulated venue's: in paper mode one
+    shared with the paper venue (and saved with its account), against ``hedgebot sim`` that
+    venue's, followed over HTTP. Nothing past this function knows which clock it has.
+    """
     url = database_url(settings, paper)
-    ledger = open_ledger(url)
-    venue = venue or build_venue(settings, clock, url, paper)
+    ledger = ledger or open_ledger(url)
+    closers: list[Callable[[], Awaitable[None]]] = []
+    store, start = None, None
+    if clock is None and lockstep(settings, paper) and venue is None:
+        if paper:
+            store = SqlPaperStore(make_engine(url))
+            clock, start = lockstep_clock(store, settings.market, SystemClock())
+        else:
+            followed = follow_sim_venue(settings)
+            closers.append(followed.close)
+            clock = followed
+    clock = clock or make_clock(settings)
+    monitor = _monitor(settings, ledger, clock) if mode == "daemon" else None
+    timer = monitor.request_timer if monitor else None
+    venue = venue or build_venue(
+        settings, clock, url, paper, request_timer=timer, store=store, start=start
+    )
     # data age is judged on the venue's clock when it is measured (see bot.venues.venue_clock)
     venue_clock = getattr(venue, "venue_clock", None)
+    if monitor is not None and venue_clock is not None:
+        monitor.follow_clock_offset(lambda: venue_clock.offset_seconds)
     tracker = PositionTracker(venue, settings.venue.facts, venue_clock or clock, settings.risk)
 
     risk = RiskGate(settings.risk, clock, ledger)
@@ -163,5 +262,33 @@ def build_app(
         instruments=hedge_instruments(settings.venue.facts),
     )
     vol = VolSource(settings.policy.volatility, ledger)
-    ctx = CycleContext(settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol)
-    return App(settings, clock, venue, ledger, ctx, url, paper, venue_clock)
+    ids = SeededIds(settings.market.seed, id_salt(clock, ledger))
+    ctx = CycleContext(
+        settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol, ids=ids
+    )
+    return App(
+        settings,
+        clock,
+        venue,
+        ledger,
+        ctx,
+        url,
+        paper,
+        venue_clock,
+        mode,
+        monitor=monitor,
+        closers=closers,
+    )
+
+
+def _monitor(settings: Settings, ledger: Ledger, clock: Clock) -> Monitor:
+    """Metrics, probes, alerts (``HEDGEBOT_ALERT_URLS``) and systemd's notify socket, all
+    from the process environment; the venue keys are redacted from every alert."""
+    keys = (settings.venue.api_key, settings.venue.api_secret)
+    return Monitor(
+        settings,
+        ledger,
+        clock,
+        environ=os.environ,
+        secrets=[k.get_secret_value() for k in keys if k is not None],
+    )

@@ -1,9 +1,18 @@
 """Clocks. Every room reads time and sleeps through one of these, so tests run on a fake clock
-and the demo runs a simulated day in a minute of wall time."""
+and a simulation replays the same day on any machine.
+
+Real trading reads the wall (:class:`SystemClock`). In simulation the venue owns time and it
+moves only when the driver sleeps (:class:`LockstepClock`): a cycle takes no simulated time, so
+a seed gives the same day however busy the machine is (the deterministic simulators of
+FoundationDB and TigerBeetle work this way). :class:`AcceleratedClock` stays for watching a
+live-looking run; its results depend on the machine's speed.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -69,6 +78,73 @@ class FakeClock:
     async def sleep(self, seconds: float) -> None:
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)
+
+
+class LockstepClock:
+    """Simulated time that moves only when someone sleeps on it (or :meth:`advance_to`).
+
+    The in-process paper venue and the daemon share one; ``hedgebot sim`` holds one that its
+    clients advance over HTTP. ``on_advance`` is told every new instant (to persist it, so a
+    restart resumes there). ``pace`` (simulated seconds per wall second) only slows a sleep down
+    for a watcher: what happens in simulated time does not depend on it. Time never runs back.
+    """
+
+    def __init__(
+        self,
+        start: datetime,
+        *,
+        on_advance: Callable[[datetime], None] | None = None,
+        pace: float | None = None,
+    ) -> None:
+        if pace is not None and not pace > 0:
+            raise ValueError("pace must be positive")
+        self._now = start if start.tzinfo else start.replace(tzinfo=UTC)
+        self._on_advance = on_advance
+        self._pace = pace
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance_to(self, instant: datetime) -> datetime:
+        """Move to ``instant`` if it is later; returns the clock's time."""
+        if instant > self._now:
+            self._now = instant
+            if self._on_advance is not None:
+                self._on_advance(instant)
+        return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        return self.advance_to(self._now + timedelta(seconds=max(0.0, seconds)))
+
+    async def sleep(self, seconds: float) -> None:
+        target = self._now + timedelta(seconds=max(0.0, seconds))
+        await pace_wait(seconds, self._pace)
+        self.advance_to(target)
+
+
+async def pace_wait(seconds: float, pace: float | None) -> None:
+    """Let the event loop run, and wait ``seconds / pace`` of wall time when paced."""
+    await asyncio.sleep(max(0.0, seconds) / pace if pace else 0)
+
+
+class SeededIds:
+    """Cycle ids from a seed, the counterpart of the clock for identifiers: the same seed and
+    ``salt`` give the same ids (so a simulated day replays with the same order labels), and a
+    different salt a different, unrelated sequence.
+
+    The wiring salts with what tells one process's run from another's on the same ledger
+    (where its clock starts, how many rows the ledger already holds), so a restart never reuses
+    an id an earlier process recorded.
+    """
+
+    def __init__(self, seed: int = 0, salt: str = "") -> None:
+        self._prefix = f"{seed}|{salt}|"
+        self._n = 0
+
+    def cycle_id(self) -> str:
+        """The next id: 16 hex digits of SHA-256 over seed, salt and a counter."""
+        self._n += 1
+        return hashlib.sha256(f"{self._prefix}{self._n}".encode()).hexdigest()[:16]
 
 
 def clock_for(speed: float, anchor: datetime | None = None) -> Clock:

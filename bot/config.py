@@ -197,12 +197,32 @@ class BookLeg(_Section):
 class MarketSettings(_Section):
     """The simulated market: seeded GBM with jumps, a perpetual around it, a smile."""
 
-    seed: int = Field(7, description="seed of every random draw of the market")
-    speed: float = Field(1.0, gt=0, le=100_000, description="simulated seconds per wall second")
+    seed: int = Field(7, description="seed of every random draw of the market (and of ids)")
+    clock: Literal["wall", "lockstep"] = Field(
+        "wall",
+        description="wall: time is the wall's (times `speed`); lockstep: the simulated venue "
+        "owns time and it moves only when the daemon sleeps, so a seed replays the same day "
+        "on any machine (sim venue and --paper only)",
+    )
+    start: datetime | None = Field(
+        None,
+        description="lockstep: the instant the simulated market starts (default: midnight UTC "
+        "of the day it first starts); a venue with saved state resumes at its own time",
+    )
+    pace: float | None = Field(
+        None,
+        gt=0,
+        le=1e9,
+        description="lockstep: at most this many simulated seconds per wall second, for a "
+        "watcher; results do not depend on it (default: as fast as it computes)",
+    )
+    speed: float = Field(
+        1.0, gt=0, le=100_000, description="wall clock: simulated seconds per wall second"
+    )
     clock_anchor: datetime | None = Field(
         None,
-        description="wall time the accelerated clock counts from; processes sharing it agree "
-        "(default: when the process starts)",
+        description="wall clock: wall time the accelerated clock counts from; processes "
+        "sharing it agree (default: when the process starts)",
     )
     step_seconds: float = Field(60.0, gt=0, le=3600, description="market path resolution")
     spot: dict[str, float] = Field(
@@ -424,6 +444,25 @@ class ExecutionSettings(_Section):
         2.0, ge=1, description="|delta - target| beyond this many bands skips post-only"
     )
     allow_market: bool = Field(False, description="after IOC, send the rest as a market order")
+    fill_lookback_seconds: float = Field(
+        300.0,
+        ge=0,
+        le=86_400,
+        description="fills are read from this long before an order's creation (venue clock lag)",
+    )
+    unknown_grace_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=86_400,
+        description="an order the venue never acknowledged and cannot find by label or id "
+        "after this long is concluded never to have arrived (an acknowledged one never is)",
+    )
+    lookup_backoff_seconds: float = Field(
+        0.25, gt=0, le=60, description="first wait between look-ups of an unknown order"
+    )
+    lookup_backoff_max_seconds: float = Field(
+        2.0, gt=0, le=600, description="longest wait between look-ups (the wait doubles)"
+    )
 
 
 class DatabaseSettings(_Section):
@@ -436,12 +475,91 @@ class DaemonSettings(_Section):
         30.0, gt=0, description="seconds between heartbeats, on the clock (simulated if sped up)"
     )
     stop_grace_seconds: float = Field(8.0, gt=0, le=60, description="abandon a cycle after this")
-    lock_dir: str = Field(".", description="where the single-flight lock file lives")
+    lease_seconds: float = Field(
+        60.0,
+        ge=5,
+        le=3600,
+        description="the book lease in the ledger expires this long (wall time) after its last "
+        "renewal; the daemon renews it every cycle and every third of it; a dead holder's "
+        "lease is taken over only once expired",
+    )
+    cancel_on_stop: bool = Field(
+        True, description="SIGTERM and any halt cancel our resting orders, recorded in the ledger"
+    )
 
 
 class LoggingSettings(_Section):
     format: Literal["auto", "console", "json"] = Field("auto", description="auto: tty->console")
     level: Literal["debug", "info", "warning", "error"] = Field("info", description="minimum")
+
+
+class AlertSettings(_Section):
+    """When and how often to alert. Where to: the URLs in ``HEDGEBOT_ALERT_URLS`` (apprise's
+    format, https://github.com/caronc/apprise/wiki), from the environment only: they carry
+    tokens."""
+
+    dedupe_seconds: float = Field(
+        3600.0, ge=0, le=7 * 86400, description="the same alert again only after this long"
+    )
+    max_per_hour: int = Field(20, ge=1, le=10_000, description="alerts sent per hour, all kinds")
+    unknown_order_grace_seconds: float = Field(
+        300.0, gt=0, description="an order still of unknown outcome after this alerts"
+    )
+    stale_cycles: int = Field(
+        3,
+        ge=1,
+        le=10_000,
+        description="cycles in a row with stale data (or clock offset) that alert",
+    )
+    max_clock_offset_seconds: float = Field(
+        2.0, gt=0, le=3600, description="venue clock offset beyond this counts toward stale_cycles"
+    )
+    delta_bands: float = Field(
+        2.0,
+        gt=0,
+        le=1000,
+        description="|delta - target| after a cycle beyond this many half-bands alerts",
+    )
+    delta_cycles: int = Field(
+        2, ge=1, le=10_000, description="cycles in a row ending beyond delta_bands that alert"
+    )
+    error_cycles: int = Field(
+        3, ge=1, le=10_000, description="cycles in a row that fail or skip before an alert"
+    )
+    daily_summary: bool = Field(
+        False, description="send fees, slippage and biggest delta at 00:00 UTC"
+    )
+    queue_size: int = Field(
+        100, ge=1, le=10_000, description="alerts waiting to be sent; more drop"
+    )
+    send_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="per send; a receiver that is down costs at most this"
+    )
+
+
+class MonitorSettings(_Section):
+    """Prometheus metrics and health probes on one HTTP listener, and alerts."""
+
+    metrics: bool = Field(False, description="serve /metrics, /healthz and /readyz while running")
+    host: str = Field("127.0.0.1", description="listen address; loopback unless allow_non_loopback")
+    port: int = Field(9464, ge=0, le=65535, description="listen port (0: any free port)")
+    allow_non_loopback: bool = Field(
+        False, description="permit a non-loopback host (a container publishing the port)"
+    )
+    stall_seconds: float = Field(
+        300.0, gt=0, description="/healthz fails and the watchdog stops when a loop overruns this"
+    )
+    alerts: AlertSettings = AlertSettings()
+
+    @model_validator(mode="after")
+    def _loopback_unless_allowed(self) -> MonitorSettings:
+        loopback = self.host in ("localhost", "::1") or self.host.startswith("127.")
+        if not loopback and not self.allow_non_loopback:
+            raise ValueError(
+                f"monitor.host {self.host!r} is not a loopback address; metrics show the book to "
+                "whoever connects: set monitor.allow_non_loopback: true to mean it"
+            )
+        return self
 
 
 class Settings(BaseSettings):
@@ -469,6 +587,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     daemon: DaemonSettings = DaemonSettings()
     logging: LoggingSettings = LoggingSettings()
+    monitor: MonitorSettings = MonitorSettings()
 
     def policy_for(self, currency: str) -> PolicySettings:
         """``policy`` with this currency's changes from ``policy_by_currency`` merged in."""

@@ -8,14 +8,14 @@ outcome, including each reason not to trade, is written to the ledger.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
 
-from bot.clock import Clock
+from bot.audit import halt_unless_fills_explain
+from bot.clock import Clock, SeededIds
 from bot.config import Settings
 from bot.domain import (
     Book,
@@ -78,25 +78,43 @@ class CycleContext:
     mode: str = "daemon"
     vol: VolSource | None = None
     last_rebalance: dict[str, datetime] = field(default_factory=dict)
+    ids: SeededIds = field(default_factory=SeededIds)  # the wiring salts it per process
 
 
 Confirm = Callable[[Plan], Awaitable[bool]]
 
 
 async def rebalance_once(
-    ctx: CycleContext, currency: str, *, dry_run: bool = False, confirm: Confirm | None = None
+    ctx: CycleContext,
+    currency: str,
+    *,
+    dry_run: bool = False,
+    confirm: Confirm | None = None,
+    due: datetime | None = None,
 ) -> CycleResult:
-    """Run one cycle for ``currency``; returns what happened, which is also in the ledger."""
-    cycle_id = uuid.uuid4().hex[:16]
+    """Run one cycle for ``currency``; returns what happened, which is also in the ledger.
+
+    ``due`` is the instant the cycle was scheduled for (the daemon's tick; default: when it
+    starts). A trade stamps the time band's ``last_rebalance`` with it, not with the end of
+    execution, so a band as long as the tick is due at every tick.
+    """
+    cycle_id = ctx.ids.cycle_id()
+    due = due or ctx.clock.now()
     structlog.contextvars.bind_contextvars(cycle_id=cycle_id, currency=currency)
     try:
-        return await _cycle(ctx, currency, cycle_id, dry_run, confirm)
+        with ctx.ledger.batch(from_greeks=True):  # one commit from greeks to the first order
+            return await _cycle(ctx, currency, cycle_id, dry_run, confirm, due)
     finally:
         structlog.contextvars.unbind_contextvars("cycle_id", "currency")
 
 
 async def _cycle(
-    ctx: CycleContext, currency: str, cycle_id: str, dry_run: bool, confirm: Confirm | None
+    ctx: CycleContext,
+    currency: str,
+    cycle_id: str,
+    dry_run: bool,
+    confirm: Confirm | None,
+    due: datetime,
 ) -> CycleResult:
     s = ctx.settings
     rec = _Recorder(ctx, currency, cycle_id)
@@ -115,6 +133,14 @@ async def _cycle(
         rec.book = book
         greeks = portfolio_greeks(book, ctx.clock.now())
         rec.greeks = greeks
+        if halt := halt_unless_fills_explain(
+            ctx.ledger,
+            book.hedge_instrument.name,
+            book.hedge_position(),
+            ctx.clock.now(),
+            s.risk.position_tolerance,
+        ):
+            return rec.skip(halt)
         baseline = load_baseline(ctx.ledger, currency, book.hedge_instrument.name)
         check_read(book, greeks, baseline, s.risk, s.hedge.target_mode)
     except StaleData as exc:
@@ -184,7 +210,7 @@ async def _cycle(
         return CycleResult(
             cycle_id, currency, RebalanceStatus.FAILED, reason, greeks, decision, plan
         )
-    ctx.last_rebalance[currency] = ctx.clock.now()
+    ctx.last_rebalance[currency] = due
     log.info(
         "rebalanced",
         **_figures(greeks, decision),

@@ -4,12 +4,17 @@ Stopping is cooperative: SIGINT or SIGTERM sets an event; the sleep ends at once
 flight gets ``stop_grace_seconds`` of wall time to finish and is then cancelled. A cancelled
 cycle is safe to abandon because every order was recorded before it was sent and is resolved by
 label at the next start.
+
+A :class:`~bot.sentry.Sentry`, when given, is asked before and after every round of cycles
+whether the daemon may go on (lease, ledger file) and cancels resting orders on a halt; every
+stop ends with it cancelling what still rests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +25,9 @@ from bot.clock import day_start
 from bot.cycle import CycleContext, CycleResult, rebalance_once
 from bot.domain import RebalanceStatus
 from bot.heartbeat import day_figures
+from bot.monitor import Monitor
 from bot.reconcile import reconcile
+from bot.sentry import Sentry
 
 log = structlog.get_logger("hedgebot.daemon")
 
@@ -30,6 +37,7 @@ class DaemonStats:
     cycles: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     abandoned: int = 0
+    halted: str | None = None  # why the daemon stopped itself (lease lost, ledger replaced)
 
     def count(self, result: CycleResult) -> None:
         self.cycles += 1
@@ -44,8 +52,12 @@ class Daemon:
         schedule_seconds: float,
         heartbeat_seconds: float,
         stop_grace_seconds: float,
+        sentry: Sentry | None = None,
+        monitor: Monitor | None = None,
     ) -> None:
+        self._sentry = sentry
         self._ctx = ctx
+        self._monitor = monitor
         self._currencies = currencies
         self._every = schedule_seconds
         self._heartbeat = heartbeat_seconds
@@ -60,31 +72,90 @@ class Daemon:
         until: datetime | None = None,
         max_cycles: int | None = None,
     ) -> DaemonStats:
-        clock = self._ctx.clock
-        for currency in self._currencies:
-            await reconcile(self._ctx, currency)  # refuses to start on failure
+        monitor = self._monitor
+        if monitor:
+            monitor.starting(self._currencies, self._every)
+        try:
+            for currency in self._currencies:
+                await reconcile(self._ctx, currency)  # refuses to start on failure
+        except Exception as exc:
+            if monitor:
+                monitor.refused(str(exc))
+            raise
+        if monitor:
+            monitor.reconciled()
         log.info("daemon_started", currencies=list(self._currencies), every_seconds=self._every)
-        self._last_beat = clock.now()
-        while not stop.is_set():
-            started = clock.now()
+        if self._sentry is not None:
+            self._sentry.start(stop)
+        try:
+            await self._loop(stop, until, max_cycles)
+        finally:
+            if self._sentry is not None:
+                why = self.stats.halted or ("stop requested" if stop.is_set() else "run ended")
+                await self._sentry.stopped(why)
+            if monitor:
+                why = self.stats.halted or (
+                    "asked to stop" if stop.is_set() else "end time or cycle count reached"
+                )
+                monitor.stopped(self.stats.halted is None, why, self.stats.cycles)
+        log.info("daemon_stopped", cycles=self.stats.cycles, abandoned=self.stats.abandoned)
+        return self.stats
+
+    async def _guard(self) -> bool:
+        """False when the sentry says the daemon must stop (recorded in ``stats.halted``)."""
+        if self._sentry is None:
+            return True
+        why = await self._sentry.check()
+        if why is not None:
+            self.stats.halted = why
+            log.error("daemon_halted", reason=why)
+        return why is None
+
+    async def _loop(
+        self, stop: asyncio.Event, until: datetime | None, max_cycles: int | None
+    ) -> None:
+        clock = self._ctx.clock
+        self._last_beat = tick = clock.now()
+        while not stop.is_set() and await self._guard():
             if until is not None and clock.now() >= until:
                 break
             if max_cycles is not None and self.stats.cycles >= max_cycles:
                 break
+            if self._monitor:
+                self._monitor.loop()
             for currency in self._currencies:
-                result = await self._one(currency, stop)
+                result = await self._one(currency, stop, tick)
                 if result is None:
                     break
                 self.stats.count(result)
+                if self._monitor:
+                    e = result.execution
+                    self._monitor.cycle(
+                        currency,
+                        result.status,
+                        result.reason,
+                        result.greeks,
+                        result.decision,
+                        e.filled_amount if e else None,
+                    )
+            if not await self._guard():
+                break
             self._beat_if_due()
-            elapsed = (clock.now() - started).total_seconds()
-            await self._sleep(stop, max(0.0, self._every - elapsed))
-        log.info("daemon_stopped", cycles=self.stats.cycles, abandoned=self.stats.abandoned)
-        return self.stats
+            tick = self._next_tick(tick, clock.now())
+            await self._sleep(stop, (tick - clock.now()).total_seconds())
 
-    async def _one(self, currency: str, stop: asyncio.Event) -> CycleResult | None:
+    def _next_tick(self, tick: datetime, now: datetime) -> datetime:
+        """The next due instant on the fixed grid ``start + k * every`` after ``tick``; a cycle
+        that overran skips the ticks it missed rather than running them late in a burst."""
+        every = timedelta(seconds=self._every)
+        missed = max(0, math.ceil((now - tick) / every) - 1) if now > tick else 0
+        if missed:
+            log.warning("ticks_missed", missed=missed, every_seconds=self._every)
+        return tick + every * (missed + 1)
+
+    async def _one(self, currency: str, stop: asyncio.Event, due: datetime) -> CycleResult | None:
         """One cycle; on a stop request it gets the grace period, then it is abandoned."""
-        task = asyncio.create_task(rebalance_once(self._ctx, currency))
+        task = asyncio.create_task(rebalance_once(self._ctx, currency, due=due))
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if task not in done:
@@ -131,6 +202,8 @@ class Daemon:
             self._beat_if_due()
 
     async def _sleep_once(self, stop: asyncio.Event, seconds: float) -> None:
+        """A clock that cannot sleep (a simulated venue's clock whose venue is gone) ends the
+        run: going on would run cycle after cycle at one instant."""
         sleeper = asyncio.create_task(self._ctx.clock.sleep(seconds))
         stopper = asyncio.create_task(stop.wait())
         _, pending = await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -138,6 +211,8 @@ class Daemon:
             p.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await p
+        if sleeper.done() and not sleeper.cancelled():
+            sleeper.result()
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:

@@ -200,7 +200,7 @@ class Account:
     balance: float
     available: float
     delta_total: float | None = None  # the venue's own figure, for the per-cycle check
-    timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
+    timestamp: datetime = field(kw_only=True)  # when read, on the reader's clock
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,12 @@ from one step to the next.
 Every order gets our label and a ledger row *before* the request leaves. A timeout is UNKNOWN,
 never failed: the order is looked up by label, and while any order of a currency is UNKNOWN no
 new order is sent for it (that is how a hedger doubles its hedge). Only the venue's answer moves
-an order to a terminal state; a label the venue still does not know after a grace period is
+an order to a terminal state. An order with a venue id is looked up by id
+(``private/get_order_state``) as well as by label, since Deribit documents
+``get_order_state_by_label`` as covering recent orders only. An order the venue acknowledged
+(its id or an OPEN state on record) is never written off: it stays unresolved, and trading in
+its currency waits, until the venue or its trades say how it ended. Only an order never
+acknowledged, unknown by label and without a trade after ``unknown_grace_seconds``, is
 concluded never to have arrived.
 """
 
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -38,6 +43,7 @@ from bot.domain import (
 )
 from bot.risk import FillExceedsOrder, check_fill, check_order_state
 from bot.store.ledger import Ledger
+from bot.store.records import OrderRow
 from bot.units import MAX_LABEL_LENGTH
 from bot.venues.base import Venue
 from bot.venues.errors import (
@@ -49,9 +55,6 @@ from bot.venues.errors import (
 )
 
 log = structlog.get_logger("hedgebot.execution")
-
-UNKNOWN_GRACE_SECONDS = 60.0
-FILL_LOOKBACK = timedelta(minutes=5)  # allowance for the venue's clock being behind ours
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,15 @@ class Executor:
         if not self._may_send():
             raise _RateCapped
 
+    @property
+    def grace(self) -> float:
+        return self._settings.unknown_grace_seconds
+
+    @property
+    def fill_lookback(self) -> timedelta:
+        """How far before an order's creation its fills are read (the venue's clock may lag)."""
+        return timedelta(seconds=self._settings.fill_lookback_seconds)
+
     async def resolve_unknown(self, currency: str) -> list[str]:
         """Settle every non-terminal order of ``currency`` we recorded, from venue evidence.
 
@@ -164,36 +176,110 @@ class Executor:
             if instrument.currency != currency:
                 continue
             try:
-                if not await self._resolve_one(currency, row.label, row.created_at, row.status):
+                if not await self._resolve_one(currency, row):
                     unresolved.append(row.label)
             except _Unresolved:
                 unresolved.append(row.label)
         return unresolved
 
-    async def _resolve_one(
-        self, currency: str, label: str, created_at: datetime, status: OrderStatus
-    ) -> bool:
-        """True when the order ended up settled (terminal, every fill recorded)."""
+    async def _find(
+        self, currency: str, label: str, venue_order_id: str | None
+    ) -> OrderState | None:
+        """The venue's word on one order: by label, then by id when we have one."""
         state = await self._venue.order_by_label(currency, label)
+        if state is None and venue_order_id:
+            state = await self._venue.order_by_id(currency, venue_order_id)
+        return state
+
+    async def _resolve_one(self, currency: str, row: OrderRow) -> bool:
+        """True when the order ended up settled (terminal, every fill recorded)."""
+        label = row.label
+        state = await self._find(currency, label, row.venue_order_id)
         now = self._clock.now()
         if state is not None:
             if not state.status.terminal:
                 log.info("order_readopted", label=label, status=state.status.value)
                 state = await self._cancel(currency, state)
-            await self.settle(currency, state, created_at)
-            row = self._ledger.order(label)
-            return row is not None and row.status.terminal
-        age = (now - created_at).total_seconds()
-        if age < UNKNOWN_GRACE_SECONDS:
+            await self.settle(currency, state, row.created_at)
+            fresh = self._ledger.order(label)
+            return fresh is not None and fresh.status.terminal
+        working = [o for o in await self._venue.open_orders(currency) if o.label == label]
+        if working:  # a label look-up can lag the list of open orders: it arrived
+            log.info("order_readopted", label=label, status="open", via="open_orders")
+            final = await self._cancel(currency, working[0])
+            await self.settle(currency, final, row.created_at)
+            fresh = self._ledger.order(label)
+            return fresh is not None and fresh.status.terminal
+        trades = await self._trades_of(currency, label, row.venue_order_id, row.created_at)
+        acknowledged = bool(row.venue_order_id) or row.status is OrderStatus.OPEN
+        age = (now - row.created_at).total_seconds()
+        if acknowledged or trades:
+            return self._settle_from_trades(row, trades, now, closed=age >= self.grace)
+        if age < self.grace:
             return False
         self._ledger.update_order(
             label,
             OrderStatus.REJECTED,
             now,
-            f"venue has no order with this label after {age:.0f}s: it never arrived",
+            f"venue has no order with this label, and no trade of it, after {age:.0f}s: it "
+            "never arrived",
         )
-        log.warning("order_never_arrived", label=label, age_seconds=age, was=status.value)
+        log.warning("order_never_arrived", label=label, age_seconds=age, was=row.status.value)
         return True
+
+    def _settle_from_trades(
+        self, row: OrderRow, trades: tuple[Fill, ...], now: datetime, *, closed: bool
+    ) -> bool:
+        """An order the venue no longer shows by label or id but did acknowledge or trade: its
+        trades are the evidence left. Fully traded ends it FILLED. Partly traded, it ends
+        CANCELLED with what traded only once ``closed`` (past the grace and absent from the
+        venue's open orders, which were just read); otherwise it stays unresolved."""
+        for fill in trades:
+            if self._ledger.record_fill(fill):
+                log.info(
+                    "fill_recorded", label=row.label, trade_id=fill.trade_id, amount=fill.amount
+                )
+        traded = sum(f.amount for f in trades)
+        full = traded + 1e-9 >= row.amount
+        if full or (closed and trades):
+            venue_id = row.venue_order_id or trades[0].venue_order_id
+            price = sum(f.amount * f.price for f in trades) / traded
+            final = OrderState(
+                label=row.label,
+                venue_order_id=venue_id,
+                instrument_name=row.instrument,
+                side=row.side,
+                amount=row.amount,
+                filled_amount=traded,
+                status=OrderStatus.FILLED if full else OrderStatus.CANCELLED,
+                price=row.price,
+                average_price=price,
+                order_type=row.order_type,
+                timestamp=now,
+            )
+            how = "fill it" if full else f"fill {traded} and it is no longer open"
+            self._ledger.update_order(
+                row.label, final, now, f"venue no longer shows the order; its trades {how}"
+            )
+            log.warning("order_settled_from_trades", label=row.label, traded=traded)
+            return True
+        log.warning(
+            "acknowledged_order_not_found",
+            label=row.label,
+            venue_order_id=row.venue_order_id,
+            traded=traded,
+            amount=row.amount,
+        )
+        return False
+
+    async def _trades_of(
+        self, currency: str, label: str, venue_order_id: str | None, since: datetime
+    ) -> tuple[Fill, ...]:
+        return tuple(
+            f
+            for f in await self._venue.fills(currency, since=since - self.fill_lookback)
+            if (venue_order_id and f.venue_order_id == venue_order_id) or f.label == label
+        )
 
     async def cancel_strays(self, currency: str) -> list[str]:
         """Cancel open venue orders carrying our prefix that the ledger does not think are
@@ -212,6 +298,24 @@ class Executor:
                 await self._record_fills(currency, final, row.created_at)
             cancelled.append(order.label)
             log.warning("stray_order_cancelled", label=order.label, known=row is not None)
+        return cancelled
+
+    async def cancel_resting(self, currency: str, reason: str) -> list[str]:
+        """Cancel every open venue order of ``currency`` carrying our prefix, record its fills
+        and final state with ``reason`` in the ledger: stopping or halting leaves nothing
+        working at the venue. Returns the labels cancelled."""
+        cancelled: list[str] = []
+        for order in await self._venue.open_orders(currency):
+            if not order.label.startswith(self._prefix + "-"):
+                continue
+            final = await self._cancel(currency, order)
+            row = self._ledger.order(order.label)
+            if row is not None and not row.status.terminal:
+                await self.settle(currency, final, row.created_at, f"cancelled: {reason}")
+            elif row is not None:
+                await self._record_fills(currency, final, row.created_at)
+            cancelled.append(order.label)
+            log.warning("resting_order_cancelled", label=order.label, reason=reason)
         return cancelled
 
     async def send(
@@ -263,7 +367,7 @@ class Executor:
     async def wait_and_cancel(self, currency: str, state: OrderState) -> OrderState:
         """Let a resting order work for ``reprice_seconds``, then cancel what is left."""
         await self._clock.sleep(self._settings.reprice_seconds)
-        fresh = await self._venue.order_by_label(currency, state.label) or state
+        fresh = await self._find(currency, state.label, state.venue_order_id) or state
         if fresh.status.terminal:
             return fresh
         return await self._cancel(currency, fresh)
@@ -275,19 +379,23 @@ class Executor:
             pass  # already filled or cancelled: the lookup below says which
         except (OutcomeUnknown, TransientError, RateLimited) as exc:
             log.warning("cancel_outcome_unknown", label=state.label, error=str(exc))
-        final = await self._look_up(currency, state.label)
+        final = await self._look_up(currency, state.label, state.venue_order_id)
         if final is None or not final.status.terminal:
             raise _Unresolved(state.label)
         return final
 
-    async def _look_up(self, currency: str, label: str) -> OrderState | None:
-        """Poll the venue for ``label`` within the order timeout; None if it stays unseen."""
-        deadline = self._settings.order_timeout_seconds
+    async def _look_up(
+        self, currency: str, label: str, venue_order_id: str | None = None
+    ) -> OrderState | None:
+        """Poll the venue for ``label`` (and the id, when known) within the order timeout,
+        backing off from ``lookup_backoff_seconds``; None if it stays unseen."""
+        s = self._settings
+        deadline = s.order_timeout_seconds
         waited = 0.0
-        delay = 0.25
+        delay = s.lookup_backoff_seconds
         while True:
             try:
-                state = await self._venue.order_by_label(currency, label)
+                state = await self._find(currency, label, venue_order_id)
             except (TransientError, RateLimited, OutcomeUnknown) as exc:
                 log.warning("order_lookup_failed", label=label, error=str(exc))
                 state = None
@@ -298,9 +406,11 @@ class Executor:
                 return None
             await self._clock.sleep(delay)
             waited += delay
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, max(s.lookup_backoff_max_seconds, s.lookup_backoff_seconds))
 
-    async def settle(self, currency: str, state: OrderState, since: datetime) -> tuple[Fill, ...]:
+    async def settle(
+        self, currency: str, state: OrderState, since: datetime, detail: str = ""
+    ) -> tuple[Fill, ...]:
         """Record the order's fills, then its state.
 
         A terminal state is written only once the recorded fills add up to what the venue says
@@ -309,6 +419,15 @@ class Executor:
         """
         fills = await self._record_fills(currency, state, since)
         recorded = self._ledger.filled_amount_of(state.venue_order_id)
+        if recorded > state.filled_amount + 1e-9:
+            # The venue's order read lags its own trades: the trades are the evidence.
+            log.warning(
+                "venue_reports_less_filled",
+                label=state.label,
+                venue=state.filled_amount,
+                recorded=recorded,
+            )
+            state = replace(state, filled_amount=min(recorded, state.amount))
         if state.status.terminal and recorded + 1e-9 < state.filled_amount:
             self._ledger.update_order(
                 state.label,
@@ -320,14 +439,14 @@ class Executor:
                 "fills_incomplete", label=state.label, venue=state.filled_amount, recorded=recorded
             )
         else:
-            self._ledger.update_order(state.label, state, self._clock.now())
+            self._ledger.update_order(state.label, state, self._clock.now(), detail)
         return fills
 
     async def _record_fills(
         self, currency: str, state: OrderState, since: datetime
     ) -> tuple[Fill, ...]:
         # Fills carry the venue's clock; read from well before ``since`` and match by order.
-        start = since - FILL_LOOKBACK
+        start = since - self.fill_lookback
         fills = tuple(
             f
             for f in await self._venue.fills(currency, since=start)
@@ -441,8 +560,10 @@ class _Run:
         fills = await self.ex.settle(self.book.currency, state, self.started)
         self.last_status = state.status
         self.fills.extend(f for f in fills if f.trade_id not in {x.trade_id for x in self.fills})
-        self.filled += state.filled_amount
-        return state.filled_amount
+        # A venue read that says less than the trades we recorded must not size a second order.
+        filled = max(state.filled_amount, self.ex._ledger.filled_amount_of(state.venue_order_id))
+        self.filled += filled
+        return filled
 
     def result(self, status: OrderStatus) -> Execution:
         amount = sum(f.amount for f in self.fills)

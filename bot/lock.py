@@ -1,78 +1,128 @@
-"""Single-flight lock: one process holds a book at a time.
+"""Single writer per book: a lease held in the ledger itself.
 
-The daemon holds it for its life; a one-shot ``rebalance`` that finds it held says so and sends
-nothing. An advisory ``flock`` is released by the kernel when the holder dies, so a crashed daemon
-never leaves a stale lock behind.
+A book is a venue account and a currency. Its lease is a row in the ledger's ``book_leases``
+table, so every process that writes to that ledger meets it, whatever the spelling of the
+database URL, the working directory or the host. The daemon holds its books for its life and
+renews them every cycle and every third of ``daemon.lease_seconds``; a one-shot ``rebalance``
+that finds a book held says who holds it and sends nothing. A crashed holder's lease is taken
+over only once it has expired (on PostgreSQL an advisory lock, freed with the holder's
+connection, is a second layer).
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
-from pathlib import Path
+import socket
+import uuid
 from types import TracebackType
+from urllib.parse import urlsplit
+
+import structlog
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.store.lease import Claimant, LeaseHeld, LeaseHolder, LeaseLost, LeaseStore
+
+log = structlog.get_logger("hedgebot.lock")
 
 
 class BookLocked(Exception):
     """Another process holds the book."""
 
-    def __init__(self, path: Path, holder: str) -> None:
-        super().__init__(f"another hedgebot process ({holder}) holds the book (lock {path})")
-        self.path = path
+    def __init__(self, book: str, holder: str) -> None:
+        super().__init__(f"another hedgebot process holds book {book}: {holder}")
+        self.book = book
         self.holder = holder
 
 
-def lock_path_for(lock_dir: str | Path, database_url: str) -> Path:
-    """One lock per ledger: paper and live books can run side by side.
+def account_identity(settings: Settings, paper: bool) -> str:
+    """The venue account a ledger's orders go to, without any secret in it.
 
-    A SQLite ledger's lock sits beside its file and is named by the file's real path, so two
-    processes that spell the URL differently (``//./``, a symlink, another working directory
-    or ``lock_dir``) still meet at one lock; other databases are keyed on the URL in
-    ``lock_dir``.
+    Paper: the paper account lives in the paper ledger itself. Sim: the simulated venue's
+    address. Deribit: the network and URL plus a digest of the API key's client id (a key
+    belongs to exactly one account or subaccount).
     """
-    file = _sqlite_file(database_url)
-    if file is not None:
-        real = os.path.realpath(file)
-        digest = hashlib.sha256(real.encode()).hexdigest()[:12]
-        return Path(real).parent / f".hedgebot-{digest}.lock"
-    digest = hashlib.sha256(database_url.encode()).hexdigest()[:12]
-    return Path(lock_dir) / f".hedgebot-{digest}.lock"
+    venue = settings.venue
+    if paper:
+        return "paper"
+    if venue.kind == "sim":
+        return f"sim {_normal_url(venue.sim_url)}"
+    key = venue.api_key.get_secret_value() if venue.api_key is not None else ""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    where = _normal_url(venue.url) if venue.network == "custom" and venue.url else venue.network
+    return f"deribit {where} key {digest}"
 
 
-def _sqlite_file(database_url: str) -> str | None:
-    """The file of a ``sqlite[+driver]:///path`` URL, or None (another database, in memory)."""
-    scheme, sep, rest = database_url.partition("://")
-    if not sep or scheme.split("+")[0].lower() != "sqlite" or not rest.startswith("/"):
-        return None
-    path = rest[1:].split("?")[0]
-    return path if path and path != ":memory:" else None
+def book_key(account: str, currency: str) -> str:
+    return f"{account} {currency.upper()}"
 
 
-class BookLock:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
+def _normal_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme.lower()}://{host}{port}{parts.path.rstrip('/')}"
+
+
+class BookLease:
+    """The leases of a process's books: acquire all or none, renew, release."""
+
+    def __init__(
+        self,
+        store: LeaseStore,
+        books: tuple[str, ...],
+        clock: Clock,
+        ttl_seconds: float,
+        mode: str,
+        *,
+        owner: str | None = None,
+        host: str | None = None,
+        pid: int | None = None,
+    ) -> None:
+        self.store = store
+        self.books = books
+        self.clock = clock
+        self.ttl = ttl_seconds
+        self.claimant = Claimant(
+            owner=owner or uuid.uuid4().hex,
+            host=host or socket.gethostname(),
+            pid=os.getpid() if pid is None else pid,
+            mode=mode,
+        )
+        self._held: list[str] = []
+
+    @property
+    def renew_every(self) -> float:
+        return self.ttl / 3
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take every book, or none: raises :class:`BookLocked` naming the holder."""
+        now = self.clock.now()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown pid"
-            os.close(fd)
-            raise BookLocked(self.path, holder) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}".encode())
-        self._fd = fd
+            for book in self.books:
+                self.store.acquire(book, self.claimant, now, self.ttl)
+                self._held.append(book)
+        except LeaseHeld as exc:
+            self.release()
+            raise BookLocked(exc.holder.book, exc.holder.describe() + _extra(exc)) from None
+        log.info("lease_acquired", books=list(self.books), owner=self.claimant.owner)
+
+    def renew(self) -> None:
+        """Extend every lease; raises :class:`LeaseLost` when one is no longer ours."""
+        now = self.clock.now()
+        for book in self._held:
+            self.store.renew(book, self.claimant.owner, now, self.ttl)
 
     def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        while self._held:
+            book = self._held.pop()
+            try:
+                self.store.release(book, self.claimant.owner)
+            except Exception as exc:  # the lease expires by itself; say so and go on
+                log.warning("lease_release_failed", book=book, error=repr(exc))
 
-    def __enter__(self) -> BookLock:
+    def __enter__(self) -> BookLease:
         self.acquire()
         return self
 
@@ -80,3 +130,19 @@ class BookLock:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+def _extra(exc: LeaseHeld) -> str:
+    text = str(exc)
+    marker = "; its PostgreSQL"
+    return text[text.index(marker) :] if marker in text else ""
+
+
+__all__ = [
+    "BookLease",
+    "BookLocked",
+    "LeaseHolder",
+    "LeaseLost",
+    "account_identity",
+    "book_key",
+]

@@ -1,13 +1,14 @@
 """Start-up reconciliation: agree with the venue before the first decision.
 
 1. Fills the venue has for our labels and the ledger lacks are recorded (exactly once: fills
-   are unique on the venue's trade id).
-2. Orders we recorded but never saw finish are resolved by label; orders still working are
-   re-adopted (cancelled, fills recorded). Open orders at the venue carrying our label prefix
-   that the ledger never recorded, or wrote off, are cancelled and reported.
-3. The hedge position at the venue must equal the one last seen plus our fills since; an
-   unexplained difference beyond ``risk.position_tolerance`` stops start-up and says what
-   differs.
+   are unique on the venue's trade id), read from before the oldest order whose fills may not
+   all be on record, so a fill of an order acknowledged long ago is still found.
+2. Orders we recorded but never saw finish are resolved by label and by venue id; orders
+   still working are re-adopted (cancelled, fills recorded). Open orders at the venue carrying
+   our label prefix that the ledger never recorded, or wrote off, are cancelled and reported.
+3. The hedge position at the venue must equal the recorded baseline plus our fills since
+   (:mod:`bot.audit`); an unexplained difference beyond ``risk.position_tolerance`` stops
+   start-up and says what differs.
 
 When any step fails the daemon does not start.
 """
@@ -15,12 +16,14 @@ When any step fails the daemon does not start.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import structlog
 
+from bot.audit import audit_position
 from bot.domain import DataError
-from bot.execution import FILL_LOOKBACK
+from bot.store.accounting import LedgerAccounts
 from bot.venues.errors import VenueError
 
 if TYPE_CHECKING:
@@ -49,8 +52,7 @@ async def reconcile(ctx: CycleContext, currency: str) -> Reconciliation:
     hedge = ctx.settings.venue.facts[currency].perpetual
     try:
         added = 0
-        last = ctx.ledger.last_fill_time(instrument=hedge)
-        since = last - FILL_LOOKBACK if last is not None else None
+        since = _recovery_start(ctx, currency, hedge)
         for fill in await venue.fills(currency, since=since):
             if fill.label.startswith(prefix) and ctx.ledger.record_fill(fill):
                 added += 1
@@ -66,13 +68,13 @@ async def reconcile(ctx: CycleContext, currency: str) -> Reconciliation:
             f"{currency}: orders of unknown outcome: {', '.join(unresolved)}; the venue has not "
             "confirmed them yet, try again in a minute"
         )
-    expected = _expected_position(ctx, currency, hedge)
-    if expected is not None and abs(held - expected) > ctx.settings.risk.position_tolerance:
+    audit = audit_position(ctx.ledger, hedge, held, ctx.clock.now())
+    tolerance = ctx.settings.risk.position_tolerance
+    expected = None if audit.new_baseline else audit.expected_position
+    if not audit.agrees(tolerance):
         raise ReconciliationFailed(
-            f"{hedge}: the venue holds {held:+,.2f} but the ledger expects {expected:+,.2f} "
-            f"(last seen position plus our fills since), a difference of {held - expected:+,.2f} "
-            f"beyond the tolerance of {ctx.settings.risk.position_tolerance:,.2f}. Was it traded "
-            "outside hedgebot? Check, then start again (or raise risk.position_tolerance)."
+            f"{audit.describe(tolerance)}. Was it traded outside hedgebot, or is a fill missing? "
+            "Check, then `hedgebot db rebaseline` (or raise risk.position_tolerance)."
         )
     log.info(
         "reconciled",
@@ -85,17 +87,17 @@ async def reconcile(ctx: CycleContext, currency: str) -> Reconciliation:
     return Reconciliation(currency, added, (), tuple(foreign), held, expected)
 
 
-def _expected_position(ctx: CycleContext, currency: str, hedge: str) -> float | None:
-    """The hedge position last read at the venue plus the fills of that cycle's orders.
-
-    None on a first start, when there is nothing to compare with.
-    """
-    snap = ctx.ledger.last_greeks_snapshot(currency)
-    if snap is None:
-        return None
-    labels = {o.label for o in ctx.ledger.orders(cycle_id=snap.cycle_id) if o.instrument == hedge}
-    since = snap.hedge_position
-    for fill in ctx.ledger.fills(instrument=hedge):
-        if fill.label in labels:
-            since += fill.side.sign * fill.amount
-    return since
+def _recovery_start(ctx: CycleContext, currency: str, hedge: str) -> datetime | None:
+    """Where fill recovery starts reading: before the oldest order of ``currency`` whose fills
+    may not all be on record, and before the last recorded fill; None (everything) on a
+    ledger with neither."""
+    accounts = LedgerAccounts(ctx.ledger.engine)
+    marks = [
+        t
+        for t in (
+            accounts.oldest_unaccounted_order(currency),
+            ctx.ledger.last_fill_time(instrument=hedge),
+        )
+        if t is not None
+    ]
+    return min(marks) - ctx.executor.fill_lookback if marks else None

@@ -7,6 +7,8 @@ a delta-band hedge that never looks at it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
@@ -40,14 +42,29 @@ def _bad(name: str, values: Array) -> npt.NDArray[np.bool_]:
     return np.logical_not(ok)
 
 
+@dataclass(frozen=True)
+class CheckedState(HedgeState):
+    """A :class:`HedgeState` whose caller has already checked every field a policy reads.
+
+    A backtest checks its prices and book once per run or step, then asks many policies at
+    every step; re-checking and re-broadcasting five arrays per policy call was a third of its
+    time. :func:`state_arrays` passes these fields through as float64 arrays without tests or
+    broadcasting (they must broadcast together under numpy's rules, at least one of shape
+    ``(n,)``). The daemon passes a plain :class:`HedgeState` and keeps every check.
+    """
+
+
 def state_arrays(state: HedgeState, names: tuple[str, ...]) -> tuple[Array, ...]:
     """The named fields of ``state`` as float64 arrays of one common shape ``(n,)``.
 
+    A :class:`CheckedState` is trusted: its fields come back as they are (see there).
     Raises :class:`bot.domain.DataError` naming the field and the first bad row when a value is
     NaN, infinite or out of range, and ``ValueError`` when the fields do not broadcast to one
     1-D shape.
     """
     raw = [np.asarray(getattr(state, name), dtype=np.float64) for name in names]
+    if isinstance(state, CheckedState):
+        return tuple(raw)
     try:
         arrays = np.broadcast_arrays(*raw)
     except ValueError as exc:

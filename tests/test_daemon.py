@@ -12,13 +12,17 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from bot.clock import FakeClock
 from bot.daemon import Daemon
+from bot.domain import OrderRequest, OrderState
 from bot.store.db import open_ledger
+from bot.venues.base import Venue
+from bot.venues.errors import TransientError
 from tests.support.books import NOW
-from tests.support.harness import stack
+from tests.support.harness import Passthrough, stack
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +43,7 @@ async def test_the_daemon_runs_one_cycle_per_period_until_its_end_time(tmp_path:
     assert stats.by_status.get("traded", 0) >= 1
     assert len(app.ledger.rebalances()) == 60  # type: ignore[attr-defined]
     events = [e["event"] for e in logs]
-    assert events[0] == "reconciled"
+    assert events.index("reconciled") < events.index("daemon_started")
     assert events.count("heartbeat") == 6  # at minutes 10, 20, 30, 40, 50 and 60
 
 
@@ -48,6 +52,73 @@ class WallSleepClock(FakeClock):
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+class SlowOrders(Passthrough):
+    """A venue whose order replies take ``seconds`` of the clock's time."""
+
+    def __init__(self, inner: Venue, clock: FakeClock, seconds: float) -> None:
+        super().__init__(inner)
+        self.clock, self.seconds = clock, seconds
+
+    async def place_order(self, request: OrderRequest) -> OrderState:
+        self.clock.advance(self.seconds)
+        return await self.inner.place_order(request)
+
+
+async def test_a_time_band_as_long_as_the_tick_rebalances_on_every_tick(tmp_path: Path) -> None:
+    """Execution takes clock time (each order reply 0.4 s), yet the band counts from the tick
+    each rebalance was due at, so no tick finds it not yet due."""
+    clock = FakeClock(NOW)
+    app = stack(
+        tmp_path,
+        clock=clock,
+        policy={"kind": "time_band", "time_band": {"interval_seconds": 60}},
+        hedge={"target_delta": 0.3},
+        wrap=lambda venue: SlowOrders(venue, clock, 0.4),
+    )
+    daemon = Daemon(app.ctx, ("BTC",), 60, heartbeat_seconds=600, stop_grace_seconds=1)
+    stats = await daemon.run(asyncio.Event(), until=NOW + timedelta(minutes=30))
+    rows = app.ledger.rebalances()
+    assert stats.cycles == len(rows) == 30
+    assert [r.reason for r in rows if r.reason == "not_due"] == []
+    assert sum(r.status == "traded" for r in rows) >= 25
+
+
+async def test_a_cycle_that_overruns_its_tick_skips_the_missed_ticks_and_keeps_the_grid(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(NOW)
+    app = stack(
+        tmp_path,
+        clock=clock,
+        policy={"delta_band": {"band": 0.05}},
+        hedge={"target_delta": 0.3},
+        execution={"reprice_seconds": 50},  # a chase of 100 s: longer than the 60 s tick
+    )
+    daemon = Daemon(app.ctx, ("BTC",), 60, heartbeat_seconds=600, stop_grace_seconds=1)
+    with capture_logs() as logs:
+        await daemon.run(asyncio.Event(), until=NOW + timedelta(minutes=10))
+    starts = [r.ts for r in app.ledger.rebalances() if r.status != "traded"]
+    assert starts
+    assert all((t - NOW).total_seconds() % 60 == 0 for t in starts)  # still on the grid
+    assert "ticks_missed" in [e["event"] for e in logs]
+
+
+class VenueGoneClock(FakeClock):
+    """A simulated venue's clock whose venue stopped answering."""
+
+    async def sleep(self, seconds: float) -> None:
+        raise TransientError("could not advance the simulated venue")
+
+
+async def test_a_clock_that_cannot_sleep_ends_the_run_instead_of_spinning_at_one_instant(
+    tmp_path: Path,
+) -> None:
+    daemon, app = daemon_for(tmp_path, VenueGoneClock(NOW))
+    with pytest.raises(TransientError, match="could not advance"):
+        await asyncio.wait_for(daemon.run(asyncio.Event()), timeout=10)
+    assert len(app.ledger.rebalances()) == 1  # type: ignore[attr-defined]
 
 
 async def test_a_stop_request_ends_the_sleep_at_once(tmp_path: Path) -> None:
@@ -94,9 +165,12 @@ def test_hedgebot_run_stops_cleanly_on_sigterm_within_ten_seconds(tmp_path: Path
     env = {
         **os.environ,
         "HEDGEBOT__DATABASE__PAPER_URL": f"sqlite:///{tmp_path}/paper.db",
-        "HEDGEBOT__DAEMON__LOCK_DIR": str(tmp_path),
-        "HEDGEBOT__POLICY__CHECK_SECONDS": "0.2",
+        "HEDGEBOT__POLICY__CHECK_SECONDS": "60",
         "HEDGEBOT__LOGGING__FORMAT": "json",
+        # Lockstep time, paced so that a minute's tick lasts a fifth of a wall second.
+        "HEDGEBOT__MARKET__CLOCK": "lockstep",
+        "HEDGEBOT__MARKET__START": "2026-01-05T00:00:00+00:00",
+        "HEDGEBOT__MARKET__PACE": "300",
     }
     cli = [sys.executable, "-m", "bot.cli.main", "--config", os.devnull]
     subprocess.run(
@@ -128,7 +202,9 @@ def test_hedgebot_run_stops_cleanly_on_sigterm_within_ten_seconds(tmp_path: Path
     assert json.loads(out.strip().splitlines()[-1])["cycles"] >= 3
     events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
     assert "stop_requested" in events
+    assert "daemon_stop_cancelled" in events  # resting orders were looked for and cancelled
     assert events[-1] == "daemon_stopped"
+    assert ledger.open_orders() == []  # nothing left working at the venue or unresolved
 
 
 async def test_a_cycle_that_raises_is_logged_and_the_daemon_goes_on(tmp_path: Path) -> None:

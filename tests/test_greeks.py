@@ -489,7 +489,7 @@ def make_book(
         as_of=NOW,
         positions=tuple(Position(inst, size) for inst, size in legs),
         marks=marks,
-        account=Account("BTC", coin_value(legs, 1.0), CASH, CASH),
+        account=Account("BTC", coin_value(legs, 1.0), CASH, CASH, timestamp=NOW),
         hedge_instrument=PERP,
         hedge_quote=Quote(PERP.name, perp - 0.5, perp + 0.5, perp, MARKET.index, NOW),
     )

@@ -27,11 +27,10 @@ typical 0.01%/8 h) or :class:`SeriesFunding` over a recorded series (``bot.backt
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import numpy as np
@@ -43,6 +42,8 @@ from bot.units import DAYS_PER_YEAR, FUNDING_PERIOD_SECONDS, SECONDS_PER_DAY, SE
 
 FloatArray = npt.NDArray[np.float64]
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 DEFAULT_FUNDING_RATE_8H = 0.0001  # 0.01% per 8 h: the perpetual's neutral rate (Deribit, Binance)
 
 
@@ -162,33 +163,90 @@ class Attribution:
         return self.variance_unhedged - self.variance_hedged
 
 
+@dataclass(frozen=True)
+class ObservationColumns:
+    """Observations as columns (oldest first): what :func:`attribute_columns` reads, so a
+    year of rebalances costs arrays, not a million objects. NaN in ``iv`` means no IV stored;
+    ``coin``, ``inverse``, ``perpetual`` are per observation (see :class:`Observation`)."""
+
+    ts: Sequence[datetime]
+    ts_us: npt.NDArray[np.int64]  # the same times in microseconds since the epoch
+    index_price: FloatArray
+    hedge_price: FloatArray
+    equity: FloatArray
+    delta_held: FloatArray
+    gamma: FloatArray
+    vega: FloatArray
+    theta: FloatArray
+    hedge_held: FloatArray
+    costs: FloatArray
+    iv: FloatArray
+    coin: npt.NDArray[np.bool_]
+    inverse: npt.NDArray[np.bool_]
+    perpetual: npt.NDArray[np.bool_]
+
+    @classmethod
+    def of(cls, observations: Sequence[Observation]) -> ObservationColumns:
+        obs = list(observations)
+
+        def col(name: str) -> FloatArray:
+            return np.asarray([getattr(o, name) for o in obs], dtype=np.float64)
+
+        def flag(values: list[bool]) -> npt.NDArray[np.bool_]:
+            return np.asarray(values, dtype=np.bool_)
+
+        return cls(
+            ts=[o.ts for o in obs],
+            ts_us=np.asarray([(o.ts - _EPOCH) // _MICROSECOND for o in obs], dtype=np.int64),
+            index_price=col("index_price"),
+            hedge_price=col("hedge_price"),
+            equity=col("equity"),
+            delta_held=col("delta_held"),
+            gamma=col("gamma"),
+            vega=col("vega"),
+            theta=col("theta"),
+            hedge_held=col("hedge_held"),
+            costs=col("costs"),
+            iv=np.asarray([math.nan if o.iv is None else o.iv for o in obs], dtype=np.float64),
+            coin=flag([o.target_mode is TargetMode.COIN for o in obs]),
+            inverse=flag([o.inverse for o in obs]),
+            perpetual=flag([o.perpetual for o in obs]),
+        )
+
+
 def attribute(observations: Sequence[Observation], funding: Funding) -> Attribution:
     """Split the P&L between each pair of consecutive observations (oldest first)."""
-    obs = list(observations)
-    for o in obs:
-        for name in ("index_price", "hedge_price"):
-            value = getattr(o, name)
-            if not (math.isfinite(value) and value > 0):
-                raise DataError(f"observation at {o.ts.isoformat()}: {name} {value!r}")
-    for a, b in itertools.pairwise(obs):
-        if b.ts <= a.ts:
-            raise DataError(f"observations out of order at {b.ts.isoformat()}")
-    n = max(0, len(obs) - 1)
-    cols = {k: np.zeros(n) for k in _COLUMNS}
+    return attribute_columns(ObservationColumns.of(observations), funding)
+
+
+def attribute_columns(obs: ObservationColumns, funding: Funding) -> Attribution:
+    """:func:`attribute` over columns: the same formulas, element by element, as arrays."""
+    ts = list(obs.ts)
+    for name in ("index_price", "hedge_price"):
+        values = getattr(obs, name)
+        bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
+        if bad.size:
+            k = int(bad[0])
+            raise DataError(f"observation at {ts[k].isoformat()}: {name} {float(values[k])!r}")
+    back = np.flatnonzero(np.diff(obs.ts_us) <= 0)
+    if back.size:
+        raise DataError(f"observations out of order at {ts[int(back[0]) + 1].isoformat()}")
+    n = max(0, len(ts) - 1)
+    iv_list: list[float | None] = [None if math.isnan(v) else v for v in obs.iv.tolist()]
     ivs = [
-        o.iv if o.iv is not None else break_even_vol(o.theta, o.gamma, o.index_price) for o in obs
+        v if v is not None else break_even_vol(th, g, s)
+        for v, th, g, s in zip(
+            iv_list, obs.theta.tolist(), obs.gamma.tolist(), obs.index_price.tolist(), strict=True
+        )
     ]
-    for i in range(n):
-        _interval(obs[i], obs[i + 1], funding, cols, i)
-    cols["residual"] = cols["actual"] - (
-        cols["delta"] + cols["gamma"] + cols["theta"] + cols["vega"]
-    )
+    cols = _intervals(obs, ts, funding) if n else {k: np.zeros(0) for k in _COLUMNS}
+    has_iv = ~np.isnan(obs.iv)
     return Attribution(
-        start=tuple(o.ts for o in obs[:-1]),
-        end=tuple(o.ts for o in obs[1:]),
+        start=tuple(ts[:-1]),
+        end=tuple(ts[1:]),
         implied_vol=tuple(ivs[:-1]) if n else (),
-        vega_intervals=sum(1 for a, b in itertools.pairwise(obs) if _iv_pair(a, b) is not None),
-        realised_vol=_realised(obs),
+        vega_intervals=int(np.count_nonzero(has_iv[:-1] & has_iv[1:])) if n else 0,
+        realised_vol=_realised(obs.index_price, ts),
         implied_vol_mean=_mean_iv(ivs[:-1], cols["dt_days"]) if n else None,
         variance_hedged=float(np.var(cols["actual"], ddof=1)) if n >= 2 else None,
         variance_unhedged=float(np.var(cols["unhedged"], ddof=1)) if n >= 2 else None,
@@ -212,60 +270,68 @@ _COLUMNS = (
 )
 
 
-def _iv_pair(a: Observation, b: Observation) -> tuple[float, float] | None:
-    if a.iv is None or b.iv is None:
-        return None
-    return a.iv, b.iv
-
-
-def _interval(
-    a: Observation,
-    b: Observation,
-    funding: Funding,
-    cols: dict[str, FloatArray],
-    i: int,
-) -> None:
-    s0, s1 = a.index_price, b.index_price
+def _intervals(
+    obs: ObservationColumns, ts: list[datetime], funding: Funding
+) -> dict[str, FloatArray]:
+    """Every interval ``i → i+1`` at once, with the greeks and positions held at ``i``."""
+    s0, s1 = obs.index_price[:-1], obs.index_price[1:]
     ds = s1 - s0
-    dt = (b.ts - a.ts).total_seconds() / SECONDS_PER_DAY
-    coin = a.target_mode is TargetMode.COIN
-    before_costs = b.equity - a.equity + a.costs  # coin
-    if coin:
-        actual = before_costs * s0
-        delta = a.delta_held * ds * s0 / s1
-    else:
-        actual = b.equity * s1 - (a.equity - a.costs) * s0
-        delta = a.delta_held * ds
+    # (b - a).total_seconds(), exactly: whole microseconds over 1e6, both exact doubles.
+    seconds = np.diff(obs.ts_us).astype(np.float64) / 1e6
+    dt = seconds / SECONDS_PER_DAY
+    coin = obs.coin[:-1]
+    eq0, eq1, costs = obs.equity[:-1], obs.equity[1:], obs.costs[:-1]
+    held = obs.delta_held[:-1]
+    before_costs = eq1 - eq0 + costs  # coin
+    actual = np.where(coin, before_costs * s0, eq1 * s1 - (eq0 - costs) * s0)
+    delta = np.where(coin, held * ds * s0 / s1, held * ds)
     # Hedge P&L of the position held over the interval, in the same numeraire.
-    h0, h1 = a.hedge_price, b.hedge_price
-    if a.inverse:
-        hedge_coin = a.hedge_held * (1.0 / h0 - 1.0 / h1)
+    h0, h1 = obs.hedge_price[:-1], obs.hedge_price[1:]
+    inverse, hedge_held = obs.inverse[:-1], obs.hedge_held[:-1]
+    hedge_coin = np.where(inverse, hedge_held * (1.0 / h0 - 1.0 / h1), hedge_held * (h1 - h0) / s1)
+    hedge = hedge_coin * np.where(coin, s0, s1)
+    notional_usd = np.where(inverse, hedge_held, hedge_held * h0)
+    if isinstance(funding, ConstantFunding):
+        # ConstantFunding.accrued over every interval at once: the same operations, in order.
+        accrued = funding.rate_8h * seconds / FUNDING_PERIOD_SECONDS
     else:
-        hedge_coin = a.hedge_held * (h1 - h0) / s1
-    hedge = hedge_coin * (s0 if coin else s1)
-    notional_usd = a.hedge_held if a.inverse else a.hedge_held * h0
-    fund_usd = notional_usd * funding.accrued(a.ts, b.ts) if a.perpetual else 0.0
-    cols["dt_days"][i] = dt
-    cols["d_index"][i] = ds
-    cols["actual"][i] = actual
-    cols["delta"][i] = delta
-    cols["gamma"][i] = 0.5 * a.gamma * ds * ds
-    cols["theta"][i] = a.theta * dt
-    ivs = _iv_pair(a, b)
-    cols["vega"][i] = 0.0 if ivs is None else a.vega * (ivs[1] - ivs[0]) * 100.0
-    cols["hedge_pnl"][i] = hedge
-    cols["unhedged"][i] = actual - hedge
-    cols["funding_usd"][i] = fund_usd
-    cols["funding_coin"][i] = fund_usd / s0
+        accrued = np.asarray(
+            [
+                funding.accrued(a, b) if perpetual else 0.0
+                for a, b, perpetual in zip(
+                    ts[:-1], ts[1:], obs.perpetual[:-1].tolist(), strict=True
+                )
+            ],
+            dtype=np.float64,
+        )
+    fund_usd = np.where(obs.perpetual[:-1], notional_usd * accrued, 0.0)
+    iv0, iv1 = obs.iv[:-1], obs.iv[1:]
+    both = ~(np.isnan(iv0) | np.isnan(iv1))
+    cols = {
+        "dt_days": dt,
+        "d_index": ds,
+        "actual": actual,
+        "delta": delta,
+        "gamma": 0.5 * obs.gamma[:-1] * ds * ds,
+        "theta": obs.theta[:-1] * dt,
+        "vega": np.where(both, obs.vega[:-1] * (iv1 - iv0) * 100.0, 0.0),
+        "hedge_pnl": hedge,
+        "unhedged": actual - hedge,
+        "funding_usd": fund_usd,
+        "funding_coin": fund_usd / s0,
+    }
+    cols["residual"] = cols["actual"] - (
+        cols["delta"] + cols["gamma"] + cols["theta"] + cols["vega"]
+    )
+    return {k: np.ascontiguousarray(cols[k], dtype=np.float64) for k in _COLUMNS}
 
 
-def _realised(obs: Sequence[Observation]) -> float | None:
+def _realised(index_price: FloatArray, ts: Sequence[datetime]) -> float | None:
     """Annualised realised vol of the index over the observations (uneven spacing allowed)."""
-    if len(obs) < 2:
+    if len(ts) < 2:
         return None
-    s = np.asarray([o.index_price for o in obs])
-    years = (obs[-1].ts - obs[0].ts).total_seconds() / SECONDS_PER_YEAR
-    r = np.diff(np.log(s))
+    years = (ts[-1] - ts[0]).total_seconds() / SECONDS_PER_YEAR
+    r = np.diff(np.log(index_price))
     return math.sqrt(float(np.sum(r * r)) / years)
 
 

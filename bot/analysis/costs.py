@@ -27,18 +27,33 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+import numpy.typing as npt
 
 from bot.analysis.attribution import (
     DEFAULT_FUNDING_RATE_8H,
     Attribution,
     ConstantFunding,
     Funding,
-    Observation,
-    attribute,
+    ObservationColumns,
+    attribute_columns,
 )
+from bot.analysis.rebalance_table import NUMBERS, FloatArray, RebalanceCost, RebalanceTable
 from bot.domain import DataError, Fill, Instrument, InstrumentKind, RebalanceStatus, TargetMode
 from bot.store.ledger import Ledger
-from bot.store.records import GreeksSnapshot, OrderRow, RebalanceRow
+from bot.store.records import OrderRow
+from bot.store.report_rows import OrderLink, RebalanceColumns, stamps_of
+
+__all__ = [
+    "NO_REBALANCES",
+    "CurrencyReport",
+    "FillCost",
+    "RebalanceCost",
+    "Report",
+    "Totals",
+    "build_report",
+    "fill_cost",
+    "instrument_of",
+]
 
 USD_CURRENCIES = frozenset({"USD", "USDC", "USDT"})
 NO_REBALANCES = "no rebalances recorded"
@@ -78,38 +93,6 @@ class FillCost:
 
 
 @dataclass(frozen=True)
-class RebalanceCost:
-    """One rebalance: what it saw and decided, what its fills cost, and the funding paid on the
-    hedge until the next rebalance (0 for the last one)."""
-
-    id: int
-    cycle_id: str
-    ts: datetime
-    status: str
-    reason: str
-    target_mode: str
-    index_price: float | None
-    delta_before: float | None
-    band_low: float | None
-    band_high: float | None
-    trade_amount: float | None
-    filled_amount: float
-    delta_held: float | None
-    hedge_held: float | None
-    fees_coin: float
-    fees_usd: float
-    slippage_coin: float
-    slippage_usd: float
-    slippage_bps: float | None
-    funding_coin: float
-    funding_usd: float
-
-    @property
-    def cost_usd(self) -> float:
-        return self.fees_usd + self.slippage_usd + self.funding_usd
-
-
-@dataclass(frozen=True)
 class Totals:
     rebalances: int
     traded: int
@@ -135,7 +118,7 @@ class CurrencyReport:
     currency: str
     first_ts: datetime
     last_ts: datetime
-    rebalances: tuple[RebalanceCost, ...]
+    rebalances: RebalanceTable
     fills: tuple[FillCost, ...]
     attribution: Attribution
     totals: Totals
@@ -150,7 +133,7 @@ class CurrencyReport:
         return self.totals.cost_usd / removed
 
     def cumulative_cost_usd(self) -> list[float]:
-        return [float(x) for x in np.cumsum([r.cost_usd for r in self.rebalances])]
+        return [float(x) for x in np.cumsum(self.rebalances.cost_usd())]
 
 
 @dataclass(frozen=True)
@@ -187,36 +170,37 @@ def build_report(
     fund_text = (
         f"constant {fund.rate_8h:.6f} per 8 h" if isinstance(fund, ConstantFunding) else "series"
     )
-    rebalances = ledger.rebalances(since)
-    if currency is not None:
-        rebalances = [r for r in rebalances if r.currency == currency]
-    if not rebalances:
+    per_ccy = ledger.report_rebalances(since=since, currency=currency)
+    if not per_ccy:
         where = f" for {currency}" if currency else ""
         return Report(books=(), funding=fund_text, message=f"{NO_REBALANCES}{where}")
-    orders = ledger.orders()
-    by_label = {o.label: o for o in orders}
-    by_venue_id = {o.venue_order_id: o for o in orders if o.venue_order_id}
-    rebalance_by_id = {r.id: r for r in ledger.rebalances()}
-    snapshots = {s.cycle_id: s for s in ledger.greeks_snapshots(since)}
+    links = ledger.order_links()
+    by_label = {o.label: o for o in links}
+    by_venue_id = {o.venue_order_id: o for o in links if o.venue_order_id}
+    del links
 
-    fills_by_ccy: dict[str, list[tuple[Fill, OrderRow | None]]] = defaultdict(list)
-    for f in ledger.fills(since):
+    fills_by_ccy: dict[str, list[tuple[Fill, OrderLink | None]]] = defaultdict(list)
+    for f in ledger.report_fills(since):
         order = by_label.get(f.label) or by_venue_id.get(f.venue_order_id)
-        reb = rebalance_by_id.get(order.rebalance_id) if order and order.rebalance_id else None
-        ccy = reb.currency if reb else instrument_of(instruments, f.instrument_name).currency
+        linked = order is not None and order.rebalance_id and order.currency is not None
+        ccy = (
+            order.currency
+            if linked and order is not None and order.currency is not None
+            else instrument_of(instruments, f.instrument_name).currency
+        )
         fills_by_ccy[ccy].append((f, order))
 
-    by_ccy: dict[str, list[RebalanceRow]] = defaultdict(list)
-    for r in rebalances:
-        by_ccy[r.currency].append(r)
+    names = sorted(per_ccy)
     books = tuple(
-        _currency_report(ccy, rows, fills_by_ccy.get(ccy, []), snapshots, fund, instruments)
-        for ccy, rows in sorted(by_ccy.items())
+        _currency_report(ccy, per_ccy.pop(ccy), fills_by_ccy.get(ccy, []), fund, instruments)
+        for ccy in names
     )
     return Report(books=books, funding=fund_text)
 
 
-def fill_cost(fill: Fill, order: OrderRow | None, currency: str, inverse: bool) -> FillCost:
+def fill_cost(
+    fill: Fill, order: OrderRow | OrderLink | None, currency: str, inverse: bool
+) -> FillCost:
     """Fees and slippage of one fill in coin and USD (see the module docstring); ``inverse``:
     the instrument is sized in USD and settled in ``currency``."""
     mid = order.decision_mid if order is not None else None
@@ -269,12 +253,13 @@ def _weighted_bps(costs: list[FillCost]) -> float | None:
 
 def _currency_report(
     ccy: str,
-    rows: list[RebalanceRow],
-    fills: list[tuple[Fill, OrderRow | None]],
-    snapshots: dict[str, GreeksSnapshot],
+    rows: RebalanceColumns,
+    fills: list[tuple[Fill, OrderLink | None]],
     funding: Funding,
     instruments: Mapping[str, Instrument],
 ) -> CurrencyReport:
+    """One currency's report. A pass over the rows carries the hedge position forward and
+    picks the observations; everything else is column arithmetic (see ``attribute_columns``)."""
     notes: list[str] = []
     costs = [
         fill_cost(f, o, ccy, instrument_of(instruments, f.instrument_name).inverse)
@@ -288,55 +273,81 @@ def _currency_report(
     if unlinked:
         notes.append(f"{unlinked} fills belong to no recorded rebalance: in totals only")
 
-    held: dict[int, tuple[float | None, float | None, float]] = {}
-    observations: list[Observation] = []
-    obs_ids: list[int] = []
-    hedge_held: float | None = None
-    inferred = False
-    for r in rows:
-        mine = per_reb.get(r.id, [])
+    n = len(rows)
+    num = rows.numbers
+    out = {name: np.zeros(n) for name in NUMBERS}
+    out.update({name: num[name] for name in ("index_price", "delta_before", "band_low")})
+    out.update({name: num[name] for name in ("band_high", "trade_amount")})
+    out["slippage_bps"] = np.full(n, math.nan)
+    has_fills = np.zeros(n, dtype=np.bool_)
+    obs_costs = np.zeros(n)
+    added = np.zeros(n)  # coin delta the rebalance's fills added
+    position = {rid: k for k, rid in enumerate(rows.id.tolist())} if per_reb else {}
+    for rid, mine in per_reb.items():
+        k = position.get(rid, -1)
+        if k < 0:
+            continue  # a fill of a rebalance before ``since`` or of another currency's
         signed = sum(c.amount * (1 if c.side == "buy" else -1) for c in mine)
-        snap = snapshots.get(r.cycle_id)
-        if snap is not None:
-            hedge_held = snap.hedge_position + signed
-        elif hedge_held is not None or signed:
-            hedge_held = (hedge_held or 0.0) + signed
-            inferred = True
-        added = _delta_of(r, mine, instruments)
-        delta_held = None if r.delta_before is None else r.delta_before + added
-        held[r.id] = (delta_held, hedge_held, signed)
-        obs = _observation(r, delta_held, hedge_held, mine, instruments)
-        if obs is not None:
-            if observations and obs.ts <= observations[-1].ts:
-                notes.append(f"rebalance {r.cycle_id} at the same time as the one before: skipped")
-                continue
-            observations.append(obs)
-            obs_ids.append(r.id)
+        has_fills[k] = True
+        added[k] = _delta_of(rows, k, mine, instruments)
+        _sum_fills(out, k, signed, mine)
+        obs_costs[k] = sum(c.fee_coin + (c.slippage_coin or 0.0) for c in mine)
+    del position
+    hedge, inferred = _hedge_held(rows.snapshot_hedge, out["filled_amount"], has_fills)
+    out["hedge_held"] = hedge
+    out["delta_held"] = num["delta_before"] + added  # NaN (not recorded) stays NaN
+    # A row is an observation when every figure attribution needs was recorded (NaN: not).
+    candidate = np.isfinite(out["delta_held"]) & np.asarray(
+        [i is not None for i in rows.text["instrument"]], dtype=np.bool_
+    )
+    for name in ("index_price", "equity", "gamma", "vega", "theta"):
+        candidate &= np.isfinite(num[name])
+    obs_rows: list[int] = []
+    last_obs: int | None = None
+    ts_us = rows.ts_us.tolist()
+    for k in np.flatnonzero(candidate).tolist():
+        if last_obs is not None and ts_us[k] <= last_obs:
+            cycle = rows.cycle_id[k]
+            notes.append(f"rebalance {cycle} at the same time as the one before: skipped")
+            continue
+        last_obs = ts_us[k]
+        obs_rows.append(k)
+    del ts_us
     if inferred:
         notes.append("hedge position inferred from fills where no greeks snapshot was stored")
-    if len(observations) < 2:
+    if len(obs_rows) < 2:
         notes.append("fewer than two rebalances with greeks: no P&L attribution")
 
-    attribution = attribute(observations, funding)
+    picked = np.asarray(obs_rows, dtype=np.intp)
+    attribution = attribute_columns(
+        _observations(rows, picked, out, obs_costs, instruments), funding
+    )
     if attribution.vega_intervals < attribution.n:
         notes.append(
             f"{attribution.n - attribution.vega_intervals} of {attribution.n} intervals have no "
             "IV stored with their greeks: their vega P&L is in the residual, and implied vol "
             "there is the break-even vol -2*365*theta/(gamma*S^2)"
         )
-    funding_by_id = {
-        rid: (float(attribution.funding_coin[k]), float(attribution.funding_usd[k]))
-        for k, rid in enumerate(obs_ids[:-1])
-    }
-    rebalances = tuple(
-        _rebalance_cost(r, per_reb.get(r.id, []), held[r.id], funding_by_id.get(r.id)) for r in rows
+    if attribution.n:
+        out["funding_coin"][picked[:-1]] = attribution.funding_coin
+        out["funding_usd"][picked[:-1]] = attribution.funding_usd
+    status = _statuses(rows.text["status"])
+    table = RebalanceTable(
+        id=rows.id,
+        cycle_id=rows.cycle_id,
+        ts_us=rows.ts_us,
+        status=status,
+        reason=rows.text["reason"],
+        target_mode=rows.text["target_mode"],
+        numbers=out,
+        has_fills=has_fills,
     )
     notional: dict[str, float] = defaultdict(float)
     for c in costs:
         notional[c.instrument] += c.amount
     totals = Totals(
-        rebalances=len(rows),
-        traded=sum(1 for r in rows if r.status is RebalanceStatus.TRADED),
+        rebalances=n,
+        traded=sum(1 for s in status if s == RebalanceStatus.TRADED),
         fills=len(costs),
         traded_notional=dict(notional),
         fees_coin=sum(c.fee_coin for c in costs),
@@ -347,12 +358,12 @@ def _currency_report(
         funding_coin=float(attribution.funding_coin.sum()),
         funding_usd=float(attribution.funding_usd.sum()),
     )
-    stamps = [r.ts for r in rows] + [c.ts for c in costs]
+    fill_stamps = [c.ts for c in costs]
     return CurrencyReport(
         currency=ccy,
-        first_ts=min(stamps),
-        last_ts=max(stamps),
-        rebalances=rebalances,
+        first_ts=min([*stamps_of(rows.ts_us[:1]), *fill_stamps]),
+        last_ts=max([*stamps_of(rows.ts_us[-1:]), *fill_stamps]),
+        rebalances=table,
         fills=tuple(costs),
         attribution=attribution,
         totals=totals,
@@ -360,14 +371,50 @@ def _currency_report(
     )
 
 
+def _hedge_held(
+    snapshot: FloatArray, signed: FloatArray, has_fills: npt.NDArray[np.bool_]
+) -> tuple[FloatArray, bool]:
+    """The hedge position after each rebalance: the cycle's snapshot plus its fills; without a
+    snapshot, the one before plus the fills (NaN until anything is known). True when any was
+    inferred so."""
+    held = snapshot + signed
+    inferred = False
+    for k in np.flatnonzero(np.isnan(snapshot)).tolist():
+        before = held[k - 1] if k else math.nan
+        if not math.isnan(before) or (has_fills[k] and signed[k]):
+            held[k] = (0.0 if math.isnan(before) else before) + signed[k]
+            inferred = True
+    return held, inferred
+
+
+def _statuses(values: list[str]) -> list[str]:
+    """Each status as the report has always shown it, checked against ``RebalanceStatus``."""
+    shown = {v: str(RebalanceStatus(v)) for v in set(values)}
+    return [shown[v] for v in values]
+
+
+def _sum_fills(out: dict[str, FloatArray], k: int, signed: float, fills: list[FillCost]) -> None:
+    out["filled_amount"][k] = signed
+    out["fees_coin"][k] = sum(c.fee_coin for c in fills)
+    out["fees_usd"][k] = sum(c.fee_usd for c in fills)
+    out["slippage_coin"][k] = sum(c.slippage_coin or 0.0 for c in fills)
+    out["slippage_usd"][k] = sum(c.slippage_usd or 0.0 for c in fills)
+    bps = _weighted_bps(fills)
+    out["slippage_bps"][k] = math.nan if bps is None else bps
+
+
+def _optional(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
 def _delta_of(
-    r: RebalanceRow, fills: list[FillCost], instruments: Mapping[str, Instrument]
+    rows: RebalanceColumns, k: int, fills: list[FillCost], instruments: Mapping[str, Instrument]
 ) -> float:
     """Coin delta the rebalance's fills added, in the decision's own units when known."""
-    if not fills:
-        return 0.0
-    if r.trade_amount and r.trade_delta is not None:
-        per_unit = r.trade_delta / r.trade_amount
+    trade_amount = _optional(float(rows.numbers["trade_amount"][k]))
+    trade_delta = _optional(float(rows.numbers["trade_delta"][k]))
+    if trade_amount and trade_delta is not None:
+        per_unit = trade_delta / trade_amount
         return sum(c.amount * (1 if c.side == "buy" else -1) * per_unit for c in fills)
     return sum(
         (1 if c.side == "buy" else -1)
@@ -376,72 +423,39 @@ def _delta_of(
     )
 
 
-def _observation(
-    r: RebalanceRow,
-    delta_held: float | None,
-    hedge_held: float | None,
-    fills: list[FillCost],
+def _observations(
+    rows: RebalanceColumns,
+    picked: npt.NDArray[np.intp],
+    out: dict[str, FloatArray],
+    costs: FloatArray,
     instruments: Mapping[str, Instrument],
-) -> Observation | None:
-    index, equity, gamma, vega, theta = r.index_price, r.equity, r.gamma, r.vega, r.theta
-    if (
-        index is None
-        or equity is None
-        or gamma is None
-        or vega is None
-        or theta is None
-        or delta_held is None
-        or r.instrument is None
-        or not all(math.isfinite(x) for x in (index, equity, gamma, vega, theta, delta_held))
-    ):
-        return None
-    instrument = instrument_of(instruments, r.instrument)
-    return Observation(
-        ts=r.ts,
+) -> ObservationColumns:
+    """The rows at ``picked`` as attribution's observations (the greeks at each read)."""
+    num = rows.numbers
+    index = num["index_price"][picked]
+    mid = num["hedge_mid"][picked]
+    names = [rows.text["instrument"][k] for k in picked.tolist()]
+    kinds = {name: instrument_of(instruments, name) for name in set(names)}
+    modes = [rows.text["target_mode"][k] for k in picked.tolist()]
+    coin = {m: TargetMode(m) is TargetMode.COIN for m in set(modes)}
+    hedge = out["hedge_held"][picked]
+    return ObservationColumns(
+        ts=stamps_of(rows.ts_us[picked]),
+        ts_us=rows.ts_us[picked],
         index_price=index,
-        hedge_price=r.hedge_mid or index,
-        equity=equity,
-        delta_held=delta_held,
-        gamma=gamma,
-        vega=vega,
-        theta=theta,
-        target_mode=TargetMode(r.target_mode),
-        hedge_held=hedge_held or 0.0,
-        costs=sum(c.fee_coin + (c.slippage_coin or 0.0) for c in fills),
-        inverse=instrument.inverse,
-        perpetual=instrument.kind is InstrumentKind.PERPETUAL,
-        iv=r.greeks.iv if r.greeks is not None else None,
-    )
-
-
-def _rebalance_cost(
-    r: RebalanceRow,
-    fills: list[FillCost],
-    held: tuple[float | None, float | None, float],
-    funding: tuple[float, float] | None,
-) -> RebalanceCost:
-    delta_held, hedge_held, signed = held
-    fund_coin, fund_usd = funding or (0.0, 0.0)
-    return RebalanceCost(
-        id=r.id,
-        cycle_id=r.cycle_id,
-        ts=r.ts,
-        status=str(r.status),
-        reason=r.reason,
-        target_mode=r.target_mode,
-        index_price=r.index_price,
-        delta_before=r.delta_before,
-        band_low=r.band_low,
-        band_high=r.band_high,
-        trade_amount=r.trade_amount,
-        filled_amount=signed,
-        delta_held=delta_held,
-        hedge_held=hedge_held,
-        fees_coin=sum(c.fee_coin for c in fills),
-        fees_usd=sum(c.fee_usd for c in fills),
-        slippage_coin=sum(c.slippage_coin or 0.0 for c in fills),
-        slippage_usd=sum(c.slippage_usd or 0.0 for c in fills),
-        slippage_bps=_weighted_bps(fills),
-        funding_coin=fund_coin,
-        funding_usd=fund_usd,
+        # a hedge mid of 0 or none recorded: the index stands in for it
+        hedge_price=np.where(np.isnan(mid) | (mid == 0.0), index, mid),
+        equity=num["equity"][picked],
+        delta_held=out["delta_held"][picked],
+        gamma=num["gamma"][picked],
+        vega=num["vega"][picked],
+        theta=num["theta"][picked],
+        hedge_held=np.where(np.isnan(hedge), 0.0, hedge),
+        costs=costs[picked],
+        iv=rows.iv[picked],
+        coin=np.asarray([coin[m] for m in modes], dtype=np.bool_),
+        inverse=np.asarray([kinds[x].inverse for x in names], dtype=np.bool_),
+        perpetual=np.asarray(
+            [kinds[x].kind is InstrumentKind.PERPETUAL for x in names], dtype=np.bool_
+        ),
     )

@@ -37,7 +37,7 @@ from bot.analysis.costs import (
 )
 from bot.analysis.tables import table
 from bot.backtest.history import load_funding
-from bot.domain import DataError, RebalanceStatus
+from bot.domain import DataError
 
 __all__ = [
     "NO_REBALANCES",
@@ -144,9 +144,10 @@ def _render_book(b: CurrencyReport, funding: str, max_rows: int) -> str:
             )
         )
         lines.append("")
-    traded = [r for r in b.rebalances if r.status == RebalanceStatus.TRADED or r.filled_amount]
-    cum = dict(zip((r.id for r in b.rebalances), b.cumulative_cost_usd(), strict=True))
-    shown = traded[-max_rows:] if max_rows > 0 else []
+    # Positions, not row objects: a year of rebalances is a million rows, a screen is twenty.
+    traded = b.rebalances.traded_rows()
+    cum = np.cumsum(b.rebalances.cost_usd())
+    shown = traded[-max_rows:].tolist() if max_rows > 0 else []
     lines.append(
         table(
             f"rebalances that traded ({len(shown)} of {len(traded)} shown; all in the CSV)",
@@ -175,9 +176,10 @@ def _render_book(b: CurrencyReport, funding: str, max_rows: int) -> str:
                     _f(r.slippage_bps, "+.2f"),
                     f"{r.slippage_usd:,.2f}",
                     f"{r.funding_usd:,.2f}",
-                    f"{cum[r.id]:,.2f}",
+                    f"{float(cum[k]):,.2f}",
                 )
-                for r in shown
+                for k in shown
+                for r in (b.rebalances[k],)
             ],
             right=range(1, 11),
             caption="trade and filled in the hedge instrument's unit (USD for inverse perpetuals)",

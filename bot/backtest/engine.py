@@ -60,13 +60,17 @@ __all__ = [
     "CostModel",
     "OptionLeg",
     "PathOutcome",
+    "Piece",
     "PolicyResult",
     "PolicyRun",
     "Progress",
+    "assemble",
+    "chunks",
     "expected_shortfall",
     "hedge_book",
     "option_book",
     "run_backtest",
+    "run_piece",
     "simulate",
 ]
 
@@ -178,65 +182,120 @@ def _funding_rates(config: BacktestConfig, epoch0: float | None) -> Array:
     return series.rate_at(start + config.step_seconds * np.arange(config.n_steps))
 
 
+@dataclass(frozen=True)
+class Piece:
+    """What one piece of a run produced: paths ``first … first + n − 1`` hedged by the
+    policies at ``which`` (indices into ``config.policies``), with what the run's report
+    takes from its first chunk (``s0``, ``notes``) and the sum of the book's start values."""
+
+    first: int
+    which: tuple[int, ...]
+    outcomes: tuple[PathOutcome, ...]
+    warnings: tuple[frozenset[str], ...]
+    value_sum: float
+    s0: float
+    notes: tuple[str, ...]
+
+
+def run_piece(config: BacktestConfig, first: int, count: int, which: tuple[int, ...]) -> Piece:
+    """Paths ``first … first + count − 1`` of ``config`` (``first`` a multiple of
+    :data:`bot.backtest.paths.PATH_BLOCK`) hedged by the policies at ``which``.
+
+    Path blocks are seeded by their index and the policies never see one another, so any cut
+    of a run into pieces, by paths and by policy, gives the numbers of the whole run: the
+    unit of work a cluster (:mod:`bot.backtest.cluster`) spreads over its workers.
+    """
+    n_steps = config.n_steps
+    gen = paths.generate(
+        config.model, config.seed, n_steps, config.step_seconds, count, first_path=first
+    )
+    funding = _funding_rates(config, gen.epoch0)
+    times = config.step_seconds * np.arange(n_steps + 1, dtype=np.float64)
+    book = option_book(
+        gen.prices,
+        config.legs,
+        config.step_seconds,
+        config.model.sigma,
+        config.rate,
+        frozenset((0, n_steps)),
+        with_gamma=reads_gamma(config.policies),
+    )
+    value_sum = float(book(0).value.sum())
+    chunk = hedge_outcomes(
+        gen.prices,
+        times,
+        book,
+        tuple(config.policies[i] for i in which),
+        lot=config.lot,
+        costs=config.costs,
+        funding_8h=funding,
+        target_delta=config.target_delta,
+        initial_hedge=config.initial_hedge,
+        unwind_at_end=config.unwind_at_end,
+        rate=config.rate,
+    )
+    return Piece(
+        first=first,
+        which=which,
+        outcomes=tuple(outcome for outcome, _ in chunk),
+        warnings=tuple(frozenset(said) for _, said in chunk),
+        value_sum=value_sum,
+        s0=float(gen.prices[0, 0]),
+        notes=gen.notes,
+    )
+
+
+def chunks(config: BacktestConfig) -> list[tuple[int, int]]:
+    """``(first path, count)`` of each chunk of ``config``, in order."""
+    step = config.chunk_paths
+    return [(f, min(step, config.n_paths - f)) for f in range(0, config.n_paths, step)]
+
+
+def assemble(config: BacktestConfig, pieces: list[Piece]) -> BacktestReport:
+    """The report of a run from pieces covering every (chunk, policy) once, in any order:
+    parts are put back in path order, so the report equals the one-process run's."""
+    n = len(config.policies)
+    parts: list[dict[int, PathOutcome]] = [{} for _ in range(n)]
+    warnings: list[set[str]] = [set() for _ in range(n)]
+    values: dict[int, float] = {}
+    for piece in pieces:
+        values[piece.first] = piece.value_sum
+        for i, outcome, said in zip(piece.which, piece.outcomes, piece.warnings, strict=True):
+            if piece.first in parts[i]:
+                raise ValueError(f"policy {i} ran twice on the chunk at path {piece.first}")
+            parts[i][piece.first] = outcome
+            warnings[i].update(said)
+    firsts = [first for first, _ in chunks(config)]
+    if any(sorted(p) != firsts for p in parts):
+        raise ValueError("the pieces do not cover every chunk of every policy")
+    head = min(pieces, key=lambda p: p.first)
+    value_sum = 0.0
+    for first in firsts:  # chunk order: the same float sum as the one-process run
+        value_sum += values[first]
+    ordered = [PathOutcome.concat([part[f] for f in firsts]) for part in parts]
+    results = tuple(
+        PolicyResult.of(run, ordered[i], tuple(sorted(warnings[i]))[:5])
+        for i, run in enumerate(config.policies)
+    )
+    n_paths = ordered[0].trades.size
+    return BacktestReport(
+        config=config,
+        s0=head.s0,
+        n_paths=n_paths,
+        n_steps=config.n_steps,
+        results=results,
+        notes=head.notes,
+        book_value=value_sum / n_paths,
+    )
+
+
 def run_backtest(config: BacktestConfig, progress: Progress | None = None) -> BacktestReport:
     """Make the paths ``config`` describes and run every policy on them, chunk by chunk;
     seeded and reproducible whatever ``chunk_paths``. ``progress`` hears after each chunk."""
-    parts: list[list[PathOutcome]] = [[] for _ in config.policies]
-    warnings: list[set[str]] = [set() for _ in config.policies]
-    s0 = math.nan
-    notes: tuple[str, ...] = ()
-    funding: Array | None = None
-    value_sum = 0.0
-    n_steps = config.n_steps
-    for first in range(0, config.n_paths, config.chunk_paths):
-        count = min(config.chunk_paths, config.n_paths - first)
-        gen = paths.generate(
-            config.model, config.seed, n_steps, config.step_seconds, count, first_path=first
-        )
-        if funding is None:
-            funding, notes, s0 = _funding_rates(config, gen.epoch0), gen.notes, gen.prices[0, 0]
-        times = config.step_seconds * np.arange(n_steps + 1, dtype=np.float64)
-        ends = frozenset((0, n_steps))
-        book = option_book(
-            gen.prices,
-            config.legs,
-            config.step_seconds,
-            config.model.sigma,
-            config.rate,
-            ends,
-            with_gamma=reads_gamma(config.policies),
-        )
-        value_sum += float(book(0).value.sum())
-        chunk = hedge_outcomes(
-            gen.prices,
-            times,
-            book,
-            config.policies,
-            lot=config.lot,
-            costs=config.costs,
-            funding_8h=funding,
-            target_delta=config.target_delta,
-            initial_hedge=config.initial_hedge,
-            unwind_at_end=config.unwind_at_end,
-            rate=config.rate,
-        )
-        for i, (outcome, said) in enumerate(chunk):
-            parts[i].append(outcome)
-            warnings[i].update(said)
-        del gen, book
+    everyone = tuple(range(len(config.policies)))
+    pieces = []
+    for first, count in chunks(config):
+        pieces.append(run_piece(config, first, count, everyone))
         if progress is not None:
             progress(first + count, config.n_paths)
-    results = tuple(
-        PolicyResult.of(run, PathOutcome.concat(parts[i]), tuple(sorted(warnings[i]))[:5])
-        for i, run in enumerate(config.policies)
-    )
-    n_paths = sum(p.trades.size for p in parts[0])
-    return BacktestReport(
-        config=config,
-        s0=float(s0),
-        n_paths=n_paths,
-        n_steps=n_steps,
-        results=results,
-        notes=notes,
-        book_value=value_sum / n_paths,
-    )
+    return assemble(config, pieces)

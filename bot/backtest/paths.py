@@ -289,15 +289,18 @@ def generate(
     for done in range(0, n_paths, PATH_BLOCK):
         count = min(PATH_BLOCK, n_paths - done)
         rng = np.random.default_rng([seed, (first_path + done) // PATH_BLOCK])
-        if m.kind == "gbm":  # as gbm() computes it, written in place: log prices for now
+        if m.kind == "gbm":  # as gbm() computes it, written in place: log increments for now
             z = rng.standard_normal((n, count))
-            z *= m.sigma * np.sqrt(dt)
-            z += (m.mu - 0.5 * m.sigma**2) * dt
-            np.cumsum(z, axis=0, out=out[1:, done : done + count])
+            np.multiply(z, m.sigma * np.sqrt(dt), out=out[1:, done : done + count])
         else:
             out[:, done : done + count] = _block_draw(m, rng, n, dt, count, returns)
     if m.kind == "gbm":
+        out[1:] += (m.mu - 0.5 * m.sigma**2) * dt
         out[0] = 0.0
+        # The running sum row by row over the whole chunk: the same additions in the same
+        # order as cumsum down each column (so the same bits), but on contiguous rows.
+        for k in range(1, n + 1):
+            out[k] += out[k - 1]
         np.exp(out, out=out)
         out *= m.s0
     return GeneratedPaths(out, None, notes)

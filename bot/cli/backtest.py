@@ -99,6 +99,19 @@ def register(sub: Any) -> None:
         help="sell a short ATM straddle every Friday over the recorded chain (or --start/--end)"
         " and hedge each with each policy",
     )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the sweep on this Dask scheduler, e.g. tcp://10.0.0.5:8786 (needs the"
+        " 'cluster' extra); same numbers as a local run for the same seed (default: here)",
+    )
+    p.add_argument(
+        "--scheduler-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="with --scheduler: how long to try to reach it (default 10)",
+    )
     p.add_argument("--plot", help="write the frontier PNG here")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.set_defaults(handler=cmd_backtest)
@@ -220,6 +233,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise BadInput("--deribit-replay and --deribit-rolling are two different runs: pick one")
     if args.expiry and not args.deribit_replay:
         raise BadInput("--expiry only applies to --deribit-replay")
+    if args.scheduler is not None and real_chain_run(args):
+        raise BadInput("--scheduler runs simulated and history sweeps, not --deribit-* replays")
+    if not (math.isfinite(args.scheduler_timeout) and args.scheduler_timeout > 0):
+        raise BadInput(f"--scheduler-timeout must be positive, got {args.scheduler_timeout}")
     if args.end and not args.deribit_rolling:
         raise BadInput("--end only applies to --deribit-rolling")
     if args.deribit_replay:
@@ -234,6 +251,10 @@ def check_args(args: argparse.Namespace) -> None:
         _existing_file("--history", args.history)
     if args.plot and not Path(args.plot).resolve().parent.is_dir():
         raise BadInput(f"--plot {args.plot}: the directory does not exist")
+
+
+def real_chain_run(args: argparse.Namespace) -> bool:
+    return bool(args.deribit_replay or args.deribit_rolling)
 
 
 @contextmanager
@@ -265,6 +286,12 @@ def progress(what: str, unit: str) -> Iterator[Callable[[int, int], None]]:
 def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
     from bot.domain import DataError
 
+    cluster_error: type[Exception] = BadInput
+    if args.scheduler is not None:
+        from bot.backtest.cluster import ClusterError
+
+        cluster_error = ClusterError
+
     try:
         check_args(args)
         policies = tuple(parse_policy(p, settings) for p in args.policy)
@@ -275,7 +302,7 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
         if args.deribit_rolling:
             return _deribit_rolling(args, policies, costs)
         return _simulated(args, policies, legs, costs)
-    except (BadInput, DataError) as exc:
+    except (BadInput, DataError, cluster_error) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # a config the engine refuses (e.g. days not whole steps)
@@ -387,7 +414,12 @@ def _simulated(
         chunk_paths=args.chunk_paths,
     )
     with progress("backtest", "paths") as tick:
-        report = run_backtest(config, progress=tick)
+        if args.scheduler is None:
+            report = run_backtest(config, progress=tick)
+        else:
+            from bot.backtest.cluster import run_on_cluster
+
+            report = run_on_cluster(config, args.scheduler, tick, args.scheduler_timeout)
     if args.plot:
         plot_frontier(report.results, args.plot)
     if args.json:

@@ -181,9 +181,9 @@ async def _venue_checks(settings: Settings, venue: Any) -> list[Check]:
 
 
 async def _ledger_checks(app: Any) -> list[Check]:
+    from bot.audit import expected_position
     from bot.cycle import rebalance_once
     from bot.domain import DataError
-    from bot.reconcile import _expected_position
     from bot.venues.errors import VenueError
 
     out: list[Check] = []
@@ -200,7 +200,7 @@ async def _ledger_checks(app: Any) -> list[Check]:
             for p in positions
             if not p.instrument.is_option and p.size and p.instrument.name != hedge
         )
-        expected = _expected_position(app.ctx, currency, hedge)
+        expected = expected_position(app.ledger, hedge)
         options = sum(1 for p in positions if p.instrument.is_option)
         if expected is None and held:
             out.append(

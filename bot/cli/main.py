@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from bot.cli import analysis, backtest, check, control, db, paper, run, sim, status
+from bot.cli import analysis, backtest, check, control, db, paper, run, sim, status, watch
 from bot.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -34,7 +34,7 @@ from bot.cli.ledger import fix
 DEFAULT_CONFIG = "config.yaml"
 
 # Every command group registers its subcommands the same way: ``module.register(sub)``.
-GROUPS = (run, status, control, db, sim, check, paper, backtest, analysis)
+GROUPS = (run, status, watch, control, db, sim, check, paper, backtest, analysis)
 
 # Errors that end a command with one line, by (module, class): looked up only in modules already
 # imported, so catching them never imports a heavy module.
@@ -46,6 +46,8 @@ _KNOWN: tuple[tuple[str, str, int, str], ...] = (
     ("bot.app", "UnsupportedMode", EXIT_USAGE, "{exc}"),
     ("bot.venues.errors", "AuthError", EXIT_USAGE, "venue settings refused: {exc}"),
     ("bot.venues.deribit.adapter", "UnsafeUrl", EXIT_USAGE, "venue settings refused: {exc}"),
+    # The database did not answer or refused us: the driver's own words, never the URL.
+    ("sqlalchemy.exc", "OperationalError", EXIT_FAILED, "the ledger's database: {exc.orig}"),
 )
 
 

@@ -70,8 +70,15 @@ async def import_book(settings: Settings, clock: Clock | None = None) -> list[st
             f"the paper account in {url} already exists; a book is imported once, into a "
             "fresh paper database (set database.paper_url to a new file)"
         )
+    import numpy as np
+
     clock = clock or make_clock(settings)
-    real = DeribitVenue(settings.venue, clock, measure_clock=settings.market.speed == 1)
+    real = DeribitVenue(
+        settings.venue,
+        clock,
+        rng=np.random.default_rng(settings.market.seed),
+        measure_clock=settings.market.speed == 1,
+    )
     imported: dict[str, list[tuple[str, float]]] = {}
     lines = []
     try:

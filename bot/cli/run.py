@@ -15,6 +15,7 @@ from bot.cli.common import (
     currency,
     positive_float,
     positive_int,
+    say,
 )
 from bot.cli.ledger import configured_currencies, require_ledger
 
@@ -69,6 +70,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_app
     from bot.daemon import Daemon, install_signal_handlers
     from bot.policy import schedule_seconds
+    from bot.sentry import Sentry
+    from bot.store.identity import LedgerFile
 
     app = build_app(settings, paper=args.paper)
     import asyncio  # not at module top: `hedgebot --help` stays quick
@@ -76,13 +79,22 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     stop = asyncio.Event()
     install_signal_handlers(stop)
     try:
-        with app.lock():
+        with app.lock() as lease:
+            sentry = Sentry(
+                app.ctx,
+                settings.venue.currencies,
+                lease=lease,
+                ledger_file=LedgerFile(app.ledger.engine),
+                cancel_on_stop=settings.daemon.cancel_on_stop,
+            )
             daemon = Daemon(
                 app.ctx,
                 settings.venue.currencies,
                 min(schedule_seconds(settings.policy_for(c)) for c in settings.venue.currencies),
                 settings.daemon.heartbeat_seconds,
                 settings.daemon.stop_grace_seconds,
+                sentry=sentry,
+                monitor=app.monitor,
             )
             until = None
             if args.duration is not None:
@@ -91,6 +103,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             print(json.dumps({"cycles": stats.cycles, "by_status": stats.by_status}))
     finally:
         await app.close()
+    if stats.halted is not None:
+        say(f"the daemon stopped itself: {stats.halted}")
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -113,7 +128,7 @@ async def _rebalance(args: argparse.Namespace, settings: Settings, currencies: l
     prompt = Prompt(format_plan)
     code = EXIT_OK
     try:
-        with app.lock():
+        with app.lock(tuple(currencies)):
             for cur in currencies:
                 if not args.dry_run:
                     await reconcile(app.ctx, cur)  # as the daemon does, before deciding

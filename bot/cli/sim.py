@@ -57,8 +57,12 @@ def check_port_free(number: int) -> None:
     if number == 0:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the server binds (aiohttp sets SO_REUSEADDR): a port whose last connections wait
+        # in TIME_WAIT is free to listen on, one with a listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((HOST, number))
+            probe.listen(1)
         except OSError as exc:
             taken = exc.errno in (errno.EADDRINUSE, errno.EACCES)
             why = "is in use" if taken else f"cannot be used ({exc.strerror})"

@@ -65,6 +65,27 @@ def network(settings: Settings, paper: bool) -> dict[str, str]:
     return {"network": "custom", "label": f"DERIBIT-COMPATIBLE at {redact_url(venue.url or '')}"}
 
 
+async def _unhedged(app: App) -> dict[str, Any]:
+    """Books the account holds in currencies the settings do not hedge: shown, not hedged."""
+    from bot.domain import DataError
+    from bot.venues.errors import VenueError
+
+    out: dict[str, Any] = {}
+    for currency in app.settings.venue.facts:
+        if currency in app.settings.venue.currencies:
+            continue
+        try:
+            held = await app.venue.positions(currency)
+        except (DataError, VenueError):
+            continue  # a venue without that currency's account: nothing held there
+        if held:
+            out[currency] = {
+                "unhedged": "not in venue.currencies: add it there to hedge it",
+                "positions": [{"instrument": p.instrument.name, "size": p.size} for p in held],
+            }
+    return out
+
+
 async def status_data(app: App, last: int = 10) -> dict[str, Any]:
     """Everything ``status`` shows, as plain data (also the ``--json`` output)."""
     from bot.domain import DataError
@@ -120,10 +141,26 @@ async def status_data(app: App, last: int = 10) -> dict[str, Any]:
             "target_mode": app.settings.hedge.target_mode.value,
         }
     from bot.cli.control import trading_states
+    from bot.store.lease import LeaseStore
 
+    books.update(await _unhedged(app))
     states = trading_states(app.ledger, app.settings.venue.currencies)
+    now = app.lease_clock.now()
     return {
         **network(app.settings, app.paper),
+        "leases": [
+            {
+                "book": h.book,
+                "mode": h.mode,
+                "host": h.host,
+                "pid": h.pid,
+                "owner": h.owner,
+                "acquired_at": h.acquired_at.isoformat(),
+                "expires_at": h.expires_at.isoformat(),
+                "live": h.expires_at > now,
+            }
+            for h in LeaseStore(app.ledger.engine).holders()
+        ],
         "venue": app.venue.name,
         "venue_clock": app.venue_clock.describe() if app.venue_clock is not None else None,
         "database": redact_url(app.database_url),
@@ -201,6 +238,17 @@ def render_status(data: dict[str, Any], command: str = "hedgebot status") -> str
         if "error" in book:
             parts.append(f"{currency}: cannot read the book: {book['error']}")
             continue
+        if "unhedged" in book:
+            parts.append(
+                f"{currency} book: unhedged ({book['unhedged']})\n"
+                + table(
+                    f"{currency} positions, in each instrument's amount unit",
+                    ["instrument", "size"],
+                    [(p["instrument"], f"{p['size']:+,.4f}") for p in book["positions"]],
+                    right=[1],
+                )
+            )
+            continue
         g, h = book["greeks"], book["hedge"]
         rows: list[tuple[str, ...]] = [
             ("index", f"{book['index_price']:,.2f}", "USD"),
@@ -227,6 +275,23 @@ def render_status(data: dict[str, Any], command: str = "hedgebot status") -> str
                 right=[1],
             )
         )
+    leases = data.get("leases", [])
+    parts.append(
+        table(
+            "book leases (one writer per book)",
+            ["book", "mode", "holder", "until (UTC)"],
+            [
+                (
+                    h["book"],
+                    h["mode"],
+                    f"pid {h['pid']} on {h['host']}",
+                    h["expires_at"][:19] + ("" if h["live"] else " (expired)"),
+                )
+                for h in leases
+            ]
+            or [("none held", "", "", "")],
+        )
+    )
     parts.append(
         table(
             "last rebalances",

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
-from bot.clock import Clock, OffsetClock, clock_for, day_start
+from bot.clock import Clock, LockstepClock, OffsetClock, SystemClock, clock_for, day_start
 from bot.config import SIM_API_KEY, SIM_API_SECRET, RateLimitSettings, Settings
 from bot.sim.faults import ThinnableMarket, WireFaultPlan
 from bot.sim.server import SimServer
 from bot.venues.paper.market import SimMarket
 from bot.venues.paper.state import MemoryPaperStore, PaperStateStore
+from bot.venues.paper.timekeeping import lockstep_clock
 from bot.venues.paper.venue import PaperVenue
 
 KEY_ENV = "HEDGEBOT_SIM_API_KEY"
@@ -59,6 +60,14 @@ def _store(database_url: str | None) -> PaperStateStore:
     return SqlPaperStore(make_engine(database_url))
 
 
+def venue_clock(settings: Settings, store: PaperStateStore) -> tuple[Clock, datetime | None]:
+    """The venue's clock and its market's start (None: the clock's day). ``market.clock:
+    lockstep`` resumes the time saved in ``store``; ``wall`` reads the wall, times ``speed``."""
+    if settings.market.clock == "lockstep":
+        return lockstep_clock(store, settings.market, SystemClock())
+    return clock_for(settings.market.speed, settings.market.clock_anchor), None
+
+
 def build_server(
     settings: Settings,
     clock: Clock,
@@ -69,9 +78,13 @@ def build_server(
     fault_plan: WireFaultPlan | None = None,
     rate_limits: RateLimitSettings | None = None,
     start: datetime | None = None,
+    store: PaperStateStore | None = None,
 ) -> SimServer:
     """The market, a paper venue on it and the server around both (not started). A fault
-    plan's ``clock_offset_s`` shifts the whole venue's clock away from ``clock``."""
+    plan's ``clock_offset_s`` shifts the whole venue's clock away from ``clock``.
+
+    On a :class:`LockstepClock` the fault plan's latency is simulated time: the one thing
+    besides the client's advance that moves the venue's clock, on purpose."""
     venue_settings = settings.venue
     start = start or day_start(clock)
     if fault_plan is not None and fault_plan.clock_offset_s:
@@ -87,7 +100,7 @@ def build_server(
     )
     venue = PaperVenue(
         market,
-        _store(database_url),
+        store if store is not None else _store(database_url),
         clock,
         venue_settings.facts,
         venue_settings.fees,
@@ -103,6 +116,7 @@ def build_server(
         fault_plan=fault_plan,
         fees=venue_settings.fees,
         rate_limits=rate_limits,
+        sleeper=clock.sleep if isinstance(clock, LockstepClock) else asyncio.sleep,
         # Limits count in the market's time, as the client's buckets do: at an accelerated
         # speed both sides then agree on what "per second" means.
         timer=lambda: clock.now().timestamp(),
@@ -126,15 +140,19 @@ async def serve(
     ``env`` (default ``os.environ``) supplies HEDGEBOT_SIM_API_KEY/HEDGEBOT_SIM_API_SECRET.
     """
     out = out or sys.stdout
-    clock = clock or clock_for(settings.market.speed, settings.market.clock_anchor)
+    store = _store(database_url)
+    start = None
+    if clock is None:
+        clock, start = venue_clock(settings, store)
     creds = credentials(env)
     server = build_server(
         settings,
         clock,
         api_key=creds.api_key,
         api_secret=creds.api_secret,
-        database_url=database_url,
         fault_plan=fault_plan,
+        start=start,
+        store=store,
     )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -154,6 +172,8 @@ async def serve(
             if not creds.generated and creds.api_key == SIM_API_KEY
             else (f"from {KEY_ENV}/{SECRET_ENV}")
         )
+        kind = "lockstep" if isinstance(clock, LockstepClock) else "wall"
+        print(f"clock: {kind}, now {clock.now().isoformat()}", file=out)
         print(f"api key: {creds.api_key}", file=out)
         print(f"api secret: {creds.api_secret} ({source})", file=out)
         out.flush()

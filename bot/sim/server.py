@@ -39,6 +39,7 @@ from bot.sim.orders import OrderDirectory
 from bot.sim.params import Params
 from bot.sim.public_data import PublicData
 from bot.sim.rpc_errors import RpcError
+from bot.sim.time_control import TimeControl
 from bot.sim.trading import TradingApi
 from bot.sim.ws import WsHub
 from bot.venues.base import Venue
@@ -105,6 +106,7 @@ class SimServer:
         self._schedule = FaultSchedule(plan) if fault_plan is not None else None
         self._buckets = RateBuckets(limits, timer)
         self._sleeper = sleeper
+        self.time_control = TimeControl(clock)
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -124,6 +126,7 @@ class SimServer:
         app.router.add_route("GET", "/api/v2/{scope}/{method}", self._http)
         app.router.add_route("POST", "/api/v2/{scope}/{method}", self._http)
         app.router.add_route("GET", "/ws/api/v2", self.hub.handle)
+        self.time_control.add_routes(app.router)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)

@@ -289,6 +289,10 @@ class TradingApi:
             return lambda r: wanted == "all"
         return lambda r: r.order_type.value == wanted
 
+    async def cancel_all_open(self) -> int:
+        """Cancel every open order of the account (cancel-on-disconnect); how many."""
+        return await self._cancel_where(self._served, lambda r: True)
+
     async def _cancel_all(self, p: Params, _: CallInfo) -> Any:
         return await self._cancel_where(self._served, lambda r: True)
 

@@ -10,6 +10,12 @@ channels. Channels served:
 - ``user.trades.{kind}.{currency}.{interval}`` and ``user.trades.{instrument}.{interval}``;
 - ``user.portfolio.{currency}``: the account summary when it changes.
 
+``private/enable_cancel_on_disconnect`` (and ``disable_``, ``get_``) are honoured per
+connection: when a connection that enabled it closes, every open order of the account is
+cancelled, as Deribit does (https://docs.deribit.com/#private-enable_cancel_on_disconnect;
+the simulated account has one connection's worth of orders, so scope ``connection`` and
+``account`` act alike).
+
 A background task looks at the market and the account every ``push_interval_s`` of wall time
 (a push cadence, not market time; the market moves with the clock it was given):
 it refreshes the order directory (which fires order and trade pushes) and re-reads subscribed
@@ -45,6 +51,11 @@ INTERVALS = ("100ms", "raw", "agg2")
 KINDS = ("future", "option", "any")
 _SUBSCRIBE = ("public/subscribe", "private/subscribe")
 _UNSUBSCRIBE = ("public/unsubscribe", "private/unsubscribe")
+_CANCEL_ON_DISCONNECT = (
+    "private/enable_cancel_on_disconnect",
+    "private/disable_cancel_on_disconnect",
+    "private/get_cancel_on_disconnect",
+)
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,7 @@ class Session:
     channels: dict[str, Channel] = field(default_factory=dict)
     outbox: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     seen: dict[str, tuple[object, ...]] = field(default_factory=dict)  # channel -> last pushed
+    cancel_on_disconnect: bool = False
 
     def push(self, channel: str, data: Any) -> None:
         message = {
@@ -188,6 +200,9 @@ class WsHub:
             self._sessions.discard(session)
             session.outbox.put_nowait(None)
             await writer
+            if session.cancel_on_disconnect:
+                cancelled = await self._trading.cancel_all_open()
+                log.info("sim_cancel_on_disconnect", cancelled=cancelled)
         return ws
 
     def _spawn(self, coro: Awaitable[None]) -> None:
@@ -252,7 +267,16 @@ class WsHub:
             return lambda: self._unsubscribe(session, params)
         if method == "public/unsubscribe_all":
             return lambda: self._unsubscribe_all(session)
+        if method in _CANCEL_ON_DISCONNECT:
+            return lambda: self._cancel_on_disconnect(session, method, params)
         return None
+
+    async def _cancel_on_disconnect(self, session: Session, method: str, params: Params) -> Any:
+        scope = params.choice("scope", ("connection", "account"), "connection")
+        if method == "private/get_cancel_on_disconnect":
+            return {"scope": scope, "enabled": session.cancel_on_disconnect}
+        session.cancel_on_disconnect = method == "private/enable_cancel_on_disconnect"
+        return "ok"
 
     # --- subscriptions --------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """The ledger: every decision, order, order state change and fill hedgebot made, in SQL.
 
 Writes are small transactions, each complete on return, so a crash between two of them leaves
-the record true up to the last one. Two guarantees the executor leans on:
+the record true up to the last one; inside ``with ledger.batch():`` (one cycle) they share one
+transaction instead, committed at the end of the block or at the first order recorded
+(``bot.store.unit_of_work``). Two guarantees the executor leans on:
 
 - an order is recorded (PENDING) under our label *before* it is sent, and a terminal order
   (filled, cancelled, rejected) is never moved back to a non-terminal status;
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 from sqlalchemy import Engine, case, func, select
@@ -54,8 +57,15 @@ from bot.store.records import (
     greeks_to_json,
     to_json,
 )
-from bot.store.session import transaction
+from bot.store.report_rows import (
+    OrderLink,
+    RebalanceColumns,
+    read_fills,
+    read_order_links,
+    read_rebalances,
+)
 from bot.store.summary import summarise
+from bot.store.unit_of_work import UnitOfWork
 from bot.units import MAX_LABEL_LENGTH
 
 GLOBAL_SCOPE = "global"
@@ -113,6 +123,13 @@ class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._work = UnitOfWork(self._sessions)
+
+    def batch(self, *, from_greeks: bool = False) -> AbstractContextManager[None]:
+        """One transaction for the writes inside the block (with ``from_greeks``, from the
+        greeks snapshot on: a cycle's); nested blocks join the outer one; an order recorded
+        inside commits at once, before it is sent. See :mod:`bot.store.unit_of_work`."""
+        return self._work.batch(from_greeks=from_greeks)
 
     def close(self) -> None:
         """Release pooled connections (the engine reconnects if used again)."""
@@ -137,7 +154,7 @@ class Ledger:
             **{name: getattr(rec, name) for name in _REBALANCE_FIGURES},
         )
         try:
-            with transaction(self._sessions) as session:
+            with self._work.write() as session:
                 session.add(row)
                 session.flush()
                 return row.id
@@ -149,7 +166,7 @@ class Ledger:
         query = select(RebalanceModel).order_by(RebalanceModel.ts, RebalanceModel.id)
         if since is not None:
             query = query.where(RebalanceModel.ts >= since)
-        with self._sessions() as session:
+        with self._work.read() as session:
             return [_rebalance_row(r) for r in session.scalars(query)]
 
     def last_rebalances(self, n: int) -> list[RebalanceRow]:
@@ -159,7 +176,7 @@ class Ledger:
             .order_by(RebalanceModel.ts.desc(), RebalanceModel.id.desc())
             .limit(max(0, n))
         )
-        with self._sessions() as session:
+        with self._work.read() as session:
             return [_rebalance_row(r) for r in session.scalars(query)]
 
     def record_greeks(self, snapshot: GreeksSnapshot) -> int:
@@ -169,7 +186,7 @@ class Ledger:
             currency=snapshot.currency,
             **{name: getattr(snapshot, name) for name in _SNAPSHOT_FIGURES},
         )
-        with transaction(self._sessions) as session:
+        with self._work.write(opens=True) as session:
             session.add(row)
             session.flush()
             return row.id
@@ -179,7 +196,7 @@ class Ledger:
     ) -> None:
         """Change a recorded rebalance's status and reason (execution raised after the row was
         written): the ledger then says what the caller was told."""
-        with transaction(self._sessions) as session:
+        with self._work.write() as session:
             row = session.get(RebalanceModel, rebalance_id)
             if row is None:
                 raise LedgerError(f"no rebalance with id {rebalance_id}")
@@ -208,7 +225,7 @@ class Ledger:
                 .order_by(GreeksSnapshotModel.ts.desc(), GreeksSnapshotModel.id.desc())
                 .limit(1)
             )
-        with self._sessions() as session:
+        with self._work.read() as session:
             return [
                 GreeksSnapshot(
                     cycle_id=r.cycle_id,
@@ -231,8 +248,8 @@ class Ledger:
             .where(ts > since if after else ts >= since)
             .order_by(ts, GreeksSnapshotModel.id)
         )
-        with self.engine.connect() as conn:
-            return [(when, float(price)) for when, price in conn.execute(query)]
+        with self._work.read() as session:
+            return [(when, float(price)) for when, price in session.execute(query)]
 
     # -- orders --------------------------------------------------------------------------------
 
@@ -253,7 +270,7 @@ class Ledger:
             require_positive("order price", req.price)
         if decision_mid is not None:
             require_positive("decision mid", decision_mid)
-        with transaction(self._sessions) as session:
+        with self._work.write(durable=True) as session:
             if session.get(OrderModel, req.label) is not None:
                 raise DuplicateRecord(f"order label {req.label!r} is already recorded")
             if rebalance_id is not None and session.get(RebalanceModel, rebalance_id) is None:
@@ -293,7 +310,7 @@ class Ledger:
         only a bug or a stale read could ask for one, and obeying would resend a filled hedge.
         """
         status = OrderStatus(state.status if isinstance(state, OrderState) else state)
-        with transaction(self._sessions) as session:
+        with self._work.write() as session:
             row = session.get(OrderModel, label, with_for_update=True)
             if row is None:
                 raise UnknownOrder(f"no order labelled {label!r} in the ledger")
@@ -315,7 +332,7 @@ class Ledger:
 
     def set_venue_order_id(self, label: str, venue_order_id: str, ts: datetime) -> None:
         """Note the venue's id for ``label`` as soon as it is known (before any state)."""
-        with transaction(self._sessions) as session:
+        with self._work.write() as session:
             row = session.get(OrderModel, label)
             if row is None:
                 raise UnknownOrder(f"no order labelled {label!r} in the ledger")
@@ -323,13 +340,13 @@ class Ledger:
             row.updated_at = ts
 
     def order(self, label: str) -> OrderRow | None:
-        with self._sessions() as session:
+        with self._work.read() as session:
             row = session.get(OrderModel, label)
             return None if row is None else _order_row(row)
 
     def order_by_venue_id(self, venue_order_id: str) -> OrderRow | None:
         query = select(OrderModel).where(OrderModel.venue_order_id == venue_order_id)
-        with self._sessions() as session:
+        with self._work.read() as session:
             row = session.scalars(query).first()
             return None if row is None else _order_row(row)
 
@@ -343,8 +360,15 @@ class Ledger:
             query = query.where(OrderModel.status.in_([OrderStatus(s).value for s in statuses]))
         if cycle_id is not None:
             query = query.where(OrderModel.cycle_id == cycle_id)
-        with self._sessions() as session:
+        with self._work.read() as session:
             return [_order_row(r) for r in session.scalars(query)]
+
+    def order_counts(self) -> dict[str, int]:
+        """Orders by status, counted in SQL: what the monitor serves after every cycle, cheap
+        on a ledger of any age (``summary`` also scans every rebalance)."""
+        query = select(OrderModel.status, func.count()).group_by(OrderModel.status)
+        with self._sessions() as session:
+            return {str(status): int(n) for status, n in session.execute(query)}
 
     def orders_created_since(self, since: datetime) -> int:
         """How many orders were recorded at or after ``since``: the order-rate cap's count,
@@ -376,7 +400,7 @@ class Ledger:
             .where(OrderEventModel.label == label)
             .order_by(OrderEventModel.id)
         )
-        with self._sessions() as session:
+        with self._work.read() as session:
             return [
                 OrderEventRow(
                     id=e.id,
@@ -400,7 +424,7 @@ class Ledger:
         if fill.index_price is not None:
             require_positive(f"fill {fill.trade_id} index price", fill.index_price)
         try:
-            with transaction(self._sessions) as session:
+            with self._work.write() as session:
                 if session.get(FillModel, fill.trade_id) is not None:
                     return False
                 session.add(FillModel(**fill_columns(fill)))
@@ -412,7 +436,7 @@ class Ledger:
             raise
 
     def _has_fill(self, trade_id: str) -> bool:
-        with self._sessions() as session:
+        with self._work.read() as session:
             return session.get(FillModel, trade_id) is not None
 
     def fills(self, since: datetime | None = None, *, instrument: str | None = None) -> list[Fill]:
@@ -422,14 +446,14 @@ class Ledger:
             query = query.where(FillModel.ts >= since)
         if instrument is not None:
             query = query.where(FillModel.instrument == instrument)
-        with self._sessions() as session:
+        with self._work.read() as session:
             return [fill_of(r) for r in session.scalars(query)]
 
     def last_fill_time(self, instrument: str | None = None) -> datetime | None:
         query = select(func.max(FillModel.ts))
         if instrument is not None:
             query = query.where(FillModel.instrument == instrument)
-        with self._sessions() as session:
+        with self._work.read() as session:
             return session.scalar(query)
 
     def filled_amount_of(self, venue_order_id: str) -> float:
@@ -438,14 +462,14 @@ class Ledger:
         query = select(func.coalesce(func.sum(FillModel.amount), 0)).where(
             FillModel.venue_order_id == venue_order_id
         )
-        with self._sessions() as session:
+        with self._work.read() as session:
             return float(session.scalar(query) or 0.0)
 
     def hedge_position_from_fills(self, instrument: str) -> float:
         """Signed sum of our fills in ``instrument`` (buys positive), in its amount unit."""
         signed = case((FillModel.side == Side.BUY.value, FillModel.amount), else_=-FillModel.amount)
         query = select(func.coalesce(func.sum(signed), 0)).where(FillModel.instrument == instrument)
-        with self._sessions() as session:
+        with self._work.read() as session:
             return float(session.scalar(query) or 0.0)
 
     def position_change_of_cycle(self, cycle_id: str, instrument: str) -> float:
@@ -463,7 +487,7 @@ class Ledger:
 
     def get_trading_state(self, scope: str = GLOBAL_SCOPE) -> TradingStateRow:
         """The persisted state of ``scope``; ACTIVE (``updated_at`` None) when never set."""
-        with self._sessions() as session:
+        with self._work.read() as session:
             row = session.get(TradingStateModel, scope)
             if row is None:
                 return TradingStateRow(
@@ -484,7 +508,7 @@ class Ledger:
         except ValueError:
             allowed = ", ".join(s.value for s in TradingState)
             raise DataError(f"trading state {state!r} is not one of {allowed}") from None
-        with transaction(self._sessions) as session:
+        with self._work.write() as session:
             row = session.get(TradingStateModel, scope)
             if row is None:
                 session.add(
@@ -493,11 +517,28 @@ class Ledger:
             else:
                 row.state, row.reason, row.updated_at = value, reason, ts
 
+    # -- the cost report's reads: columns, in chunks, no ORM objects ----------------------------
+
+    def report_rebalances(
+        self, *, since: datetime | None = None, currency: str | None = None
+    ) -> dict[str, RebalanceColumns]:
+        """Rebalances as columns per currency for ``hedgebot report`` (see
+        ``bot.store.report_rows``)."""
+        return read_rebalances(self.engine, since=since, currency=currency)
+
+    def order_links(self) -> list[OrderLink]:
+        """Every order's label, venue id, cycle, rebalance, decision mid and currency."""
+        return read_order_links(self.engine)
+
+    def report_fills(self, since: datetime | None = None) -> list[Fill]:
+        """Fills from ``since`` oldest first, read without ORM objects."""
+        return read_fills(self.engine, since)
+
     # -- summary -------------------------------------------------------------------------------
 
     def summary(self) -> LedgerSummary:
         """Headline figures, aggregated in SQL (see :class:`LedgerSummary` for their units)."""
-        with self._sessions() as session:
+        with self._work.read() as session:
             return summarise(session)
 
 

@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, MetaData, Numeric, String, Text
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -217,6 +217,38 @@ class TradingStateModel(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class BookLeaseModel(Base):
+    """Who may write to one book (venue account and currency): the single-writer lease.
+
+    Held in the ledger itself so every process that writes to it, from any directory or host,
+    meets the same row; a holder renews ``expires_at`` while it lives.
+    """
+
+    __tablename__ = "book_leases"
+
+    book: Mapped[str] = mapped_column(String(255), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(16))
+    acquired_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    renewed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class HedgeBaselineModel(Base):
+    """A hedge position read at the venue and our fills' total at that moment: from then on
+    the position may only change by what our recorded fills say."""
+
+    __tablename__ = "hedge_baselines"
+
+    instrument: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[float] = mapped_column(Number)
+    fills_total: Mapped[float] = mapped_column(Number)
+    ts: Mapped[datetime] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(Text)
+
+
 class PaperBalanceModel(Base):
     """The paper venue's balance of one currency (coin)."""
 
@@ -256,6 +288,16 @@ class PaperOrderModel(Base):
     reduce_only: Mapped[bool] = mapped_column(Boolean)
 
 
+class PaperClockModel(Base):
+    """A lockstep paper or simulated venue's time (one row), so a restart resumes there."""
+
+    __tablename__ = "paper_clock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    start: Mapped[datetime] = mapped_column(UtcDateTime)
+    now: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class PaperTradeModel(Base):
     """One paper execution: every field of ``bot.domain.Fill``."""
 
@@ -293,7 +335,7 @@ def fill_columns(fill: Fill) -> dict[str, Any]:
     }
 
 
-def fill_of(row: FillModel | PaperTradeModel) -> Fill:
+def fill_of(row: FillModel | PaperTradeModel | Row[Any]) -> Fill:
     """The domain ``Fill`` a ``fills`` or ``paper_trades`` row holds."""
     return Fill(
         trade_id=row.trade_id,

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.domain import OrderState, OrderStatus, OrderType, Side
 from bot.store.models import (
     PaperBalanceModel,
+    PaperClockModel,
     PaperOrderModel,
     PaperPositionModel,
     PaperTradeModel,
@@ -20,7 +21,7 @@ from bot.store.models import (
     fill_of,
 )
 from bot.store.session import transaction
-from bot.venues.paper.state import PaperChange, PaperPosition, PaperSnapshot
+from bot.venues.paper.state import PaperChange, PaperPosition, PaperSnapshot, SimTime
 
 
 class SqlPaperStore:
@@ -48,6 +49,19 @@ class SqlPaperStore:
                 )
             ]
         return PaperSnapshot(balances=balances, positions=positions, orders=orders, trades=trades)
+
+    def load_time(self) -> SimTime | None:
+        with self._sessions() as session:
+            row = session.get(PaperClockModel, 1)
+            return None if row is None else SimTime(row.start, row.now)
+
+    def save_time(self, time: SimTime) -> None:
+        with transaction(self._sessions) as session:
+            row = session.get(PaperClockModel, 1)
+            if row is None:
+                session.add(PaperClockModel(id=1, start=time.start, now=time.now))
+            else:
+                row.start, row.now = time.start, time.now
 
     def save(self, change: PaperChange) -> None:
         """Upsert balances, positions and orders and append new trades, all or nothing."""

@@ -46,6 +46,11 @@ class Venue(Protocol):
         """The most recent order carrying ``label``, or None when the venue has none."""
         ...
 
+    async def order_by_id(self, currency: str, venue_order_id: str) -> OrderState | None:
+        """The order with the venue's id (``private/get_order_state``), or None when the venue
+        says it has none. Unlike a label look-up it does not depend on the order being recent."""
+        ...
+
     async def open_orders(self, currency: str) -> list[OrderState]: ...
 
     async def fills(self, currency: str, since: datetime | None = None) -> list[Fill]:

@@ -20,11 +20,10 @@ def run(argv: Sequence[str]) -> int:
 
 
 def fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working directory, no HEDGEBOT__ variables but a private lock dir."""
+    """An empty working directory, no HEDGEBOT__ variables but JSON logs."""
     for key in list(os.environ):
         if key.upper().startswith("HEDGEBOT__"):
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HEDGEBOT__DAEMON__LOCK_DIR", str(tmp_path))
     monkeypatch.setenv("HEDGEBOT__LOGGING__FORMAT", "json")
     return tmp_path

@@ -21,7 +21,6 @@ def _settings(tmp_path: Path, sim_url: str, **venue: Any) -> Settings:
         None,
         venue={"kind": "sim", "sim_url": sim_url, "api_key": KEY, "api_secret": SECRET, **venue},
         database={"url": db, "paper_url": f"sqlite:///{tmp_path / 'paper.db'}"},
-        daemon={"lock_dir": str(tmp_path)},
     )
 
 

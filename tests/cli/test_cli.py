@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 
 from bot.cli.main import main
-from bot.lock import BookLock, lock_path_for
+from bot.clock import SystemClock
+from bot.config import load_settings
+from bot.lock import BookLease, account_identity, book_key
+from bot.store.db import head_revision, open_ledger
+from bot.store.lease import LeaseStore
 
 
 @pytest.fixture
@@ -18,7 +22,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if key.startswith("HEDGEBOT__"):
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HEDGEBOT__DAEMON__LOCK_DIR", str(tmp_path))
     monkeypatch.setenv("HEDGEBOT__LOGGING__FORMAT", "json")
     return tmp_path
 
@@ -37,8 +40,9 @@ def test_db_upgrade_then_current_reports_the_head_revision(
     assert main(["db", "upgrade", "--paper"]) == 0
     assert main(["db", "current", "--paper"]) == 0
     out = capsys.readouterr().out
-    assert "empty -> 0001" in out
-    assert "at 0001, code needs 0001" in out
+    head = head_revision()
+    assert f"empty -> {head}" in out
+    assert f"at {head}, code needs {head}" in out
 
 
 def test_rebalance_dry_run_prints_the_plan_and_sends_nothing(
@@ -83,15 +87,37 @@ def test_rebalance_with_no_one_to_answer_the_prompt_sends_nothing_and_exits_6(
     assert json.loads(capsys.readouterr().out)["books"]["BTC"]["hedge"]["position"] == 0
 
 
+def daemon_lease(url: str) -> BookLease:
+    """The lease a daemon on another host would hold on the paper BTC book of ``url``."""
+    ledger = open_ledger(url)
+    book = book_key(account_identity(load_settings(None), paper=True), "BTC")
+    return BookLease(
+        LeaseStore(ledger.engine), (book,), SystemClock(), 60, "daemon", host="other-host", pid=4242
+    )
+
+
 def test_rebalance_while_a_daemon_holds_the_book_says_so_and_sends_nothing(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     main(["db", "upgrade", "--paper"])
-    with BookLock(lock_path_for(home, "sqlite:///hedgebot-paper.db")):
+    capsys.readouterr()
+    # the daemon spelled the same file differently, from another directory and host
+    with daemon_lease(f"sqlite:///{home}/./hedgebot-paper.db"):
         assert main(["rebalance", "--paper", "--yes"]) == 4
-    err = capsys.readouterr().err
-    assert "holds the book" in err
+        err = capsys.readouterr().err
+        assert main(["status", "--paper", "--json"]) == 0
+        status = json.loads(capsys.readouterr().out)
+    assert "holds book paper BTC" in err
+    assert "pid 4242 on other-host" in err
     assert "sending nothing" in err
+    (lease,) = status["leases"]
+    assert (lease["book"], lease["host"], lease["pid"], lease["live"]) == (
+        "paper BTC",
+        "other-host",
+        4242,
+        True,
+    )
+    assert status["books"]["BTC"]["hedge"]["position"] == 0
 
 
 def test_status_prints_a_readable_book(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

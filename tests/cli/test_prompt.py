@@ -23,7 +23,6 @@ def env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("HEDGEBOT__")}
     env.update(
         {
-            "HEDGEBOT__DAEMON__LOCK_DIR": str(tmp_path),
             "HEDGEBOT__LOGGING__FORMAT": "json",
             "HEDGEBOT__LOGGING__LEVEL": "warning",
             "HEDGEBOT__HEDGE__TARGET_DELTA": "1.5",  # far from the book's delta: a trade is due

@@ -92,14 +92,16 @@ def test_the_demo_refusing_bad_settings_shows_no_secret(tmp_path: Path) -> None:
         }
     )
     done = subprocess.run(
-        [sys.executable, "-m", "bot.cli.demo"],
+        [sys.executable, "-m", "bot.cli.demo", "--paper", "--hours", "0.5"],
         env=env,
         cwd=tmp_path,
         capture_output=True,
         timeout=120,
     )
-    assert done.returncode != 0
-    assert b"SOL" in done.stdout + done.stderr  # it did say what is wrong
+    # The demo lives in its own world: it sets the environment's settings aside, saying so by
+    # name, and runs on its own file; nothing it prints carries the secret.
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert b"ignoring HEDGEBOT__DATABASE__URL" in done.stdout
     for secret in SECRETS:
         assert secret.encode() not in done.stdout + done.stderr
 

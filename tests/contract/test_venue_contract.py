@@ -174,6 +174,20 @@ async def test_order_by_label_finds_ours_and_none_for_an_unknown_label(venue: Ve
     assert await venue.order_by_label(CURRENCY, label("never-sent")) is None
 
 
+async def test_order_by_id_finds_ours_in_its_terminal_state_and_none_for_an_unknown_id(
+    venue: Venue,
+) -> None:
+    quote = await venue.quote(PERP)
+    request = limit("byid", Side.SELL, 30, quote.bid, tif=TimeInForce.IOC)
+    placed = await venue.place_order(request)
+    found = await venue.order_by_id(CURRENCY, placed.venue_order_id)
+    assert found is not None
+    assert found.label == request.label
+    assert found.status is OrderStatus.FILLED
+    assert found.filled_amount == 30
+    assert await venue.order_by_id(CURRENCY, "no-such-order-123") is None
+
+
 async def test_order_by_label_sees_the_terminal_state(venue: Venue) -> None:
     quote = await venue.quote(PERP)
     request = limit("term", Side.SELL, 30, quote.bid, tif=TimeInForce.IOC)

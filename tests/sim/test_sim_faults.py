@@ -134,7 +134,9 @@ async def test_a_closed_connection_after_accept_makes_ccxt_resend_the_order() ->
 
 async def test_order_accepted_then_held_times_out_in_the_client_and_rests_in_the_engine() -> None:
     plan = WireFaultPlan(accept_then_drop=(1,), drop_mode="hold", hold_seconds=30)
-    async with running(fault_plan=plan) as sim, ccxt_client(sim, timeout_ms=300) as ex:
+    # The client gives up long before the 30 s hold, yet leaves every honest read seconds:
+    # a 300 ms budget timed out load_markets on a loaded 2-core machine.
+    async with running(fault_plan=plan) as sim, ccxt_client(sim, timeout_ms=3000) as ex:
         await ex.load_markets()
         book = await ex.fetch_order_book(PERP_SYMBOL)
         price = book["bids"][0][0] - 10

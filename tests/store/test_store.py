@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -40,8 +39,9 @@ PERP = "BTC-PERPETUAL"
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
+def url(db_url: str) -> str:
+    """Every ledger test runs on SQLite and on PostgreSQL."""
+    return db_url
 
 
 @pytest.fixture

@@ -67,7 +67,7 @@ def book(
         as_of=as_of,
         positions=tuple(positions),
         marks=marks,
-        account=Account("BTC", equity, equity, equity, None, as_of),
+        account=Account("BTC", equity, equity, equity, None, timestamp=as_of),
         hedge_instrument=PERP,
         hedge_quote=Quote(PERP.name, price - spread, price + spread, price, price, as_of, 1e6, 1e6),
     )

@@ -1,5 +1,7 @@
 """Processes for end-to-end tests: ``hedgebot sim`` on 127.0.0.1 and hedgebot commands against it
-through ccxt. Every wait is bounded; every process is killed on the way out."""
+through ccxt, on lockstep time (the venue owns the clock; the daemon advances it when it sleeps),
+so what happens does not depend on how busy the machine is. Every wait is bounded; every process
+is killed on the way out."""
 
 from __future__ import annotations
 
@@ -12,11 +14,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 KEY, SECRET = "e2e-key", "e2e-secret-value-0123456789"
+START = "2026-01-05T00:00:00+00:00"  # every end-to-end day starts here
 
 
 @dataclass
@@ -29,15 +31,20 @@ class SimProcess:
         return f"http://127.0.0.1:{self.port}"
 
 
-def base_env(home: Path, speed: float = 1.0, anchor: datetime | None = None) -> dict[str, str]:
+def base_env(home: Path, pace: float | None = None) -> dict[str, str]:
+    """Settings both processes share: lockstep time from ``START``; ``pace`` (simulated
+    seconds per wall second) only slows the daemon's sleeps, for a test that must catch it
+    mid-way."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEBOT")}
+    if pace is not None:
+        env["HEDGEBOT__MARKET__PACE"] = str(pace)
     env.update(
         {
             "HEDGEBOT_SIM_API_KEY": KEY,
+            "HEDGEBOT_E2E_HOME": str(home),
             "HEDGEBOT_SIM_API_SECRET": SECRET,
-            "HEDGEBOT__MARKET__SPEED": str(speed),
-            "HEDGEBOT__MARKET__CLOCK_ANCHOR": (anchor or datetime.now(UTC)).isoformat(),
-            "HEDGEBOT__DAEMON__LOCK_DIR": str(home),
+            "HEDGEBOT__MARKET__CLOCK": "lockstep",
+            "HEDGEBOT__MARKET__START": START,
             "HEDGEBOT__LOGGING__FORMAT": "json",
         }
     )
@@ -48,12 +55,11 @@ def client_env(env: dict[str, str], sim: SimProcess, **extra: str) -> dict[str, 
     out = dict(env)
     out.update(
         {
-            "HEDGEBOT__VENUE__KIND": "deribit",
-            "HEDGEBOT__VENUE__NETWORK": "custom",
-            "HEDGEBOT__VENUE__URL": sim.url,
+            "HEDGEBOT__VENUE__KIND": "sim",
+            "HEDGEBOT__VENUE__SIM_URL": sim.url,
             "HEDGEBOT__VENUE__API_KEY": KEY,
             "HEDGEBOT__VENUE__API_SECRET": SECRET,
-            "HEDGEBOT__DATABASE__URL": f"sqlite:///{env['HEDGEBOT__DAEMON__LOCK_DIR']}/live.db",
+            "HEDGEBOT__DATABASE__URL": f"sqlite:///{env['HEDGEBOT_E2E_HOME']}/live.db",
         }
     )
     out.update(extra)

@@ -32,7 +32,6 @@ def settings(tmp_path: Path, **overrides: Any) -> Settings:
             "url": f"sqlite:///{tmp_path}/live.db",
             "paper_url": f"sqlite:///{tmp_path}/paper.db",
         },
-        "daemon": {"lock_dir": str(tmp_path)},
     }
     for section, values in overrides.items():
         base.setdefault(section, {}).update(values)
@@ -106,6 +105,9 @@ class Passthrough:
 
     async def order_by_label(self, currency: str, label: str) -> OrderState | None:
         return await self.inner.order_by_label(currency, label)
+
+    async def order_by_id(self, currency: str, venue_order_id: str) -> OrderState | None:
+        return await self.inner.order_by_id(currency, venue_order_id)
 
     async def open_orders(self, currency: str) -> list[OrderState]:
         return await self.inner.open_orders(currency)

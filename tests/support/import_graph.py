@@ -60,6 +60,8 @@ ROOM_OF_PREFIX: dict[str, str] = {
             "heartbeat",
             "app",
             "lock",
+            "audit",
+            "sentry",
         )
     },
 }

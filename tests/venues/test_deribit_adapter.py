@@ -463,7 +463,7 @@ def test_testnet_is_the_default_and_mainnet_must_be_explicit() -> None:
 def test_secrets_reach_ccxt_but_not_the_log() -> None:
     settings = VenueSettings(api_key=SecretStr("key-id-123"), api_secret=SecretStr("s3cr3t-xyz"))
     with capture_logs() as logs:
-        venue = DeribitVenue(settings, FakeClock(NOW))
+        venue = DeribitVenue(settings, FakeClock(NOW), rng=np.random.default_rng(1))
     assert (venue._ex.apiKey, venue._ex.secret) == ("key-id-123", "s3cr3t-xyz")
     assert "s3cr3t-xyz" not in repr(logs)
     assert "key-id-123" not in repr(logs)
@@ -758,7 +758,9 @@ async def test_matching_engine_calls_are_paced_by_their_own_bucket() -> None:
     )
     clock = FakeClock(NOW)
     limits = RateLimitSettings(matching_per_second=2.0, matching_burst=1)
-    venue = DeribitVenue(VenueSettings(rate_limits=limits), clock, client=client)
+    venue = DeribitVenue(
+        VenueSettings(rate_limits=limits), clock, rng=np.random.default_rng(1), client=client
+    )
     for _ in range(3):
         await venue.cancel_order("ETH-349249")
     assert clock.now() - NOW == timedelta(seconds=1.0)

@@ -29,7 +29,6 @@ def _settings(tmp_path: Path, url: str) -> Settings:
         policy={"kind": "delta_band", "delta_band": {"band": 0.05}},
         execution={"post_only": False},
         risk={"max_data_age_seconds": 120},
-        daemon={"lock_dir": str(tmp_path)},
     )
 
 

@@ -65,7 +65,7 @@ async def adapter(
             api_key=SecretStr(KEY),
             api_secret=SecretStr(SECRET),
         )
-        venue = DeribitVenue(settings, clock)
+        venue = DeribitVenue(settings, clock, rng=np.random.default_rng(1))
         try:
             yield venue, server, clock
         finally:
@@ -244,7 +244,7 @@ async def test_the_derived_ivs_give_greeks_close_to_the_venues_own_position_delt
         as_of=book.as_of,
         positions=(call,),
         marks=book.marks,
-        account=Account("BTC", 10.0, 10.0, 10.0, None, book.as_of),
+        account=Account("BTC", 10.0, 10.0, 10.0, None, timestamp=book.as_of),
         hedge_instrument=book.hedge_instrument,
         hedge_quote=Quote("BTC-PERPETUAL", 1.0, 1.0, 1.0, 29716.47, book.as_of),
     )

@@ -38,7 +38,6 @@ async def test_the_adapter_reads_a_recorded_account_and_plans_its_hedge(tmp_path
             # the recorded answers were taken within 51 minutes of each other
             risk={"max_data_age_seconds": 3600},
             database={"url": f"sqlite:///{tmp_path / 'ledger.db'}"},
-            daemon={"lock_dir": str(tmp_path)},
         )
         upgrade(settings.database.url)
         app = build_app(settings, paper=False, clock=clock, mode="oneshot")

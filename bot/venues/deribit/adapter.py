@@ -105,6 +105,9 @@ def _rows(response: Any, op: str) -> list[Mapping[str, Any]]:
     return rows
 
 
+RequestTimer = Callable[[str], contextlib.AbstractContextManager[object]]
+
+
 class DeribitVenue:
     """A Deribit account through ccxt, implementing :class:`bot.venues.base.Venue`."""
 
@@ -115,19 +118,23 @@ class DeribitVenue:
         settings: VenueSettings,
         clock: Clock,
         *,
+        rng: np.random.Generator,
         retry: RetryPolicy | None = None,
-        rng: np.random.Generator | None = None,
         client: Any | None = None,
         measure_clock: bool = True,
+        request_timer: RequestTimer | None = None,
     ) -> None:
         """``client`` replaces the ccxt client built from ``settings`` (tests inject one whose
-        transport is scripted); ``rng`` draws the retry jitter. ``measure_clock`` keeps a
-        :class:`VenueClock` (off when the venue's time is a simulation sharing ours)."""
+        transport is scripted); ``rng`` (seeded by the caller) draws the retry jitter, so a
+        run's waits replay from its seed. ``measure_clock`` keeps a :class:`VenueClock` (off
+        when the venue's time is a simulation sharing ours); ``request_timer(op)`` wraps each
+        request (the monitor's latency histogram)."""
+        self._timed: RequestTimer = request_timer or (lambda op: contextlib.nullcontext())
         limits = settings.rate_limits
         self._facts: Mapping[str, CurrencyFacts] = settings.facts
         self._clock = clock
         self._retry = retry or RetryPolicy()
-        self._rng = rng if rng is not None else np.random.default_rng()
+        self._rng = rng
         self._buckets = RateBuckets(limits, clock_seconds(clock))
         self._ex = client if client is not None else build_client(settings)
         self._instruments: dict[str, Instrument] = {}
@@ -175,7 +182,8 @@ class DeribitVenue:
                         raise ReadFailed(op, "the venue client is closed")
                     await take_paced(self._buckets.other, clock=self._clock)
                     try:
-                        return await call()
+                        with self._timed(op):
+                            return await call()
                     except ccxt.BaseError as exc:
                         raise m.map_error(exc, write=False) from exc
         except (OrderNotFound, AuthError, ReadFailed):
@@ -188,7 +196,8 @@ class DeribitVenue:
         """One matching-engine call, never retried: a failure after send is OutcomeUnknown."""
         await take_paced(self._buckets.matching, clock=self._clock)
         try:
-            return await call()
+            with self._timed(op):
+                return await call()
         except Exception as exc:
             raise m.map_error(exc, write=True) from exc
 
@@ -420,6 +429,19 @@ class DeribitVenue:
             return None
         row = m.latest_order(_rows(response, "get_order_state_by_label"))
         return m.order_from_row(row) if row is not None else None
+
+    async def order_by_id(self, currency: str, venue_order_id: str) -> OrderState | None:
+        try:
+            response = await self._read(
+                "get_order_state",
+                lambda: self._ex.privateGetGetOrderState({"order_id": venue_order_id}),
+            )
+        except OrderNotFound:
+            return None
+        row = _result(response, "get_order_state")
+        if not isinstance(row, Mapping):
+            raise DataError(f"get_order_state: not an object: {str(row)[:200]}")
+        return m.order_from_row(row)
 
     async def open_orders(self, currency: str) -> list[OrderState]:
         response = await self._read(

@@ -248,6 +248,9 @@ class LivePaperVenue:
     async def order_by_label(self, currency: str, label: str) -> OrderState | None:
         return await (await self._ready()).order_by_label(currency, label)
 
+    async def order_by_id(self, currency: str, venue_order_id: str) -> OrderState | None:
+        return await (await self._ready()).order_by_id(currency, venue_order_id)
+
     async def open_orders(self, currency: str) -> list[OrderState]:
         return await (await self._ready()).open_orders(currency)
 

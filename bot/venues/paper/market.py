@@ -120,6 +120,8 @@ class SimMarket:
         self._perps = {self._facts[c].perpetual: c for c in currencies}
         self._grids: dict[tuple[str, datetime], tuple[float, ...]] = {}
         self._cache: dict[str, Instrument] = {}
+        self._found: dict[str, Instrument] = {}  # once listed, a name stays known
+        self._marks: dict[str, tuple[datetime, list[Mark]]] = {}  # the last instant's marks
 
     # --- time and index -------------------------------------------------------------------
 
@@ -214,6 +216,14 @@ class SimMarket:
     def instrument(self, name: str) -> Instrument:
         if name in self._perps:
             return self._perp(self._perps[name])
+        known = self._found.get(name)
+        if known is not None:
+            return known
+        found = self._lookup(name)
+        self._found[name] = found
+        return found
+
+    def _lookup(self, name: str) -> Instrument:
         try:
             parsed = names.parse_option_name(name)
         except DataError:
@@ -253,8 +263,19 @@ class SimMarket:
         return round_down(mark - half, tick), round_up(mark + half, tick), round_up(half, tick)
 
     def marks(self, currency: str) -> list[Mark]:
-        """Every live instrument of ``currency``: the perpetual (USD) and the options (coin)."""
+        """Every live instrument of ``currency``: the perpetual (USD) and the options (coin).
+
+        Marks are a function of the instant: on lockstep time a cycle's reads all come at one
+        instant, so the last instant's list is kept."""
         now = self.now()
+        cached = self._marks.get(currency)
+        if cached is not None and cached[0] == now:
+            return list(cached[1])
+        out = self._compute_marks(currency, now)
+        self._marks[currency] = (now, out)
+        return list(out)
+
+    def _compute_marks(self, currency: str, now: datetime) -> list[Mark]:
         index = self.index(currency)
         perp = self._perp(currency)
         bids, asks = self._perp_book(currency)

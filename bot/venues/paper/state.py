@@ -8,6 +8,7 @@ would with a real exchange. The SQL implementation lives in ``bot/store/paper.py
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from bot.domain import Fill, OrderState
@@ -44,6 +45,14 @@ class PaperChange:
     trades: tuple[Fill, ...] = ()
 
 
+@dataclass(frozen=True)
+class SimTime:
+    """A lockstep venue's time: where its market starts and where its clock stands."""
+
+    start: datetime
+    now: datetime
+
+
 class PaperStateStore(Protocol):
     def load(self) -> PaperSnapshot: ...
 
@@ -51,12 +60,25 @@ class PaperStateStore(Protocol):
         """Apply ``change`` in one transaction."""
         ...
 
+    def load_time(self) -> SimTime | None:
+        """The saved lockstep time; None before the first start."""
+        ...
+
+    def save_time(self, time: SimTime) -> None: ...
+
 
 class MemoryPaperStore:
     """A paper store that lives as long as the process: tests and throwaway runs."""
 
     def __init__(self) -> None:
         self._snap = PaperSnapshot()
+        self._time: SimTime | None = None
+
+    def load_time(self) -> SimTime | None:
+        return self._time
+
+    def save_time(self, time: SimTime) -> None:
+        self._time = time
 
     def load(self) -> PaperSnapshot:
         return PaperSnapshot(

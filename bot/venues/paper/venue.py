@@ -468,6 +468,13 @@ class PaperVenue:
             return None
         return max(found, key=lambda o: _number(_ORDER_ID, o.venue_order_id))
 
+    async def order_by_id(self, currency: str, venue_order_id: str) -> OrderState | None:
+        self._read()
+        found = self._orders.get(venue_order_id)
+        if found is None or currency_of(found.instrument_name) != currency:
+            return None
+        return found
+
     async def open_orders(self, currency: str) -> list[OrderState]:
         self._read()
         return [o for o in self._open_orders() if currency_of(o.instrument_name) == currency]
