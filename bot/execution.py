@@ -41,7 +41,7 @@ from bot.domain import (
     Side,
     TimeInForce,
 )
-from bot.risk import check_fill
+from bot.risk import FillExceedsOrder, check_fill, check_order_state
 from bot.store.ledger import Ledger
 from bot.store.records import OrderRow
 from bot.units import MAX_LABEL_LENGTH
@@ -355,6 +355,7 @@ class Executor:
             if found is None:
                 raise _Unresolved(req.label) from exc
             state = found
+        check_order_state(state, req)  # raises: halt
         # The venue's acknowledgement is on record before we wait: its id always, and its
         # state while working. A terminal state is written by settle(), after the fills.
         if state.status.terminal:
@@ -453,7 +454,8 @@ class Executor:
         )
         row = self._ledger.order(state.label) if state.label else None
         for fill in fills:
-            check_fill(fill, row.amount if row is not None else state.amount)  # raises: halt
+            amount = row.amount if row is not None else state.amount
+            check_fill(fill, amount, state.instrument_name, state.side)  # raises: halt
             if self._ledger.record_fill(fill):
                 log.info(
                     "fill_recorded",
@@ -478,15 +480,24 @@ class _Run:
         self.attempt = 0
         self.fills: list[Fill] = []
         self.labels: list[str] = []
+        self.requests: dict[str, OrderRequest] = {}
         self.filled = 0.0
         self.last_status = OrderStatus.PENDING
         self.started = ex._clock.now()
 
     async def refresh_quote(self) -> None:
+        """A fresh touch for the next attempt, if it is sane; else the chase keeps the last
+        one: a quote the cycle's checks never saw must not price an order far from the book."""
         try:
-            self.quote = await self.ex._venue.quote(self.book.hedge_instrument.name)
+            quote = await self.ex._venue.quote(self.book.hedge_instrument.name)
         except (TransientError, RateLimited) as exc:
             log.warning("quote_refresh_failed", error=str(exc))
+            return
+        problem = _refreshed_quote_problem(quote, self.book.hedge_quote)
+        if problem:
+            log.warning("quote_refresh_refused", instrument=quote.instrument_name, why=problem)
+            return
+        self.quote = quote
 
     def _request(self, amount: float, **kw: object) -> OrderRequest:
         self.attempt += 1
@@ -494,7 +505,7 @@ class _Run:
         reduces = held != 0 and (held > 0) != (self.side is Side.BUY) and amount <= abs(held)
         label = make_label(self.ex._prefix, self.cycle_id, self.attempt)
         self.labels.append(label)
-        return OrderRequest(
+        self.requests[label] = OrderRequest(
             label=label,
             instrument_name=self.book.hedge_instrument.name,
             side=self.side,
@@ -502,6 +513,7 @@ class _Run:
             reduce_only=reduces,
             **kw,  # type: ignore[arg-type]
         )
+        return self.requests[label]
 
     async def passive(self, amount: float) -> float:
         touch = self.quote.bid if self.side is Side.BUY else self.quote.ask
@@ -541,6 +553,10 @@ class _Run:
     async def _record(self, state: OrderState) -> float:
         """What the order filled, by the venue's word on the order (not the fills we could
         read, which may lag): the rest of the hedge is sized on it."""
+        request = self.requests.get(state.label)
+        if request is None:
+            raise FillExceedsOrder(f"the venue answered about {state.label!r}, not one of ours")
+        check_order_state(state, request)  # after a wait or a cancel, as after the send
         fills = await self.ex.settle(self.book.currency, state, self.started)
         self.last_status = state.status
         self.fills.extend(f for f in fills if f.trade_id not in {x.trade_id for x in self.fills})
@@ -561,3 +577,25 @@ class _Run:
             fills=tuple(self.fills),
             labels=tuple(self.labels),
         )
+
+
+# How far a quote refreshed during one chase may sit from the quote the cycle checked: a
+# chase lasts seconds, so a touch that moved further is a bad answer, not the market.
+MAX_CHASE_MOVE = 0.05
+
+
+def _refreshed_quote_problem(quote: Quote, checked: Quote) -> str | None:
+    if quote.instrument_name != checked.instrument_name:
+        return f"a quote of {quote.instrument_name!r}"
+    for what in ("bid", "ask"):
+        value = getattr(quote, what)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{what} {value!r} is not a number"
+        if not (math.isfinite(value) and value > 0):
+            return f"{what} {value!r} is not a positive finite price"
+    if quote.ask < quote.bid:
+        return f"crossed: bid {quote.bid} > ask {quote.ask}"
+    move = abs(quote.mid / checked.mid - 1)
+    if move > MAX_CHASE_MOVE:
+        return f"mid moved {move:.1%} from the checked quote, more than {MAX_CHASE_MOVE:.0%}"
+    return None

@@ -22,6 +22,14 @@ import structlog
 
 _SECRET_HINTS = ("secret", "api_key", "password", "token", "signature")
 _URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)[^@\s]+(?=@)")
+# libpq and several drivers also take the password as a query parameter
+# (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS).
+_QUERY_PASSWORD = re.compile(r"([?&](?:password|passwd|pwd|pass)=)[^&#\s\"']+", re.IGNORECASE)
+
+
+def mask_url_passwords(text: str) -> str:
+    """``text`` with every URL password masked, in the user-info part or in the query."""
+    return _QUERY_PASSWORD.sub(r"\1****", _URL_PASSWORD.sub(r"\1****", text))
 
 
 def _mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -29,7 +37,7 @@ def _mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
         if any(h in key.lower() for h in _SECRET_HINTS):
             event[key] = "**********"
         elif isinstance(event[key], str) and "://" in event[key]:
-            event[key] = _URL_PASSWORD.sub(r"\1****", event[key])
+            event[key] = mask_url_passwords(event[key])
     return event
 
 

@@ -70,6 +70,12 @@ class PositionTracker:
         marks = {m.instrument_name: m for m in mark_list}
         hedge = await self._hedge_instrument(currency, facts.perpetual, positions)
         now = self._clock.now()
+        _check_hedge_instrument(hedge, now)
+        if quote.instrument_name != hedge.name:
+            raise ImplausibleRead(
+                f"asked for the {hedge.name} book, the venue answered with "
+                f"{quote.instrument_name!r}"
+            )
         self._check_quote(quote, now)
         for pos in positions:
             mark = marks.get(pos.instrument.name)
@@ -179,7 +185,20 @@ def _check_positions(currency: str, positions: list[Position]) -> None:
         _number(f"{inst.name} size", pos.size)
 
 
+def _check_hedge_instrument(inst: Instrument, now: datetime) -> None:
+    """The venue's facts that size and price every hedge order: a zero, NaN or string lot,
+    tick or contract size, or an expired hedge, is a bad read, never an order."""
+    for what in ("contract_size", "min_amount", "amount_step", "tick_size"):
+        require_positive(f"{inst.name} {what}", _number(f"{inst.name} {what}", getattr(inst, what)))
+    if inst.kind is InstrumentKind.OPTION:
+        raise ImplausibleRead(f"hedge instrument {inst.name} is listed as an option")
+    if inst.expiry is not None and inst.expiry <= now:
+        raise ImplausibleRead(f"hedge instrument {inst.name} expired at {inst.expiry.isoformat()}")
+
+
 def _check_account(currency: str, account: Account) -> None:
+    if account.currency != currency:
+        raise ImplausibleRead(f"{currency} account read answered for {account.currency!r}")
     equity = _number(f"{currency} equity", account.equity)
     if equity <= 0:
         raise ImplausibleRead(f"{currency} equity must be positive, got {equity!r}")

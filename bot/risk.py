@@ -17,7 +17,16 @@ import structlog
 
 from bot.clock import Clock
 from bot.config import RiskSettings
-from bot.domain import Book, DataError, Fill, HedgeDecision, TradingState
+from bot.domain import (
+    Book,
+    DataError,
+    Fill,
+    HedgeDecision,
+    OrderRequest,
+    OrderState,
+    Side,
+    TradingState,
+)
 from bot.store.ledger import Ledger
 from bot.store.records import strictest
 
@@ -39,7 +48,9 @@ class FillExceedsOrder(DataError):
     """A fill larger than the order it belongs to: the venue's record or ours is wrong."""
 
 
-def check_fill(fill: Fill, order_amount: float) -> None:
+def check_fill(
+    fill: Fill, order_amount: float, instrument: str | None = None, side: Side | None = None
+) -> None:
     """Refuse a fill that is not a finite positive amount and price at most its order's amount.
 
     Called where fills are ingested, before they are recorded; the cycle halts trading on
@@ -50,10 +61,42 @@ def check_fill(fill: Fill, order_amount: float) -> None:
             raise FillExceedsOrder(f"fill {fill.trade_id} {what} is not a number: {value!r}")
         if not math.isfinite(value) or value <= 0:
             raise FillExceedsOrder(f"fill {fill.trade_id} {what} is not usable: {value!r}")
+    if isinstance(fill.fee, bool) or not isinstance(fill.fee, int | float):
+        raise FillExceedsOrder(f"fill {fill.trade_id} fee is not a number: {fill.fee!r}")
+    if not math.isfinite(fill.fee):
+        raise FillExceedsOrder(f"fill {fill.trade_id} fee is not usable: {fill.fee!r}")
+    # A fill of another instrument or side than its order's is not this order's fill.
+    if instrument is not None and fill.instrument_name != instrument:
+        raise FillExceedsOrder(
+            f"fill {fill.trade_id} is of {fill.instrument_name}, its order of {instrument}"
+        )
+    if side is not None and fill.side is not side:
+        raise FillExceedsOrder(
+            f"fill {fill.trade_id} is a {fill.side.value}, its order a {side.value}"
+        )
     if fill.amount > order_amount * (1 + 1e-9):
         raise FillExceedsOrder(
             f"fill {fill.trade_id} of {fill.amount:,.2f} is larger than its order "
             f"{fill.label or fill.venue_order_id} of {order_amount:,.2f}"
+        )
+
+
+def check_order_state(state: OrderState, request: OrderRequest) -> None:
+    """Refuse a venue answer about ``request`` that is about another order, or whose filled
+    amount is not a number between 0 and the amount asked for: nothing is sized on it."""
+    for what, ours, theirs in (
+        ("label", request.label, state.label),
+        ("instrument", request.instrument_name, state.instrument_name),
+        ("side", request.side, state.side),
+    ):
+        if theirs != ours:
+            raise FillExceedsOrder(f"order {request.label}: the venue answered {what} {theirs!r}")
+    filled = state.filled_amount
+    if isinstance(filled, bool) or not isinstance(filled, int | float) or not math.isfinite(filled):
+        raise FillExceedsOrder(f"order {request.label}: filled amount {filled!r} is not a number")
+    if not 0 <= filled <= request.amount * (1 + 1e-9):
+        raise FillExceedsOrder(
+            f"order {request.label}: filled {filled:,.2f} of an order of {request.amount:,.2f}"
         )
 
 

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from typing import IO, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
+from bot.logs import mask_url_passwords
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2  # bad settings, arguments or venue settings
@@ -49,12 +51,12 @@ def redact_url(url: str) -> str:
     except ValueError:
         return _URL_PASSWORD.sub(lambda m: m["head"] + MASK, url)
     if parts.password is None:
-        return url
+        return mask_url_passwords(url)
     host = parts.hostname or ""
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
+    return mask_url_passwords(urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}")))
 
 
 def known_secrets(extra: Iterable[str | None] = ()) -> list[str]:
@@ -74,7 +76,7 @@ def known_secrets(extra: Iterable[str | None] = ()) -> list[str]:
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with URL passwords and every known secret value masked."""
-    text = _URL_PASSWORD.sub(lambda m: m["head"] + MASK, text)
+    text = mask_url_passwords(_URL_PASSWORD.sub(lambda m: m["head"] + MASK, text))
     for secret in secrets:
         text = text.replace(secret, MASK)
     return text

@@ -81,6 +81,8 @@ class WireFaultPlan:
     clock_offset_s: float = 0.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"WireFaultPlan.seed must be an integer >= 0: {self.seed!r}")
         lo, hi = self.latency_ms
         if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi):
             raise ValueError(

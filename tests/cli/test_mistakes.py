@@ -37,6 +37,8 @@ MISTAKES: list[tuple[list[str], dict[str, str], str]] = [
     (["halt", "--currency", "SOL"], {}, "SOL"),
     (["sim", "--port", "99999"], {}, "--port"),
     (["sim", "--faults", "{nope"], {}, "--faults"),
+    (["sim", "--faults", '{"seed": "abc"}'], {}, "seed"),
+    (["sim", "--faults", '{"seed": -1}'], {}, "seed"),
     (["sim", "--db", "nowhere"], {}, "--db"),
     (["db", "downgrade"], {}, "downgrade"),
     (["nonsense"], {}, "nonsense"),

@@ -104,3 +104,26 @@ def test_the_demo_refusing_bad_settings_shows_no_secret(tmp_path: Path) -> None:
     assert b"ignoring HEDGEBOT__DATABASE__URL" in done.stdout
     for secret in SECRETS:
         assert secret.encode() not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "argv", [["db", "upgrade"], ["db", "current"], ["status"], ["status", "--json"]]
+)
+def test_a_password_given_as_a_url_query_parameter_is_never_shown(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+) -> None:
+    home = fresh_home(tmp_path, monkeypatch)
+    url = f"sqlite:///{home}/live.db?password={DB_PASSWORD}"
+    monkeypatch.setenv("HEDGEBOT__DATABASE__URL", url)
+    monkeypatch.setenv("HEDGEBOT__LOGGING__LEVEL", "debug")
+    run(["db", "upgrade"])
+    run(argv)
+    out = capsys.readouterr()
+    assert "live.db" in out.out + out.err  # it did name the ledger
+    assert DB_PASSWORD not in out.out + out.err
+    assert redact_url(f"postgresql://u@h/db?sslmode=require&password={DB_PASSWORD}") == (
+        "postgresql://u@h/db?sslmode=require&password=****"
+    )
