@@ -161,16 +161,19 @@ async def _cycle(
     policy = s.policy_for(currency)
     sigma = ctx.vol.sigma(currency, ctx.clock.now(), greeks.iv) if ctx.vol else None
     rec.sigma = sigma
-    decision = decide(
-        book,
-        greeks,
-        policy,
-        s.hedge.target_mode,
-        s.hedge.target_delta,
-        ctx.clock.now(),
-        ctx.last_rebalance.get(currency),
-        sigma,
-    )
+    try:
+        decision = decide(
+            book,
+            greeks,
+            policy,
+            s.hedge.target_mode,
+            s.hedge.target_delta,
+            ctx.clock.now(),
+            ctx.last_rebalance.get(currency),
+            sigma,
+        )
+    except (ValueError, ArithmeticError) as exc:  # DataError included: nothing sized, recorded
+        return rec.skip(f"the policy could not decide: {type(exc).__name__}: {exc}")
     rec.decision = decision
     if not decision.trades:
         _warn(decision)

@@ -190,3 +190,27 @@ async def test_every_cycle_outcome_is_a_rebalance_status_member(tmp_path: Path) 
     app = stack(tmp_path, **TIGHT)
     result = await rebalance_once(app.ctx, "BTC", dry_run=True)
     assert result.status is RebalanceStatus.DRY_RUN
+
+
+class _BrokenVol:
+    """A volatility source whose forecast no policy can use."""
+
+    def sigma(self, currency: str, now: object, implied: float | None) -> float:
+        return -1.0
+
+
+async def test_a_policy_that_cannot_decide_is_a_recorded_skip_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    app = stack(
+        tmp_path,
+        wrap=CountingVenue,
+        policy={"kind": "gamma_scaled", "gamma_scaled": {"method": "zakamouline"}},
+        hedge={"target_delta": 0.5},
+    )
+    app.ctx.vol = _BrokenVol()  # type: ignore[assignment]
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status == RebalanceStatus.SKIPPED
+    assert "could not decide" in result.reason
+    assert app.ledger.last_rebalances(1)[0].status == RebalanceStatus.SKIPPED
+    assert app.venue.count.placed == 0  # type: ignore[attr-defined]
