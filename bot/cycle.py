@@ -157,7 +157,6 @@ async def _cycle(
         )
     except DataError as exc:
         return rec.bad_read(f"the read cannot be recorded: {exc}")
-    ctx.risk.read_ok(currency)
     policy = s.policy_for(currency)
     sigma = ctx.vol.sigma(currency, ctx.clock.now(), greeks.iv) if ctx.vol else None
     rec.sigma = sigma

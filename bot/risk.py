@@ -33,6 +33,8 @@ from bot.store.records import strictest
 log = structlog.get_logger("hedgebot.risk")
 
 RATE_WINDOW = timedelta(minutes=1)
+# How a skipped cycle's reason starts when its read did not add up: the streak is counted so.
+BAD_READ = "implausible read: "
 NOTIONAL_WINDOW = timedelta(hours=24)
 
 
@@ -107,7 +109,6 @@ class RiskGate:
         self._settings = settings
         self._clock = clock
         self._ledger = ledger
-        self._bad_reads: dict[str, int] = {}
 
     def check(
         self, decision: HedgeDecision, book: Book, ledger_position: float | None = None
@@ -139,22 +140,22 @@ class RiskGate:
         self._ledger.set_trading_state(TradingState.HALTED, reason, self._clock.now())
         log.error("trading_halted", reason=reason)
 
-    def read_ok(self, currency: str) -> None:
-        self._bad_reads[currency] = 0
-
     def read_failed(self, currency: str, reason: str) -> str:
         """Count one implausible read; at ``halt_after_bad_reads`` in a row, halt. Returns what
-        was done, to be recorded with the skip."""
-        count = self._bad_reads.get(currency, 0) + 1
-        self._bad_reads[currency] = count
+        was done, to be recorded with the skip (it starts with :data:`BAD_READ`).
+
+        The streak is counted from the ledger (the recorded bad-read skips since the last read
+        that passed), so a restart between bad reads does not reset it; the row of this read
+        is written by the caller after this returns."""
+        count = self._ledger.bad_read_streak(currency, BAD_READ) + 1
         limit = self._settings.halt_after_bad_reads
         if self.state() is TradingState.HALTED:
-            return f"{reason}; cycle skipped (trading is halted)"
+            return f"{BAD_READ}{reason}; cycle skipped (trading is halted)"
         if count < limit:
-            return f"{reason}; cycle skipped ({count} of {limit} in a row before a halt)"
+            return f"{BAD_READ}{reason}; cycle skipped ({count} of {limit} in a row before a halt)"
         note = f"{count} implausible {currency} reads in a row (the last: {reason}): trading halted"
         self.halt(note)
-        return note
+        return f"{BAD_READ}{note}"
 
     def _check(self, decision: HedgeDecision, book: Book, ledger_position: float | None) -> Verdict:
         s = self._settings
