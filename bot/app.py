@@ -23,7 +23,7 @@ from bot.lock import BookLease, account_identity, book_key
 from bot.monitor import Monitor
 from bot.policy import VolSource
 from bot.positions import PositionTracker
-from bot.risk import RiskGate
+from bot.risk import FillBounds, RiskGate
 from bot.store.db import make_engine, open_ledger
 from bot.store.lease import LeaseStore
 from bot.store.ledger import Ledger
@@ -260,6 +260,7 @@ def build_app(
         settings.venue.label_prefix,
         may_send=risk.rate_ok,
         instruments=hedge_instruments(settings.venue.facts),
+        fill_bounds=FillBounds.of(settings.risk),
     )
     vol = VolSource(settings.policy.volatility, ledger)
     ids = SeededIds(settings.market.seed, id_salt(clock, ledger))

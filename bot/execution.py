@@ -41,7 +41,8 @@ from bot.domain import (
     Side,
     TimeInForce,
 )
-from bot.risk import FillExceedsOrder, check_fill, check_order_state
+from bot.intake import FillIntake
+from bot.risk import FillBounds, FillExceedsOrder, check_order_state
 from bot.store.ledger import Ledger
 from bot.store.records import OrderRow
 from bot.units import MAX_LABEL_LENGTH
@@ -97,8 +98,10 @@ class Executor:
         may_send: Callable[[], bool] | None = None,
         *,
         instruments: Mapping[str, Instrument],
+        fill_bounds: FillBounds | None = None,
     ) -> None:
-        """``instruments``: what we trade, by name (the hedge perpetuals): an order's currency."""
+        """``instruments``: what we trade, by name (the hedge perpetuals): an order's currency.
+        ``fill_bounds``: how far a fill may stray from its order before trading halts."""
         self._on_send = on_send or (lambda: None)
         self._may_send = may_send or (lambda: True)
         self._venue = venue
@@ -107,6 +110,7 @@ class Executor:
         self._settings = settings
         self._prefix = label_prefix
         self._instruments = instruments
+        self.intake = FillIntake(ledger, instruments, fill_bounds or FillBounds())
 
     def limit_price(self, side: Side, quote: Quote, tick: float) -> float:
         """Touch plus the slippage cap, on the tick, never beyond the cap."""
@@ -234,11 +238,7 @@ class Executor:
         trades are the evidence left. Fully traded ends it FILLED. Partly traded, it ends
         CANCELLED with what traded only once ``closed`` (past the grace and absent from the
         venue's open orders, which were just read); otherwise it stays unresolved."""
-        for fill in trades:
-            if self._ledger.record_fill(fill):
-                log.info(
-                    "fill_recorded", label=row.label, trade_id=fill.trade_id, amount=fill.amount
-                )
+        self.intake.ingest(trades, row)  # raises: halt
         traded = sum(f.amount for f in trades)
         full = traded + 1e-9 >= row.amount
         if full or (closed and trades):
@@ -453,18 +453,7 @@ class Executor:
             if f.venue_order_id == state.venue_order_id or (state.label and f.label == state.label)
         )
         row = self._ledger.order(state.label) if state.label else None
-        for fill in fills:
-            amount = row.amount if row is not None else state.amount
-            check_fill(fill, amount, state.instrument_name, state.side)  # raises: halt
-            if self._ledger.record_fill(fill):
-                log.info(
-                    "fill_recorded",
-                    label=state.label,
-                    trade_id=fill.trade_id,
-                    amount=fill.amount,
-                    price=fill.price,
-                    fee=fill.fee,
-                )
+        self.intake.ingest(fills, row or state)  # raises: halt
         return fills
 
 

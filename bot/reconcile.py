@@ -2,7 +2,9 @@
 
 1. Fills the venue has for our labels and the ledger lacks are recorded (exactly once: fills
    are unique on the venue's trade id), read from before the oldest order whose fills may not
-   all be on record, so a fill of an order acknowledged long ago is still found.
+   all be on record, so a fill of an order acknowledged long ago is still found. They pass the
+   same checks as a cycle's (:mod:`bot.intake`): an oversize or malformed fill, or one beyond
+   its order's price or fee bounds, halts trading and stops start-up.
 2. Orders we recorded but never saw finish are resolved by label and by venue id; orders
    still working are re-adopted (cancelled, fills recorded). Open orders at the venue carrying
    our label prefix that the ledger never recorded, or wrote off, are cancelled and reported.
@@ -23,6 +25,7 @@ import structlog
 
 from bot.audit import audit_position
 from bot.domain import DataError
+from bot.risk import FillExceedsOrder
 from bot.store.accounting import LedgerAccounts
 from bot.venues.errors import VenueError
 
@@ -51,14 +54,15 @@ async def reconcile(ctx: CycleContext, currency: str) -> Reconciliation:
     prefix = ctx.settings.venue.label_prefix + "-"
     hedge = ctx.settings.venue.facts[currency].perpetual
     try:
-        added = 0
         since = _recovery_start(ctx, currency, hedge)
-        for fill in await venue.fills(currency, since=since):
-            if fill.label.startswith(prefix) and ctx.ledger.record_fill(fill):
-                added += 1
+        ours = [f for f in await venue.fills(currency, since=since) if f.label.startswith(prefix)]
+        added = len(ctx.executor.intake.ingest(ours))  # the cycle's fill checks, halts and all
         unresolved = await ctx.executor.resolve_unknown(currency)
         foreign = await ctx.executor.cancel_strays(currency)
         held = sum(p.size for p in await venue.positions(currency) if p.instrument.name == hedge)
+    except FillExceedsOrder as exc:  # a fill no order of ours explains: halt, as a cycle does
+        ctx.risk.halt(f"{currency} at start-up: {exc}")
+        raise ReconciliationFailed(f"{currency}: {exc}: trading halted") from exc
     except (VenueError, DataError) as exc:
         raise ReconciliationFailed(f"{currency}: venue did not answer: {exc}") from exc
     except Exception as exc:  # an order that cannot be settled: do not start on a guess

@@ -83,6 +83,65 @@ def check_fill(
         )
 
 
+class FillOutOfBounds(FillExceedsOrder):
+    """A fill priced beyond its order's limit, or with a fee far above the schedule: it is
+    recorded (it happened), and trading halts until someone looks."""
+
+
+@dataclass(frozen=True)
+class FillBounds:
+    """How far a fill may stray from its order (``risk.max_fill_beyond_limit``,
+    ``risk.max_fill_from_mid``, ``risk.max_fee_rate``). A venue fills a limit order at its
+    limit or better (Deribit API v2, ``private/buy``: "price — the order price"), so a fill
+    much worse than the limit, or charged many times the fee schedule, is a wrong record."""
+
+    beyond_limit: float = 0.001
+    from_mid: float = 0.05
+    fee_rate: float = 0.005
+
+    @classmethod
+    def of(cls, s: RiskSettings) -> FillBounds:
+        return cls(s.max_fill_beyond_limit, s.max_fill_from_mid, s.max_fee_rate)
+
+
+def fill_out_of_bounds(
+    fill: Fill,
+    side: Side,
+    limit: float | None,
+    mid: float | None,
+    *,
+    inverse: bool,
+    bounds: FillBounds,
+) -> str | None:
+    """Why ``fill`` (already found well-formed by :func:`check_fill`) is beyond its order's
+    terms, or None. ``limit``: the order's limit price; ``mid``: the decision's mid, used for
+    an order without a limit."""
+    price = fill.price
+    if limit is not None and limit > 0:
+        worse = price - limit if side is Side.BUY else limit - price
+        if worse > limit * bounds.beyond_limit:
+            return (
+                f"fill {fill.trade_id} of {fill.label or fill.venue_order_id} at {price:,.2f} "
+                f"is {worse / limit:.2%} worse than its order's limit {limit:,.2f} "
+                f"(risk.max_fill_beyond_limit {bounds.beyond_limit:.2%})"
+            )
+    elif mid is not None and mid > 0 and abs(price / mid - 1) > bounds.from_mid:
+        return (
+            f"fill {fill.trade_id} of {fill.label or fill.venue_order_id} at {price:,.2f} is "
+            f"{abs(price / mid - 1):.2%} from the decision mid {mid:,.2f} "
+            f"(risk.max_fill_from_mid {bounds.from_mid:.2%})"
+        )
+    notional = fill.amount / price if inverse else fill.amount * price
+    rate = abs(fill.fee) / notional
+    if rate > bounds.fee_rate:
+        return (
+            f"fill {fill.trade_id} of {fill.label or fill.venue_order_id} was charged "
+            f"{fill.fee:g} {fill.fee_currency}, {rate:.3%} of its notional "
+            f"(risk.max_fee_rate {bounds.fee_rate:.3%})"
+        )
+    return None
+
+
 def check_order_state(state: OrderState, request: OrderRequest) -> None:
     """Refuse a venue answer about ``request`` that is about another order, or whose filled
     amount is not a number between 0 and the amount asked for: nothing is sized on it."""

@@ -54,6 +54,7 @@ ROOM_OF_PREFIX: dict[str, str] = {
             "policy",
             "risk",
             "execution",
+            "intake",
             "cycle",
             "reconcile",
             "daemon",
