@@ -42,10 +42,10 @@ from bot.domain import (
     TimeInForce,
 )
 from bot.intake import FillIntake
+from bot.labels import Labels
 from bot.risk import FillBounds, FillExceedsOrder, check_order_state
 from bot.store.ledger import Ledger
 from bot.store.records import OrderRow
-from bot.units import MAX_LABEL_LENGTH
 from bot.venues.base import Venue
 from bot.venues.errors import (
     OrderNotFound,
@@ -77,13 +77,6 @@ class _RateCapped(Exception):
     """The order-rate cap is reached: send nothing more in this decision."""
 
 
-def make_label(prefix: str, cycle_id: str, attempt: int) -> str:
-    label = f"{prefix}-{cycle_id}-{attempt}"
-    if len(label) > MAX_LABEL_LENGTH:
-        raise ValueError(f"order label {label!r} is longer than Deribit's {MAX_LABEL_LENGTH}")
-    return label
-
-
 class Executor:
     """Works one hedge decision through post-only, IOC and market steps; records everything."""
 
@@ -93,7 +86,7 @@ class Executor:
         ledger: Ledger,
         clock: Clock,
         settings: ExecutionSettings,
-        label_prefix: str,
+        labels: Labels,
         on_send: Callable[[], None] | None = None,
         may_send: Callable[[], bool] | None = None,
         *,
@@ -108,7 +101,7 @@ class Executor:
         self._ledger = ledger
         self._clock = clock
         self._settings = settings
-        self._prefix = label_prefix
+        self.labels = labels
         self._instruments = instruments
         self.intake = FillIntake(ledger, instruments, fill_bounds or FillBounds())
 
@@ -284,36 +277,40 @@ class Executor:
     async def cancel_strays(self, currency: str) -> list[str]:
         """Cancel open venue orders carrying our prefix that the ledger does not think are
         working (never recorded, or written off as never arrived): a late one must not fill
-        on top of the hedge that replaced it. Their fills are recorded when the ledger knows
-        the label."""
+        on top of the hedge that replaced it. Only orders of ours: stamped with our ledger's
+        id, or recorded in it; their fills are recorded."""
         cancelled: list[str] = []
         for order in await self._venue.open_orders(currency):
-            if not order.label.startswith(self._prefix + "-"):
+            if not self.labels.hedgebots(order.label):
                 continue
             row = self._ledger.order(order.label)
             if row is not None and not row.status.terminal:
                 continue
+            if row is None and not self.labels.ours(order.label):
+                continue  # another hedgebot's: never touched here (bot.exclusion halts on it)
             final = await self._cancel(currency, order)
-            if row is not None:
-                await self._record_fills(currency, final, row.created_at)
+            await self._record_fills(currency, final, row.created_at if row else final.timestamp)
             cancelled.append(order.label)
             log.warning("stray_order_cancelled", label=order.label, known=row is not None)
         return cancelled
 
     async def cancel_resting(self, currency: str, reason: str) -> list[str]:
-        """Cancel every open venue order of ``currency`` carrying our prefix, record its fills
+        """Cancel every open venue order of ``currency`` that is ours, record its fills
         and final state with ``reason`` in the ledger: stopping or halting leaves nothing
         working at the venue. Returns the labels cancelled."""
         cancelled: list[str] = []
         for order in await self._venue.open_orders(currency):
-            if not order.label.startswith(self._prefix + "-"):
+            if not self.labels.hedgebots(order.label):
                 continue
-            final = await self._cancel(currency, order)
             row = self._ledger.order(order.label)
+            if row is None and not self.labels.ours(order.label):
+                continue  # another hedgebot's order is not ours to cancel
+            final = await self._cancel(currency, order)
             if row is not None and not row.status.terminal:
                 await self.settle(currency, final, row.created_at, f"cancelled: {reason}")
-            elif row is not None:
-                await self._record_fills(currency, final, row.created_at)
+            else:
+                since = row.created_at if row is not None else final.timestamp
+                await self._record_fills(currency, final, since)
             cancelled.append(order.label)
             log.warning("resting_order_cancelled", label=order.label, reason=reason)
         return cancelled
@@ -492,7 +489,7 @@ class _Run:
         self.attempt += 1
         held = self.book.hedge_position() + self.side.sign * self.filled
         reduces = held != 0 and (held > 0) != (self.side is Side.BUY) and amount <= abs(held)
-        label = make_label(self.ex._prefix, self.cycle_id, self.attempt)
+        label = self.ex.labels.make(self.cycle_id, self.attempt)
         self.labels.append(label)
         self.requests[label] = OrderRequest(
             label=label,

@@ -112,8 +112,9 @@ async def test_dry_run_prints_a_plan_and_sends_nothing(tmp_path: Path) -> None:
 async def test_a_dry_run_leaves_a_stray_order_of_ours_open(tmp_path: Path) -> None:
     app = stack(tmp_path, **TIGHT)
     quote = await app.venue.quote("BTC-PERPETUAL")
+    label = app.ctx.executor.labels.make("0123456789abcdef", 1)  # ours, lost from the ledger
     stray = OrderRequest(
-        label="hb-stray-1",
+        label=label,
         instrument_name="BTC-PERPETUAL",
         side=Side.SELL,
         amount=100,
@@ -123,10 +124,10 @@ async def test_a_dry_run_leaves_a_stray_order_of_ours_open(tmp_path: Path) -> No
     await app.venue.place_order(stray)
     result = await rebalance_once(app.ctx, "BTC", dry_run=True)
     assert result.status == "dry_run"
-    assert [o.label for o in await app.venue.open_orders("BTC")] == ["hb-stray-1"]
+    assert [o.label for o in await app.venue.open_orders("BTC")] == [label]
     live = await rebalance_once(app.ctx, "BTC")
     assert live.status != "dry_run"
-    assert "hb-stray-1" not in [o.label for o in await app.venue.open_orders("BTC")]
+    assert label not in [o.label for o in await app.venue.open_orders("BTC")]
 
 
 async def test_a_declined_confirmation_sends_nothing(tmp_path: Path) -> None:

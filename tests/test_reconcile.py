@@ -41,13 +41,14 @@ async def test_fills_the_ledger_missed_are_recorded_once_at_start(tmp_path: Path
     assert sum(f.amount for f in app.ledger.fills()) == 500
 
 
-async def test_an_open_order_with_our_prefix_the_ledger_never_saw_is_cancelled(
+async def test_an_open_order_stamped_with_our_ledger_id_the_ledger_never_saw_is_cancelled(
     tmp_path: Path,
 ) -> None:
     app = stack(tmp_path)
     quote = await app.venue.quote("BTC-PERPETUAL")
+    label = app.ctx.executor.labels.make("0123456789abcdef", 1)
     stray = OrderRequest(
-        label="hb-stray-1",
+        label=label,
         instrument_name="BTC-PERPETUAL",
         side=Side.SELL,
         amount=100,
@@ -56,7 +57,7 @@ async def test_an_open_order_with_our_prefix_the_ledger_never_saw_is_cancelled(
     )
     await app.venue.place_order(stray)
     result = await reconcile(app.ctx, "BTC")
-    assert result.foreign_orders_cancelled == ("hb-stray-1",)
+    assert result.foreign_orders_cancelled == (label,)
     assert await app.venue.open_orders("BTC") == []
 
 
