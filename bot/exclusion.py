@@ -9,7 +9,10 @@ order or trade halts trading with one line naming both ledgers, and nothing of t
 touched (cancelling it would fight the other process, not stop it).
 
 A trade stamped with this ledger's own id whose order the ledger lost (a restored backup, say)
-is ours: it is recorded (through :mod:`bot.intake`), never halted on.
+is ours: it is recorded (through :mod:`bot.intake`), never halted on. That can only be an order
+from before this process started: every order this process sends is recorded, durably, before
+it leaves. One stamped with our id but made since is a copy of this ledger trading on the same
+account (a copied database file carries its id): it halts like any other hedgebot.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class AccountWatch:
         self._clock = clock
         self._lookback = lookback
         self._since: dict[str, datetime] = {}
+        self.started = clock.now()  # our own orders made since are all on record
 
     def foreign(self, label: str) -> bool:
         """A hedgebot label that is neither stamped with our id nor recorded in our ledger (a
@@ -66,12 +70,21 @@ class AccountWatch:
             since = self._since.get(currency, now) - self._lookback
             fills = await self._venue.fills(currency, since=since)
         orders = await self._venue.open_orders(currency)
-        lost = [f for f in fills if self.labels.ours(f.label) and not self._known(f)]
+        unknown = [f for f in fills if self.labels.ours(f.label) and not self._known(f)]
+        lost = [f for f in unknown if f.timestamp < self.started]
         if lost:
             log.warning("lost_fills_recovered", labels=sorted({f.label for f in lost}))
             self._intake.ingest(lost)  # raises: halt
         seen = [("order", o.label) for o in orders if self.foreign(o.label)]
         seen += [("trade", f.label) for f in fills if self.foreign(f.label)]
+        seen += [("copy's trade", f.label) for f in unknown if f.timestamp >= self.started]
+        seen += [
+            ("copy's order", o.label)
+            for o in orders
+            if self.labels.ours(o.label)
+            and o.timestamp >= self.started
+            and self._ledger.order(o.label) is None
+        ]
         self._since[currency] = now
         if not seen:
             return None
@@ -83,13 +96,16 @@ class AccountWatch:
     def _describe(self, currency: str, seen: list[tuple[str, str]]) -> str:
         kind, label = seen[0]
         theirs = self.labels.ledger_of(label)
-        other = f"ledger {theirs}" if theirs else "a ledger without an id in its labels"
+        if kind.startswith("copy"):
+            other = "a copy of this ledger (same id; made since this process started)"
+        else:
+            other = f"ledger {theirs}" if theirs else "a ledger without an id in its labels"
         more = f" and {len(seen) - 1} more" if len(seen) > 1 else ""
         log.error("foreign_hedgebot", currency=currency, label=label, ledger=theirs, seen=len(seen))
         return (
-            f"{FOREIGN_HALT}: {currency} {kind} {label}{more} is from {other}, not this ledger "
-            f"{self.labels.ledger_id} (labels {self.labels.ours_prefix}…); two ledgers on one "
-            "account double every hedge: stop one of them, then `hedgebot resume`"
+            f"{FOREIGN_HALT}: {currency} {kind} {label}{more} is from {other}, not recorded in "
+            f"this ledger {self.labels.ledger_id} (labels {self.labels.ours_prefix}…); two "
+            "ledgers on one account double every hedge: stop one of them, then `hedgebot resume`"
         )
 
 

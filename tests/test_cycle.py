@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from bot.app import build_app
 from bot.clock import FakeClock
 from bot.cycle import rebalance_once
 from bot.domain import (
@@ -122,6 +123,8 @@ async def test_a_dry_run_leaves_a_stray_order_of_ours_open(tmp_path: Path) -> No
         post_only=True,
     )
     await app.venue.place_order(stray)
+    app.clock.advance(1)  # type: ignore[attr-defined]
+    app = build_app(app.settings, paper=True, clock=app.clock, venue=app.venue)  # restarted
     result = await rebalance_once(app.ctx, "BTC", dry_run=True)
     assert result.status == "dry_run"
     assert [o.label for o in await app.venue.open_orders("BTC")] == [label]

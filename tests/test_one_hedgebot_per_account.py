@@ -132,21 +132,36 @@ async def test_a_dry_run_reports_another_hedgebot_without_halting(tmp_path: Path
 async def test_our_own_order_lost_from_the_ledger_is_recovered_at_start_and_in_a_cycle(
     tmp_path: Path,
 ) -> None:
-    app = stack(tmp_path, clock=FakeClock(NOW), **TIGHT)
-    labels = app.ctx.executor.labels
-    await app.venue.place_order(ioc(labels.make("0123456789abcdef", 1), 1000))
+    before = stack(tmp_path, clock=FakeClock(NOW), **TIGHT)  # the process that sent them
+    labels = before.ctx.executor.labels
+    lost = [labels.make("0123456789abcdef", 1), labels.make("fedcba9876543210", 1)]
+    await before.venue.place_order(ioc(lost[0], 1000))
+    before.clock.advance(200)
+    await before.venue.place_order(ioc(lost[1], 500))
+    before.clock.advance(60)
+    app = build_app(before.settings, paper=True, clock=before.clock, venue=before.venue)
     result = await reconcile(app.ctx, "BTC")
-    assert result.fills_added == 1
-    await rebalance_once(app.ctx, "BTC")
-    await app.venue.place_order(ioc(labels.make("fedcba9876543210", 1), 500))
+    assert result.fills_added == 2
     app.clock.advance(60)
     later = await rebalance_once(app.ctx, "BTC")
     assert "another hedgebot" not in later.reason
     assert app.ledger.get_trading_state().state is TradingState.ACTIVE, later.reason
-    assert {f.label for f in app.ledger.fills()} >= {
-        labels.make("0123456789abcdef", 1),
-        labels.make("fedcba9876543210", 1),
-    }
+    assert {f.label for f in app.ledger.fills()} >= set(lost)
+
+
+async def test_an_order_with_our_ledgers_id_made_since_we_started_is_a_copy_of_the_ledger_and_halts(
+    tmp_path: Path,
+) -> None:
+    app = stack(tmp_path, clock=FakeClock(NOW), wrap=CountingVenue, **TIGHT)
+    await reconcile(app.ctx, "BTC")
+    app.clock.advance(60)
+    copy = app.ctx.executor.labels.make("0123456789abcdef", 1)  # the copy's cycle, not ours
+    await app.venue.inner.place_order(ioc(copy, 1000))  # type: ignore[attr-defined]
+    app.clock.advance(60)
+    result = await rebalance_once(app.ctx, "BTC")
+    assert "a copy of this ledger" in result.reason
+    assert app.ledger.get_trading_state().state is TradingState.HALTED
+    assert placed(app) == 0
 
 
 async def test_a_restarted_process_keeps_its_ledgers_id_and_so_recovers_its_own_orders(

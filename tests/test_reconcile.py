@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.app import build_app
 from bot.cycle import rebalance_once
 from bot.domain import OrderRequest, OrderType, Side, TimeInForce
 from bot.reconcile import ReconciliationFailed, reconcile
@@ -55,7 +56,9 @@ async def test_an_open_order_stamped_with_our_ledger_id_the_ledger_never_saw_is_
         price=round(quote.ask * 1.1),
         post_only=True,
     )
-    await app.venue.place_order(stray)
+    await app.venue.place_order(stray)  # by this ledger's earlier process, then lost from it
+    app.clock.advance(1)  # type: ignore[attr-defined]
+    app = build_app(app.settings, paper=True, clock=app.clock, venue=app.venue)  # restarted
     result = await reconcile(app.ctx, "BTC")
     assert result.foreign_orders_cancelled == (label,)
     assert await app.venue.open_orders("BTC") == []

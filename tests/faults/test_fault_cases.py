@@ -200,7 +200,9 @@ async def test_orders_and_positions_the_ledger_does_not_know(tmp_path: Path) -> 
         price=round(quote.ask * 1.2),
         post_only=True,
     )
-    await w.truth.place_order(stray)
+    await w.truth.place_order(stray)  # sent before a restart, then lost from the ledger
+    w.clock.advance(1)
+    w.restart()
     await w.cycle()
     assert await w.truth.open_orders("BTC") == []  # our ledger's id, unknown: cancelled
     manual = OrderRequest(
