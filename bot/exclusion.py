@@ -6,7 +6,9 @@ to each other: an open order or a trade carrying a hedgebot label (:mod:`bot.lab
 not this ledger's, and that this ledger never recorded, is another hedgebot's. At start and
 before every cycle the watch reads the open orders and the trades since its last look; such an
 order or trade halts trading with one line naming both ledgers, and nothing of the other's is
-touched (cancelling it would fight the other process, not stop it).
+touched (cancelling it would fight the other process, not stop it). Once the other is
+stopped, ``hedgebot db rebaseline`` accepts the position it left and moves the start of what
+start-up looks at past its trades; ``hedgebot resume`` lifts the halt.
 
 A trade stamped with this ledger's own id whose order the ledger lost (a restored backup, say)
 is ours: it is recorded (through :mod:`bot.intake`), never halted on. That can only be an order
@@ -105,7 +107,8 @@ class AccountWatch:
         return (
             f"{FOREIGN_HALT}: {currency} {kind} {label}{more} is from {other}, not recorded in "
             f"this ledger {self.labels.ledger_id} (labels {self.labels.ours_prefix}…); two "
-            "ledgers on one account double every hedge: stop one of them, then `hedgebot resume`"
+            "ledgers on one account double every hedge: stop one of them, then `hedgebot db "
+            "rebaseline` and `hedgebot resume`"
         )
 
 
