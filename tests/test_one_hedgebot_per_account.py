@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from bot.app import App, build_app
+from bot.audit import rebaseline
 from bot.clock import FakeClock
 from bot.cycle import rebalance_once
 from bot.domain import OrderRequest, OrderType, RebalanceStatus, Side, TimeInForce, TradingState
@@ -196,3 +197,19 @@ def test_a_label_with_the_longest_prefix_fits_deribits_64_characters() -> None:
     assert not Labels("hb", "89abcdef").ours(label)
     assert Labels("hb", "89abcdef").ledger_of(label) == "0123abcd"
     assert not labels.hedgebots("manual-click")
+
+
+async def test_once_the_other_is_stopped_a_rebaseline_and_resume_let_the_ledger_start_again(
+    tmp_path: Path,
+) -> None:
+    first = stack(tmp_path, clock=FakeClock(NOW), wrap=CountingVenue, **TIGHT)
+    await reconcile(first.ctx, "BTC")
+    await rebalance_once(first.ctx, "BTC")
+    other = second_ledger(first, tmp_path)
+    with pytest.raises(ReconciliationFailed, match="rebaseline"):
+        await reconcile(other.ctx, "BTC")
+    first.clock.advance(600)  # the first hedgebot was stopped
+    held = sum(p.size for p in await other.venue.positions("BTC") if p.instrument.name == PERP)
+    rebaseline(other.ledger, PERP, held, other.clock.now())
+    other.ledger.set_trading_state(TradingState.ACTIVE, "resumed", other.clock.now())
+    assert (await reconcile(other.ctx, "BTC")).fills_added == 0
