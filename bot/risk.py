@@ -205,8 +205,10 @@ class RiskGate:
 
         The streak is counted from the ledger (the recorded bad-read skips since the last read
         that passed), so a restart between bad reads does not reset it; the row of this read
-        is written by the caller after this returns."""
-        count = self._ledger.bad_read_streak(currency, BAD_READ) + 1
+        is written by the caller after this returns. An operator's resume starts it afresh."""
+        trading = self._ledger.get_trading_state()
+        resumed = trading.updated_at if trading.state is not TradingState.HALTED else None
+        count = self._ledger.bad_read_streak(currency, BAD_READ, resumed) + 1
         limit = self._settings.halt_after_bad_reads
         if self.state() is TradingState.HALTED:
             return f"{BAD_READ}{reason}; cycle skipped (trading is halted)"

@@ -307,3 +307,14 @@ def test_a_fill_larger_than_its_order_or_not_a_positive_number_is_refused(
 
 def test_a_fill_of_its_whole_order_passes() -> None:
     check_fill(FILL, order_amount=5_340.0)
+
+
+def test_an_operators_resume_starts_the_bad_read_streak_afresh(ledger: Ledger) -> None:
+    g, clock = gate(ledger, halt_after_bad_reads=2)
+    skipped(ledger, g.read_failed("BTC", "a"), 1)
+    assert "2 implausible" in g.read_failed("BTC", "b")
+    skipped(ledger, "implausible read: b", 2)
+    clock.advance(60)
+    ledger.set_trading_state(TradingState.ACTIVE, "resumed by the operator", clock.now())
+    clock.advance(60)
+    assert "skipped (1 of 2" in g.read_failed("BTC", "c")

@@ -179,10 +179,11 @@ class Ledger:
         with self._work.read() as session:
             return [_rebalance_row(r) for r in session.scalars(query)]
 
-    def bad_read_streak(self, currency: str, marker: str) -> int:
+    def bad_read_streak(self, currency: str, marker: str, after: datetime | None = None) -> int:
         """Rebalances of ``currency`` whose reason starts with ``marker`` (recorded bad reads)
-        since its last read that passed (a cycle that wrote a greeks snapshot): the streak
-        survives a restart because it is counted from the record, not kept in memory."""
+        since its last read that passed (a cycle that wrote a greeks snapshot), and after
+        ``after`` when given: the streak survives a restart because it is counted from the
+        record, not kept in memory."""
         last_good_cycle = (
             select(GreeksSnapshotModel.cycle_id)
             .where(GreeksSnapshotModel.currency == currency)
@@ -201,6 +202,8 @@ class Ledger:
             RebalanceModel.status == RebalanceStatus.SKIPPED.value,
             RebalanceModel.reason.startswith(marker, autoescape=True),
         )
+        if after is not None:
+            query = query.where(RebalanceModel.ts > after)
         with self._work.read() as session:
             return int(session.scalar(query) or 0)
 
