@@ -479,7 +479,8 @@ class _Run:
         except (TransientError, RateLimited) as exc:
             log.warning("quote_refresh_failed", error=str(exc))
             return
-        problem = _refreshed_quote_problem(quote, self.book.hedge_quote)
+        elapsed = (self.ex._clock.now() - self.started).total_seconds()
+        problem = _refreshed_quote_problem(quote, self.book.hedge_quote, elapsed)
         if problem:
             log.warning("quote_refresh_refused", instrument=quote.instrument_name, why=problem)
             return
@@ -568,11 +569,22 @@ class _Run:
 # How far a quote refreshed during one chase may sit from the quote the cycle checked: a
 # chase lasts seconds, so a touch that moved further is a bad answer, not the market.
 MAX_CHASE_MOVE = 0.05
+# How far a refreshed quote's stamp may run ahead of the checked quote's plus the chase's own
+# elapsed time (the two clocks' drift over a chase); an older stamp is a stale answer.
+MAX_CHASE_AHEAD_SECONDS = 5.0
 
 
-def _refreshed_quote_problem(quote: Quote, checked: Quote) -> str | None:
+def _refreshed_quote_problem(quote: Quote, checked: Quote, elapsed: float) -> str | None:
     if quote.instrument_name != checked.instrument_name:
         return f"a quote of {quote.instrument_name!r}"
+    ts = quote.timestamp
+    if not isinstance(ts, datetime) or ts.tzinfo is None:
+        return f"timestamp {ts!r} is not an aware time"
+    if ts < checked.timestamp:
+        return f"stamped {ts.isoformat()}, before the checked quote ({checked.timestamp:%H:%M:%S})"
+    ahead = (ts - checked.timestamp).total_seconds() - max(elapsed, 0.0)
+    if ahead > MAX_CHASE_AHEAD_SECONDS:
+        return f"stamped {ahead:.1f}s ahead of the chase's clock"
     for what in ("bid", "ask"):
         value = getattr(quote, what)
         if isinstance(value, bool) or not isinstance(value, int | float):
