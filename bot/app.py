@@ -117,14 +117,18 @@ def id_salt(clock: Clock, ledger: Ledger) -> str:
     return f"{clock.now().isoformat()}|{rows}"
 
 
-def name_ledger(settings: Settings, clock: Clock, ledger: Ledger) -> str:
+# Commands that only read: they never write the ledger's id (a read-only database role works).
+READ_ONLY_MODES = frozenset({"status", "check", "risk"})
+
+
+def name_ledger(settings: Settings, clock: Clock, ledger: Ledger, mode: str = "daemon") -> str:
     """The ledger's id (stamped into order labels): the one it has, else one drawn now from
     the seed, the clock and the ledger's address (without its password), so two ledgers
     created at one instant with one seed still get different ids."""
     where = ledger.engine.url.render_as_string(hide_password=True)
     salt = f"ledger|{where}|{clock.now().isoformat()}"
     candidate = SeededIds(settings.market.seed, salt).cycle_id()[:LEDGER_ID_LENGTH]
-    return ledger_id(ledger.engine, candidate, clock.now())
+    return ledger_id(ledger.engine, candidate, clock.now(), record=mode not in READ_ONLY_MODES)
 
 
 def database_url(settings: Settings, paper: bool) -> str:
@@ -265,7 +269,7 @@ def build_app(
     tracker = PositionTracker(venue, settings.venue.facts, venue_clock or clock, settings.risk)
 
     risk = RiskGate(settings.risk, clock, ledger)
-    labels = Labels(settings.venue.label_prefix, name_ledger(settings, clock, ledger))
+    labels = Labels(settings.venue.label_prefix, name_ledger(settings, clock, ledger, mode))
     executor = Executor(
         venue,
         ledger,

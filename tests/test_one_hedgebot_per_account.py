@@ -21,6 +21,7 @@ from bot.domain import OrderRequest, OrderType, RebalanceStatus, Side, TimeInFor
 from bot.labels import Labels
 from bot.reconcile import ReconciliationFailed, reconcile
 from bot.store.db import open_ledger
+from bot.store.identity import ledger_id
 from bot.units import MAX_LABEL_LENGTH
 from tests.support.books import NOW
 from tests.support.harness import CountingVenue, stack
@@ -213,3 +214,17 @@ async def test_once_the_other_is_stopped_a_rebaseline_and_resume_let_the_ledger_
     rebaseline(other.ledger, PERP, held, other.clock.now())
     other.ledger.set_trading_state(TradingState.ACTIVE, "resumed", other.clock.now())
     assert (await reconcile(other.ctx, "BTC")).fills_added == 0
+
+
+def test_a_reading_command_never_names_the_ledger_and_a_trading_one_names_it_once(
+    tmp_path: Path,
+) -> None:
+    first = stack(tmp_path, clock=FakeClock(NOW), **TIGHT)
+    named = first.ctx.executor.labels.ledger_id
+    fresh = open_ledger(f"sqlite:///{tmp_path}/fresh.db", create=True)
+    build_app(first.settings, paper=True, clock=first.clock, ledger=fresh, mode="status")
+    assert ledger_id(fresh.engine, "ffffffff", NOW, record=False) == "ffffffff"  # still unnamed
+    daemon = build_app(first.settings, paper=True, clock=first.clock, ledger=fresh)
+    again = build_app(first.settings, paper=True, clock=first.clock, ledger=fresh, mode="status")
+    assert daemon.ctx.executor.labels.ledger_id == again.ctx.executor.labels.ledger_id
+    assert daemon.ctx.executor.labels.ledger_id != named

@@ -62,14 +62,17 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def ledger_id(engine: Engine, candidate: str, now: datetime) -> str:
+def ledger_id(engine: Engine, candidate: str, now: datetime, *, record: bool = True) -> str:
     """This ledger's id: the one recorded, or ``candidate`` recorded now when there is none
-    (two processes naming a new ledger at once: the first insert wins, both read it)."""
+    (two processes naming a new ledger at once: the first insert wins, both read it). With
+    ``record`` false (a command that only reads) an unnamed ledger stays unnamed."""
     sessions = sessionmaker(engine, expire_on_commit=False)
     with sessions() as session:
         row = session.get(LedgerIdentityModel, 1)
         if row is not None:
             return row.ledger_id
+    if not record:
+        return candidate
     try:
         with transaction(sessions) as session:
             session.add(LedgerIdentityModel(id=1, ledger_id=candidate, created_at=now))
