@@ -102,6 +102,7 @@ class Executor:
         self._clock = clock
         self._settings = settings
         self.labels = labels
+        self.started = clock.now()  # our orders made since are all on record (bot.exclusion)
         self._instruments = instruments
         self.intake = FillIntake(ledger, instruments, fill_bounds or FillBounds())
 
@@ -286,7 +287,7 @@ class Executor:
             row = self._ledger.order(order.label)
             if row is not None and not row.status.terminal:
                 continue
-            if row is None and not self.labels.ours(order.label):
+            if row is None and not self._lost(order):
                 continue  # another hedgebot's: never touched here (bot.exclusion halts on it)
             final = await self._cancel(currency, order)
             await self._record_fills(currency, final, row.created_at if row else final.timestamp)
@@ -303,7 +304,7 @@ class Executor:
             if not self.labels.hedgebots(order.label):
                 continue
             row = self._ledger.order(order.label)
-            if row is None and not self.labels.ours(order.label):
+            if row is None and not self._lost(order):
                 continue  # another hedgebot's order is not ours to cancel
             final = await self._cancel(currency, order)
             if row is not None and not row.status.terminal:
@@ -314,6 +315,11 @@ class Executor:
             cancelled.append(order.label)
             log.warning("resting_order_cancelled", label=order.label, reason=reason)
         return cancelled
+
+    def _lost(self, order: OrderState) -> bool:
+        """An order of ours the ledger lost: our ledger's id, from before this process began
+        (one made since is a copy of the ledger's, see :mod:`bot.exclusion`)."""
+        return self.labels.ours(order.label) and order.timestamp < self.started
 
     async def send(
         self, req: OrderRequest, currency: str, cycle_id: str, rebalance_id: int, mid: float

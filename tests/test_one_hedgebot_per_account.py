@@ -228,3 +228,25 @@ def test_a_reading_command_never_names_the_ledger_and_a_trading_one_names_it_onc
     again = build_app(first.settings, paper=True, clock=first.clock, ledger=fresh, mode="status")
     assert daemon.ctx.executor.labels.ledger_id == again.ctx.executor.labels.ledger_id
     assert daemon.ctx.executor.labels.ledger_id != named
+
+
+async def test_a_copy_of_the_ledgers_resting_order_is_left_alone_when_trading_halts(
+    tmp_path: Path,
+) -> None:
+    app = stack(tmp_path, clock=FakeClock(NOW), wrap=CountingVenue, **TIGHT)
+    await reconcile(app.ctx, "BTC")
+    app.clock.advance(60)
+    quote = await app.venue.quote(PERP)
+    resting = OrderRequest(
+        label=app.ctx.executor.labels.make("0123456789abcdef", 1),
+        instrument_name=PERP,
+        side=Side.SELL,
+        amount=100,
+        price=round(quote.ask * 1.2),
+        post_only=True,
+    )
+    await app.venue.inner.place_order(resting)  # type: ignore[attr-defined]
+    result = await rebalance_once(app.ctx, "BTC")
+    assert "a copy of this ledger" in result.reason
+    assert await app.ctx.executor.cancel_resting("BTC", "halted") == []
+    assert [o.label for o in await app.venue.open_orders("BTC")] == [resting.label]
