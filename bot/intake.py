@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -73,6 +73,7 @@ class FillIntake:
                 check_fill(fill, math.inf)
             else:
                 check_fill(fill, terms.amount, terms.instrument, terms.side)
+            fill = _without_bad_index(fill)
             if not self._ledger.record_fill(fill):
                 continue
             recorded.append(fill)
@@ -99,6 +100,19 @@ class FillIntake:
         if problems:
             raise FillOutOfBounds("; ".join(problems))
         return tuple(recorded)
+
+
+def _without_bad_index(fill: Fill) -> Fill:
+    """The index price a fill carries is only for reports: a bad one (NaN, zero, a string) is
+    dropped with a warning, never a reason to leave the fill itself unrecorded."""
+    index = fill.index_price
+    if index is None:
+        return fill
+    usable = isinstance(index, int | float) and not isinstance(index, bool)
+    if usable and math.isfinite(index) and index > 0:
+        return fill
+    log.warning("fill_index_price_dropped", trade_id=fill.trade_id, index_price=repr(index))
+    return replace(fill, index_price=None)
 
 
 __all__ = ["FillIntake", "OrderTerms"]

@@ -142,3 +142,19 @@ def test_the_fill_bounds_judge_price_against_the_limit_and_fee_against_the_notio
 ) -> None:
     problem = fill_out_of_bounds(f, f.side, limit, None, inverse=True, bounds=FillBounds())
     assert (problem is not None) is bad, problem
+
+
+class NanIndexFill(LyingFills):
+    def lie(self, fill: Fill) -> Fill:
+        return replace(fill, index_price=float("nan"))
+
+
+async def test_a_fill_with_a_nan_index_price_is_recorded_without_it_not_left_unrecorded(
+    tmp_path: Path,
+) -> None:
+    app = stack(tmp_path, clock=FakeClock(NOW), wrap=NanIndexFill, **TIGHT)
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status == "traded", result.reason
+    (recorded,) = app.ledger.fills()
+    assert recorded.index_price is None
+    assert app.ledger.open_orders() == []
