@@ -83,6 +83,9 @@ def check_fill(
         )
 
 
+FEE_USD_CURRENCIES = frozenset({"USD", "USDC", "USDT"})
+
+
 class FillOutOfBounds(FillExceedsOrder):
     """A fill priced beyond its order's limit, or with a fee far above the schedule: it is
     recorded (it happened), and trading halts until someone looks."""
@@ -131,7 +134,13 @@ def fill_out_of_bounds(
             f"{abs(price / mid - 1):.2%} from the decision mid {mid:,.2f} "
             f"(risk.max_fill_from_mid {bounds.from_mid:.2%})"
         )
-    notional = fill.amount / price if inverse else fill.amount * price
+    # the notional in the fee's own currency: coin for an inverse contract's usual fee, USD
+    # for a fee charged in a dollar currency (a linear contract's)
+    in_usd = str(fill.fee_currency).upper() in FEE_USD_CURRENCIES
+    if inverse:
+        notional = fill.amount if in_usd else fill.amount / price
+    else:
+        notional = fill.amount * price if in_usd else fill.amount
     rate = abs(fill.fee) / notional
     if rate > bounds.fee_rate:
         return (

@@ -158,3 +158,17 @@ async def test_a_fill_with_a_nan_index_price_is_recorded_without_it_not_left_unr
     (recorded,) = app.ledger.fills()
     assert recorded.index_price is None
     assert app.ledger.open_orders() == []
+
+
+def test_a_fee_charged_in_dollars_is_judged_against_the_dollar_notional() -> None:
+    usd_fee = replace(fill(100_000), fee=10_000 * 0.0005, fee_currency="USDC")
+    assert (
+        fill_out_of_bounds(usd_fee, Side.BUY, 100_000, None, inverse=True, bounds=FillBounds())
+        is None
+    )
+    too_much = replace(usd_fee, fee=10_000 * 0.02)
+    problem = fill_out_of_bounds(
+        too_much, Side.BUY, 100_000, None, inverse=True, bounds=FillBounds()
+    )
+    assert problem is not None
+    assert "USDC" in problem
