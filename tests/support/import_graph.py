@@ -62,6 +62,7 @@ ROOM_OF_PREFIX: dict[str, str] = {
             "lock",
             "audit",
             "sentry",
+            "events",
         )
     },
 }
