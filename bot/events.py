@@ -131,7 +131,10 @@ class EventTrigger:
         now = self._clock.now()
         last = self._fired.get(currency)
         if last and now - last[-1] < timedelta(seconds=self._s.min_gap_seconds):
-            self._deferred[currency] = (last[-1] + timedelta(seconds=self._s.min_gap_seconds), price)
+            self._deferred[currency] = (
+                last[-1] + timedelta(seconds=self._s.min_gap_seconds),
+                price,
+            )
             return Verdict.DEFER
         return self._fire(currency, now, drift, anchor)
 

@@ -65,7 +65,10 @@ class StreamingDeribit(ccxtpro.deribit):  # type: ignore[misc]
 
 def build_stream_client(settings: VenueSettings) -> StreamingDeribit:
     """The ccxt.pro client for ``settings``' network, with its keys; URLs checked as for REST."""
-    config: dict[str, Any] = {"enableRateLimit": False, "timeout": int(settings.timeout_seconds * 1000)}
+    config: dict[str, Any] = {
+        "enableRateLimit": False,
+        "timeout": int(settings.timeout_seconds * 1000),
+    }
     if settings.api_key is not None and settings.api_secret is not None:
         config["apiKey"] = settings.api_key.get_secret_value()
         config["secret"] = settings.api_secret.get_secret_value()
@@ -166,7 +169,10 @@ class DeribitStreams:
             log.info("cancel_on_disconnect_enabled", scope="connection")
         if self._plan.tickers:
             await client.load_markets()
-        watchers = [self._watch_ticker(client, n, c, on_price, private) for n, c in self._plan.tickers.items()]
+        watchers = [
+            self._watch_ticker(client, n, c, on_price, private)
+            for n, c in self._plan.tickers.items()
+        ]
         if private:
             watchers.append(self._watch_orders(client))
         if not watchers:
