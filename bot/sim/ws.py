@@ -42,6 +42,7 @@ from bot.sim.orders import OrderDirectory, OrderRecord, TradeRecord
 from bot.sim.params import Params
 from bot.sim.public_data import PublicData
 from bot.sim.rpc_errors import RpcError
+from bot.sim.stamps import Stamps
 from bot.sim.trading import TradingApi
 from bot.venues.paper.instruments import currency_of
 
@@ -153,8 +154,10 @@ class WsHub:
         trading: TradingApi,
         account: AccountApi,
         push_interval_s: float,
+        stamps: Stamps | None = None,
     ) -> None:
         self._server = server
+        self._stamps = stamps or Stamps()
         self._public = public
         self._trading = trading
         self._account = account
@@ -378,6 +381,8 @@ class WsHub:
                 if session.seen.get(name) != key:
                     session.seen[name] = key
                     session.push(name, data)
+                    if channel.topic == "ticker" and channel.instrument is not None:
+                        self._stamps.ticker_published(channel.instrument)
 
     async def _ticker(self, name: str) -> dict[str, Any] | None:
         try:
