@@ -145,7 +145,9 @@ async def measure(home: Path, url: str) -> tuple[list[float], int]:
                     r.raise_for_status()
                 pinned.instant = target
                 try:
-                    await wait_for(lambda: daemon.stats.cycles > cycles, ORDER_WAIT_S, "a cycle")
+                    await wait_for(
+                        lambda c=cycles: daemon.stats.cycles > c, ORDER_WAIT_S, "a cycle"
+                    )
                 except TimeoutError:
                     missed += 1
                     continue

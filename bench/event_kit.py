@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,12 +23,14 @@ from typing import Any, Protocol
 from bot.app import App, build_app, build_events
 from bot.clock import LockstepClock
 from bot.config import Settings, load_settings
-from bot.daemon import Daemon, Events
+from bot.daemon import Daemon, Events, PriceStream
+from bot.events import EventTrigger
 from bot.sim.serve import build_server
 from bot.sim.server import SimServer
 from bot.store.db import upgrade
 
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+StreamMaker = Callable[[Settings], PriceStream]
 KEY, SECRET = "event-kit-key", "event-kit-secret"
 
 
@@ -109,15 +111,19 @@ class EventRig:
         return float(self.server.market.index("BTC"))
 
     def orders_sent(self) -> int:
-        return len(self.server.stamps.orders)
+        return self.server.stamps.received
+
+    async def open_labels(self) -> list[str]:
+        """Our open orders as the venue lists them over REST."""
+        return [o.label for o in await self.app.venue.open_orders("BTC")]
 
 
 @contextlib.asynccontextmanager
 async def event_rig(
-    directory: Path, *, events: Events | None = None, **changes: Any
+    directory: Path, *, stream: StreamMaker | None = None, **changes: Any
 ) -> AsyncIterator[EventRig]:
-    """A started venue on 127.0.0.1 and a daemon wired to it (``events`` replaces the
-    settings' stream side, e.g. one that breaks); both torn down on exit."""
+    """A started venue on 127.0.0.1 and a daemon wired to it; ``stream(settings)`` replaces
+    the stream the settings build (a test's faulty one); both torn down on exit."""
     venue_clock = LockstepClock(START)
     probe = load_settings(None, market={"start": START.isoformat()})
     server = build_server(probe, venue_clock, api_key=KEY, api_secret=SECRET, start=START)
@@ -128,7 +134,12 @@ async def event_rig(
         upgrade(settings.database.url)
         app = build_app(settings, paper=False, clock=FollowClock(venue_clock))
         try:
-            wired = events or build_events(app)
+            if stream is not None:
+                wanted = settings.daemon.events
+                trigger = EventTrigger(wanted, app.clock) if wanted.enabled else None
+                wired: Events | None = Events(trigger, stream(settings))
+            else:
+                wired = build_events(app)
             assert wired is not None
             yield EventRig(server, venue_clock, app, daemon_for(app, wired), wired)
         finally:
@@ -165,10 +176,16 @@ def _with_keys(settings: Settings) -> Any:
 
 
 async def wait_for(condition: Any, timeout: float = 20.0, what: str = "condition") -> None:
-    """Poll ``condition()`` every 5 ms of wall time; raise after ``timeout`` wall seconds."""
+    """Poll ``condition()`` (a plain or async callable) every 5 ms of wall time; raise after
+    ``timeout`` wall seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not condition():
+    while True:
+        met = condition()
+        if asyncio.iscoroutine(met):
+            met = await met
+        if met:
+            return
         if loop.time() > deadline:
             raise TimeoutError(f"{what} not met within {timeout} s")
         await asyncio.sleep(0.005)

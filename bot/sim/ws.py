@@ -185,6 +185,14 @@ class WsHub:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def drop_connections(self) -> int:
+        """Close every client connection, as a venue restarting its gateway does; each one's
+        cancel-on-disconnect applies. Returns how many were closed."""
+        sessions = list(self._sessions)
+        for session in sessions:
+            await session.ws.close()
+        return len(sessions)
+
     # --- a connection ---------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:

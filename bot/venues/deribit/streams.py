@@ -40,8 +40,22 @@ class StreamSilent(Exception):
 
 
 class StreamingDeribit(ccxtpro.deribit):  # type: ignore[misc]
-    """ccxt.pro's Deribit with one addition: :meth:`call` sends a JSON-RPC request on the
-    session and awaits its reply by id (ccxt.pro resolves only subscriptions and auth)."""
+    """ccxt.pro's Deribit with two additions: :meth:`call` sends a JSON-RPC request on the
+    session and awaits its reply by id (ccxt.pro resolves only subscriptions and auth), and
+    every ticker message reaches ``ticker_listeners`` (a ``watch_ticker`` future is resolved
+    only by a message that arrives while it waits, so a watcher alone can miss the last move)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.ticker_listeners: list[Callable[[Mapping[str, Any]], object]] = []
+
+    def handle_ticker(self, client: Any, message: Any) -> None:
+        super().handle_ticker(client, message)
+        params = message.get("params") if isinstance(message, Mapping) else None
+        data = params.get("data") if isinstance(params, Mapping) else None
+        if isinstance(data, Mapping):
+            for listener in self.ticker_listeners:
+                listener(data)
 
     def handle_message(self, client: Any, message: Any) -> None:
         request_id = message.get("id") if isinstance(message, Mapping) else None
@@ -169,34 +183,44 @@ class DeribitStreams:
             log.info("cancel_on_disconnect_enabled", scope="connection")
         if self._plan.tickers:
             await client.load_markets()
-        watchers = [
-            self._watch_ticker(client, n, c, on_price, private)
-            for n, c in self._plan.tickers.items()
-        ]
+        tickers = self._plan.tickers
+
+        def heard(data: Mapping[str, Any]) -> None:
+            currency = tickers.get(str(data.get("instrument_name")))
+            price = _number(data.get("index_price"))
+            if currency is None:
+                return
+            self._up(attempt)  # the first ticker: the subscription is live
+            if price is None:
+                log.warning("stream_ticker_without_index", instrument=data.get("instrument_name"))
+                return
+            on_price(currency, price)
+
+        client.ticker_listeners.append(heard)
+        watchers = [self._watch_ticker(client, name, private) for name in tickers]
         if private:
             watchers.append(self._watch_orders(client))
         if not watchers:
             return
-        self.connected.set()
-        log.info("stream_connected", tickers=list(self._plan.tickers), reconnects=attempt)
+        if not tickers:
+            self._up(attempt)  # cancel-on-disconnect only: live once enabled
         await asyncio.gather(*watchers)
 
-    async def _watch_ticker(
-        self, client: Any, name: str, currency: str, on_price: PriceCallback, private: bool
-    ) -> None:
+    def _up(self, attempt: int) -> None:
+        if not self.connected.is_set():
+            self.connected.set()
+            log.info("stream_connected", tickers=list(self._plan.tickers), reconnects=attempt)
+
+    async def _watch_ticker(self, client: Any, name: str, private: bool) -> None:
+        """Keep the ticker subscribed; prices reach the caller through the listener. Raises
+        :class:`StreamSilent` when no ticker comes for ``silence_seconds``."""
         symbol = client.safe_symbol(name)
         interval = "raw" if private else "100ms"  # raw needs an authorised connection
         while True:
-            ticker = await self._within(
+            await self._within(
                 client.watch_ticker(symbol, {"interval": interval}),
                 StreamSilent(f"no {name} ticker for {self._plan.silence_seconds} s"),
             )
-            info = ticker.get("info") if isinstance(ticker, Mapping) else None
-            price = _number(info.get("index_price") if isinstance(info, Mapping) else None)
-            if price is None:
-                log.warning("stream_ticker_without_index", instrument=name)
-                continue
-            on_price(currency, price)
 
     async def _within(self, work: Any, silent: StreamSilent) -> Any:
         """``work``'s result, or ``silent`` raised after ``silence_seconds`` on the clock."""
