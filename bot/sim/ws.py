@@ -390,7 +390,7 @@ class WsHub:
                     session.seen[name] = key
                     session.push(name, data)
                     if channel.topic == "ticker" and channel.instrument is not None:
-                        self._stamps.ticker_published(channel.instrument)
+                        self._stamps.ticker_published(channel.instrument, data["index_price"])
 
     async def _ticker(self, name: str) -> dict[str, Any] | None:
         try:
