@@ -24,6 +24,7 @@ from bot.events import EventTrigger
 from bot.execution import Executor
 from bot.lock import BookLease, account_identity, book_key
 from bot.monitor import Monitor
+from bot.order_pushes import OrderPushes
 from bot.policy import VolSource
 from bot.positions import PositionTracker
 from bot.risk import RiskGate
@@ -57,6 +58,7 @@ class App:
     lease_clock: Clock = field(default_factory=SystemClock)
     monitor: Monitor | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    pushes: OrderPushes | None = None  # the order stream's wake-ups (daemon with events)
 
     def books(self) -> tuple[str, ...]:
         """This process's books: the venue account and each configured currency."""
@@ -230,6 +232,7 @@ def build_events(app: App) -> Events | None:
         lambda: build_stream_client(connection),
         app.lease_clock,
         np.random.default_rng([settings.market.seed, 1]),
+        on_order=app.pushes.heard if app.pushes is not None else None,
     )
     trigger = EventTrigger(events, app.clock) if events.enabled else None
     return Events(trigger, stream)
@@ -308,6 +311,9 @@ def build_app(
     tracker = PositionTracker(venue, settings.venue.facts, venue_clock or clock, settings.risk)
 
     risk = RiskGate(settings.risk, clock, ledger)
+    # Order pushes only with events on: those need the wall clock, whose sleeps may be cut short.
+    events_on = mode == "daemon" and not paper and settings.daemon.events.enabled
+    pushes = OrderPushes() if events_on else None
     executor = Executor(
         venue,
         ledger,
@@ -316,6 +322,7 @@ def build_app(
         settings.venue.label_prefix,
         may_send=risk.rate_ok,
         instruments=hedge_instruments(settings.venue.facts),
+        pushes=pushes,
     )
     vol = VolSource(settings.policy.volatility, ledger)
     ids = SeededIds(settings.market.seed, id_salt(clock, ledger))
@@ -334,6 +341,7 @@ def build_app(
         mode,
         monitor=monitor,
         closers=closers,
+        pushes=pushes,
     )
 
 

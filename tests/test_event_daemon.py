@@ -53,6 +53,9 @@ async def test_a_price_move_past_the_band_runs_a_cycle_and_sends_an_order_withou
         await wait_for(lambda: rig.orders_sent() > orders, what="a hedge order")
         await wait_for(lambda: rig.daemon.stats.event_cycles >= 1, what="the event cycle")
         assert rig.daemon.stats.by_status.get("traded", 0) >= 1
+        pushes = rig.app.pushes
+        assert pushes is not None
+        await wait_for(lambda: pushes.heard_count >= 1, what="the order's push")
     assert rig.daemon.stats.cycles == 1 + rig.daemon.stats.event_cycles
 
 

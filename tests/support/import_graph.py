@@ -63,6 +63,7 @@ ROOM_OF_PREFIX: dict[str, str] = {
             "audit",
             "sentry",
             "events",
+            "order_pushes",
         )
     },
 }

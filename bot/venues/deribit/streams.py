@@ -6,8 +6,9 @@ One session at a time: connect, ``public/auth`` (when keys are set), then
 (https://docs.deribit.com/#private-enable_cancel_on_disconnect: when this connection closes,
 the venue cancels every open order of the account, so a daemon that dies leaves nothing resting),
 then ``ticker.{perpetual}.{raw|100ms}`` (https://docs.deribit.com/#ticker-instrument_name-interval)
-and ``user.orders.any.any.raw``. Each ticker's ``index_price`` goes to the caller's callback;
-order pushes are logged (the executor's REST look-ups stay the record). A session that fails,
+and ``user.orders.any.any.raw``. Each ticker's ``index_price`` goes to the caller's callback,
+each order push's label and state to ``on_order`` (they wake a resting order's wait; the
+executor's REST look-ups stay the record). A session that fails,
 drops, or hears no ticker for ``silence_seconds`` is closed and opened again after a doubling
 backoff with seeded jitter, on the injected clock. Nothing here decides a trade.
 """
@@ -33,6 +34,7 @@ from bot.venues.deribit.client import UnsafeUrl, venue_urls
 log = structlog.get_logger("hedgebot.venues.deribit.streams")
 
 PriceCallback = Callable[[str, float], object]
+OrderCallback = Callable[[object, object], object]  # (label, Deribit order_state)
 
 
 class StreamSilent(Exception):
@@ -42,12 +44,23 @@ class StreamSilent(Exception):
 class StreamingDeribit(ccxtpro.deribit):  # type: ignore[misc]
     """ccxt.pro's Deribit with two additions: :meth:`call` sends a JSON-RPC request on the
     session and awaits its reply by id (ccxt.pro resolves only subscriptions and auth), and
-    every ticker message reaches ``ticker_listeners`` (a ``watch_ticker`` future is resolved
-    only by a message that arrives while it waits, so a watcher alone can miss the last move)."""
+    every ticker and order message reaches ``ticker_listeners`` / ``order_listeners`` (a
+    ``watch_*`` future is resolved only by a message that arrives while it waits, so a watcher
+    alone can miss the last move)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         self.ticker_listeners: list[Callable[[Mapping[str, Any]], object]] = []
+        self.order_listeners: list[Callable[[Mapping[str, Any]], object]] = []
+
+    def handle_orders(self, client: Any, message: Any) -> None:
+        super().handle_orders(client, message)
+        params = message.get("params") if isinstance(message, Mapping) else None
+        data = params.get("data") if isinstance(params, Mapping) else None
+        for row in data if isinstance(data, list) else [data]:
+            if isinstance(row, Mapping):
+                for listener in self.order_listeners:
+                    listener(row)
 
     def handle_ticker(self, client: Any, message: Any) -> None:
         super().handle_ticker(client, message)
@@ -120,8 +133,10 @@ class DeribitStreams:
         client_factory: Callable[[], Any],
         clock: Clock,
         rng: np.random.Generator,
+        on_order: OrderCallback | None = None,
     ) -> None:
         self._plan = plan
+        self._on_order = on_order
         self._factory = client_factory
         self._clock = clock
         self._rng = rng
@@ -197,6 +212,11 @@ class DeribitStreams:
             on_price(currency, price)
 
         client.ticker_listeners.append(heard)
+        on_order = self._on_order
+        if on_order is not None:
+            client.order_listeners.append(
+                lambda row: on_order(row.get("label"), row.get("order_state"))
+            )
         watchers = [self._watch_ticker(client, name, private) for name in tickers]
         if private:
             watchers.append(self._watch_orders(client))
@@ -239,16 +259,10 @@ class DeribitStreams:
         return task.result()
 
     async def _watch_orders(self, client: Any) -> None:
+        """Keep ``user.orders.any.any.raw`` subscribed (pushes reach ``on_order`` through the
+        listener); a dropped connection fails this watch, which ends the session."""
         while True:
-            orders = await client.watch_orders(None, None, None, {"interval": "raw"})
-            latest = orders[-1] if orders else None
-            if isinstance(latest, Mapping):
-                log.debug(
-                    "stream_order",
-                    label=latest.get("clientOrderId"),
-                    status=latest.get("status"),
-                    filled=latest.get("filled"),
-                )
+            await client.watch_orders(None, None, None, {"interval": "raw"})
 
 
 def _number(value: Any) -> float | None:
