@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.app import build_events, cancel_on_disconnect
 from bot.clock import FakeClock
 from bot.config import ConfigError, EventSettings, load_settings
 from bot.domain import HedgeDecision, PortfolioGreeks
 from bot.events import Anchor, EventTrigger, Verdict, anchor_of
 from tests.support.books import NOW
+from tests.support.harness import stack
 
 # delta 0 in a band of +-0.1 coin, gamma -0.001 coin/USD: a 100 USD move spends the whole room
 ANCHOR = Anchor(price=90_000.0, gamma=-0.001, delta=0.0, low=-0.1, high=0.1)
@@ -201,3 +203,25 @@ def test_events_are_refused_on_lockstep_time_whose_replay_they_would_break() -> 
 
 def test_events_are_off_by_default() -> None:
     assert load_settings(None).daemon.events.enabled is False
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode", "expected"),
+    [
+        ("deribit", "auto", True),
+        ("sim", "auto", False),
+        ("sim", "on", True),
+        ("deribit", "off", False),
+    ],
+)
+def test_cancel_on_disconnect_is_on_for_a_real_deribit_unless_switched(
+    kind: str, mode: str, expected: bool
+) -> None:
+    settings = load_settings(None, venue={"kind": kind}, daemon={"cancel_on_disconnect": mode})
+    assert cancel_on_disconnect(settings) is expected
+
+
+def test_a_paper_daemon_holds_no_stream_session_even_with_events_on(tmp_path: Path) -> None:
+    app = stack(tmp_path, daemon={"events": {"enabled": True}})
+    assert build_events(app) is None
+    assert app.pushes is None
