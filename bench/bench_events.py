@@ -11,6 +11,12 @@ move. The band is narrow, so a move usually asks for a trade; a move that led to
 (judged quiet, or a cycle that did not trade) is left out and counted. The run stops after
 :data:`MOVES` measured moves or :data:`BUDGET_S` seconds.
 
+Where the time goes (the phases of an event cycle, timed around the venue calls): the trigger
+answers within a millisecond of the push, but the cycle then reads the venue afresh, as every
+cycle must, and the read is dominated by ``marks``: two book-summary reads of the currency's
+whole listing, parsed in full, whose CPU also delays the concurrent position, account and
+ticker reads. Reading only held instruments is the cycle work of issue 13, not this path's.
+
 Baseline: the schedule alone, which sees a move on average half a check interval later (the
 default ``policy.check_seconds``), before its cycle even starts.
 """
