@@ -43,6 +43,7 @@ from bot.domain import (
 )
 from bot.intake import FillIntake
 from bot.labels import Labels
+from bot.order_pushes import OrderPushes
 from bot.risk import FillBounds, FillExceedsOrder, check_order_state
 from bot.store.ledger import Ledger
 from bot.store.records import OrderRow
@@ -92,9 +93,12 @@ class Executor:
         *,
         instruments: Mapping[str, Instrument],
         fill_bounds: FillBounds | None = None,
+        pushes: OrderPushes | None = None,
     ) -> None:
         """``instruments``: what we trade, by name (the hedge perpetuals): an order's currency.
-        ``fill_bounds``: how far a fill may stray from its order before trading halts."""
+        ``fill_bounds``: how far a fill may stray from its order before trading halts.
+        ``pushes``: the venue's order stream, which may end a resting order's wait early."""
+        self._pushes = pushes
         self._on_send = on_send or (lambda: None)
         self._may_send = may_send or (lambda: True)
         self._venue = venue
@@ -368,8 +372,13 @@ class Executor:
         return state
 
     async def wait_and_cancel(self, currency: str, state: OrderState) -> OrderState:
-        """Let a resting order work for ``reprice_seconds``, then cancel what is left."""
-        await self._clock.sleep(self._settings.reprice_seconds)
+        """Let a resting order work for ``reprice_seconds`` (less when the venue pushes that it
+        ended), then read it over REST and cancel what is left."""
+        seconds = self._settings.reprice_seconds
+        if self._pushes is None:
+            await self._clock.sleep(seconds)
+        elif await self._pushes.rest(state.label, lambda: self._clock.sleep(seconds)):
+            log.info("order_end_pushed", label=state.label)
         fresh = await self._find(currency, state.label, state.venue_order_id) or state
         if fresh.status.terminal:
             return fresh

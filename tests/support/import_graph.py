@@ -65,6 +65,8 @@ ROOM_OF_PREFIX: dict[str, str] = {
             "lock",
             "audit",
             "sentry",
+            "events",
+            "order_pushes",
         )
     },
 }
