@@ -148,16 +148,15 @@ def black76(
     call = _as_bool("is_call", is_call)
     shape = np.broadcast_shapes(F.shape, K.shape, s.shape, t.shape, call.shape)
     n = math.prod(shape)
-    out = tuple(np.empty(shape) for _ in _FIELDS)
+    out = np.empty((black76_kernel.FIELDS, n))  # one block; each field is a row of it
     flat_in = tuple(_flat(a, shape, n) for a in (F, K, t, s, call))
-    flat_out = tuple(a.reshape(-1) for a in out)
-    if black76_kernel.run(flat_in, rate, flat_out):
+    if black76_kernel.run(flat_in, rate, out):
         # Name the first bad entry exactly as the field validators say it.
         _positive("forward", F)
         _positive("strike", K)
         _positive("sigma", s)
         _finite("tau", t)
-    return OptionGreeks(*out)
+    return OptionGreeks(*(row.reshape(shape) for row in out))
 
 
 def _flat(a: npt.NDArray[np.generic], shape: tuple[int, ...], n: int) -> npt.NDArray[np.generic]:
