@@ -78,7 +78,7 @@ def _erfc_scaled(y: float) -> float:
         den = den * y + 4.36261909014324716e3
         den = den * y + 3.43936767414372164e3
         den = den * y + 1.23033935480374942e3
-        return num / den  # type: ignore[no-any-return]
+        return num / den
     z = 1.0 / (y * y)
     num = 1.63153871373020978e-2 * z + 3.05326634961232344e-1
     num = num * z + 3.60344899949804439e-1
@@ -90,7 +90,7 @@ def _erfc_scaled(y: float) -> float:
     den = den * z + 5.27905102951428412e-1
     den = den * z + 6.05183413124413191e-2
     den = den * z + 2.33520497626869185e-3
-    return (_INV_SQRT_PI - z * num / den) / y  # type: ignore[no-any-return]
+    return (_INV_SQRT_PI - z * num / den) / y
 
 
 @numba.njit(inline="always")
@@ -121,7 +121,7 @@ def _ncdf(d: float, e: float) -> float:
         tail = e * a / b
     else:
         tail = 0.5 * e * _erfc_scaled(y * _INV_SQRT_2)
-    return 1.0 - tail if d > 0.0 else tail  # type: ignore[no-any-return]
+    return 1.0 - tail if d > 0.0 else tail
 
 
 @numba.njit(inline="always")
