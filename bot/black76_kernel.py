@@ -46,14 +46,50 @@ _FAST: Any = {"contract"}
 def run(inputs: Sequence[npt.NDArray[Any]], rate: float, out: FloatArray) -> int:
     """Fill ``out`` (shape (FIELDS, n): the :class:`~bot.greeks.OptionGreeks` fields) from the
     flat ``inputs`` forward, strike, tau, sigma, is_call (each of length n or of length one);
-    returns how many options had a bad input (0 when all are valid; their columns are unset)."""
+    returns how many options had a bad input (0 when all are valid; else ``out`` is unset).
+
+    The logs and exps run as numpy's SIMD loops over the whole input (several options per
+    instruction; numba calls libm once per option), staged in the last two rows of ``out``,
+    which the per-option pass reads before it writes them.
+    """
+    F, K, T, S, C = inputs
     n = out.shape[1]
+    stage: Any = _stage
+    x, q = out[FIELDS - 2], out[FIELDS - 1]
+    bad = int(stage(F, K, T, S, x))  # x = F/K
+    if bad:
+        return bad
+    np.log(x, out=x)
+    exponent: Any = _exponent
+    exponent(T, S, x, q)  # x = d1, q = -d1²/2
+    np.exp(q, out=q)
     if n < PARALLEL_MIN or os.getpid() != _PARENT_PID:
         serial: Any = _fill
-        return int(serial(*inputs, rate, out, 0, n))
+        serial(F, K, T, S, C, rate, out, 0, n)
+        return 0
     parallel: Any = _parallel
     with _LOCK:
-        return int(parallel(*inputs, rate, out))
+        parallel(F, K, T, S, C, rate, out)
+    return 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _stage(F: FloatArray, K: FloatArray, T: FloatArray, S: FloatArray, x: FloatArray) -> int:
+    """``x = F/K``; returns how many options have a forward, strike or sigma that is not a
+    positive finite number, or a tau that is not finite."""
+    bad = 0
+    nf, nk, nt, ns = F.shape[0], K.shape[0], T.shape[0], S.shape[0]
+    for i in range(x.shape[0]):
+        f = F[i] if nf > 1 else F[0]
+        k = K[i] if nk > 1 else K[0]
+        t = T[i] if nt > 1 else T[0]
+        s = S[i] if ns > 1 else S[0]
+        if 0.0 < f < _INF and 0.0 < k < _INF and 0.0 < s < _INF and -_INF < t < _INF:
+            x[i] = f / k
+        else:
+            x[i] = 1.0
+            bad += 1
+    return bad
 
 
 @numba.njit(inline="always")
@@ -124,9 +160,25 @@ def _ncdf(d: float, e: float) -> float:
     return 1.0 - tail if d > 0.0 else tail
 
 
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def _exponent(T: FloatArray, S: FloatArray, x: FloatArray, q: FloatArray) -> None:
+    """``x``: ln(F/K) in, d1 out; ``q = -d1²/2`` (0 for an expired option, which has no d1)."""
+    nt, ns = T.shape[0], S.shape[0]
+    for i in range(x.shape[0]):
+        t = T[i] if nt > 1 else T[0]
+        s = S[i] if ns > 1 else S[0]
+        sst = s * math.sqrt(max(t, 0.0))
+        d1 = x[i] / sst + 0.5 * sst if t > 0.0 else 0.0
+        x[i] = d1
+        q[i] = -0.5 * d1 * d1
+
+
 @numba.njit(inline="always")
-def _option(f: float, k: float, t: float, s: float, w: float, rate: float) -> tuple[float, ...]:
-    """The nine fields of one option with valid inputs; ``w`` is 1 for a call, -1 for a put.
+def _option(
+    f: float, k: float, t: float, s: float, w: float, rate: float, d1: float, e1: float
+) -> tuple[float, ...]:
+    """The nine fields of one option with valid inputs; ``w`` is 1 for a call, -1 for a put;
+    ``d1`` and ``e1 = exp(-d1²/2)`` come from the staged rows.
 
     Puts use ``w = -1`` in ``w·(F·N(w·d1) - K·N(w·d2))`` rather than put-call parity, so deep
     out-of-the-money puts keep full relative precision.
@@ -136,14 +188,12 @@ def _option(f: float, k: float, t: float, s: float, w: float, rate: float) -> tu
         return p, p / f, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     sqt = math.sqrt(t)
     sst = s * sqt
-    inv_sst = 1.0 / sst  # three reciprocals serve every division
+    inv_sst = 1.0 / sst  # two reciprocals serve every division
     inv_f = 1.0 / f
     moneyness = f / k
-    d1 = math.log(moneyness) * inv_sst + 0.5 * sst
     d2 = d1 - sst
     # One exp serves both normals and the pdf: exp(-d2²/2) = exp(-d1²/2)·F/K, since
     # d1² - d2² = 2·ln(F/K). Far in the tail (exp(-d1²/2) below the normal range) d2 gets its own.
-    e1 = math.exp(-0.5 * d1 * d1)
     e2 = e1 * moneyness if d1 * d1 < _SHARED_EXP_MAX else math.exp(-0.5 * d2 * d2)
     n1 = _ncdf(w * d1, e1)
     n2 = _ncdf(w * d2, e2)
@@ -181,9 +231,8 @@ def _fill(
     out: FloatArray,
     start: int,
     stop: int,
-) -> int:
-    """Options ``start`` to ``stop``; returns how many had a bad input (left unset)."""
-    bad = 0
+) -> None:
+    """Options ``start`` to ``stop``, their inputs checked and staged by :func:`run`."""
     nf, nk, nt, ns, nc = F.shape[0], K.shape[0], T.shape[0], S.shape[0], C.shape[0]
     for i in range(start, stop):
         f = F[i] if nf > 1 else F[0]
@@ -191,10 +240,7 @@ def _fill(
         t = T[i] if nt > 1 else T[0]
         s = S[i] if ns > 1 else S[0]
         call = C[i] if nc > 1 else C[0]
-        if not (0.0 < f < _INF and 0.0 < k < _INF and 0.0 < s < _INF and -_INF < t < _INF):
-            bad += 1
-            continue
-        x = _option(f, k, t, s, 1.0 if call else -1.0, rate)
+        x = _option(f, k, t, s, 1.0 if call else -1.0, rate, out[FIELDS - 2, i], out[FIELDS - 1, i])
         out[0, i] = x[0]
         out[1, i] = x[1]
         out[2, i] = x[2]
@@ -204,7 +250,6 @@ def _fill(
         out[6, i] = x[6]
         out[7, i] = x[7]
         out[8, i] = x[8]
-    return bad
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -216,10 +261,8 @@ def _parallel(
     C: BoolArray,
     rate: float,
     out: FloatArray,
-) -> int:
+) -> None:
     """All options in chunks of CHUNK on numba's threads."""
     n = out.shape[1]
-    bad = 0
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        bad += _fill(F, K, T, S, C, rate, out, c * CHUNK, min(n, (c + 1) * CHUNK))
-    return bad
+        _fill(F, K, T, S, C, rate, out, c * CHUNK, min(n, (c + 1) * CHUNK))
