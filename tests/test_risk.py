@@ -4,7 +4,7 @@ caps are counted from the ledger, so a restart does not reset them."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from bot.domain import (
 from bot.risk import FillExceedsOrder, RiskGate, check_fill
 from bot.store.db import open_ledger
 from bot.store.ledger import Ledger
-from bot.store.records import TradingStateRow
+from bot.store.risk_reads import RiskReads
 from tests.support.books import NOW, book
 
 
@@ -198,7 +198,9 @@ def test_the_daily_notional_cap_counts_the_ledgers_orders_of_the_last_24_hours(
 
 def test_a_guard_that_raises_denies_the_order(tmp_path: Path) -> None:
     class Unreadable(Ledger):
-        def get_trading_state(self, scope: str = "global") -> TradingStateRow:
+        def risk_reads(
+            self, currency: str, instrument: str, rate_since: datetime, notional_since: datetime
+        ) -> RiskReads:
             raise RuntimeError("state table unreadable")
 
     ledger = open_ledger(f"sqlite:///{tmp_path}/x.db", create=True)
