@@ -269,3 +269,19 @@ def test_a_fill_larger_than_its_order_or_not_a_positive_number_is_refused(
 
 def test_a_fill_of_its_whole_order_passes() -> None:
     check_fill(FILL, order_amount=5_340.0)
+
+
+def test_risk_reads_in_one_statement_agree_with_the_separate_queries(ledger: Ledger) -> None:
+    g, clock = gate(ledger)
+    record_order(ledger, clock, 1, amount=60_000)
+    clock.advance(120)
+    record_order(ledger, clock, 2, amount=50_000)
+    ledger.set_trading_state(TradingState.REDUCING, "test", clock.now(), scope="BTC")
+    minute_ago, day_ago = clock.now() - timedelta(minutes=1), clock.now() - timedelta(days=1)
+    reads = ledger.risk_reads("BTC", "BTC-PERPETUAL", minute_ago, day_ago)
+    assert reads.orders_since == ledger.orders_created_since(minute_ago) == 1
+    assert reads.ordered_amount == ledger.ordered_amount_since(day_ago, "BTC-PERPETUAL") == 110_000
+    assert reads.state is ledger.get_trading_state().state is TradingState.ACTIVE
+    assert reads.currency_state is TradingState.REDUCING
+    assert ledger.risk_reads("ETH", "ETH-PERPETUAL", minute_ago, day_ago).ordered_amount == 0.0
+    assert g.state("BTC") is TradingState.REDUCING
