@@ -11,6 +11,7 @@ far enough off its band that the policy trades, so the gate runs every check. Ta
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -39,7 +40,9 @@ PERP = Instrument("BTC-PERPETUAL", "BTC", InstrumentKind.PERPETUAL, 10, 10, 10, 
 
 
 def book(n: int, seed: int = 11) -> Book:
-    """``n`` option positions on 12 weekly expiries around 90k, plus a perpetual hedge."""
+    """``n`` option positions on 12 weekly expiries around 90k, plus a perpetual hedge that
+    leaves 0.6 coin of delta: outside the band, so the policy trades, and the trade reduces the
+    hedge position, so the risk gate allows it whatever the size of the book."""
     rng = np.random.default_rng(seed)
     expiries = [deribit_expiry((NOW + timedelta(days=7 * (i + 1))).date()) for i in range(12)]
     positions = []
@@ -63,9 +66,8 @@ def book(n: int, seed: int = 11) -> Book:
         )
         positions.append(Position(inst, float(rng.choice([-1, 1]) * rng.integers(1, 20) / 10)))
         marks[name] = Mark(name, 0.02, 90_000, 90_500, NOW, mark_iv=float(rng.uniform(0.4, 0.9)))
-    positions.append(Position(PERP, 50_000.0, 90_000.0))
     marks[PERP.name] = Mark(PERP.name, 90_000, 90_000, 90_000, NOW)
-    return Book(
+    options = Book(
         currency="BTC",
         as_of=NOW,
         positions=tuple(positions),
@@ -74,6 +76,10 @@ def book(n: int, seed: int = 11) -> Book:
         hedge_instrument=PERP,
         hedge_quote=Quote(PERP.name, 89_999.5, 90_000.5, 90_000, 90_000, NOW, 1e6, 1e6),
     )
+    delta = portfolio_greeks(options, NOW).delta_coin
+    side = -1.0 if delta > 0 else 1.0  # the hedge's sign; the 0.6 left over is on its side
+    hedge_usd = round((-delta + 0.6 * side) * 90_000, -1)
+    return replace(options, positions=(*positions, Position(PERP, hedge_usd, 90_000.0)))
 
 
 def run() -> list[Row]:
