@@ -5,12 +5,13 @@ One cycle's arithmetic as the daemon runs it: :func:`bot.greeks.portfolio_greeks
 risk gate against an in-memory SQLite ledger (its trading state, order rate and notional
 queries), on BTC books of 10, 1,000 and 10,000 options spread over 12 expiries; the book is
 far enough off its band that the policy trades, so the gate runs every check. Targets
-(issue 13): ≤ 1 ms, ≤ 3 ms and ≤ 20 ms; the target itself is the row's baseline, so a ratio of
-1.0x or more meets it.
+(issue 13): ≤ 1 ms, ≤ 3 ms and ≤ 20 ms of CPU time; the target itself is the row's baseline,
+so a ratio of 1.0x or more meets it. A wall-time row follows each, without a target.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -36,6 +37,9 @@ from bot.store.db import open_ledger
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 TARGET_MS = {10: 1.0, 1_000: 3.0, 10_000: 20.0}
+# CPU time carries the target: the cycle runs on one thread, and on a shared machine its wall
+# time is the CPU time stretched by everyone else's load (the wall row shows by how much).
+CLOCKS = (time.process_time, time.perf_counter)
 PERP = Instrument("BTC-PERPETUAL", "BTC", InstrumentKind.PERPETUAL, 10, 10, 10, 0.5)
 
 
@@ -99,16 +103,17 @@ def run() -> list[Row]:
         verdict = cycle()
         if not getattr(verdict, "allowed", False):  # a gate that fails closed measures nothing
             raise AssertionError(f"the benchmark's cycle does not trade: {verdict}")
-        ms = seconds_per_call(cycle) * 1e3
-        rows.append(
-            Row(
-                f"cycle compute, {n:,} options",
-                ms,
-                " ms",
-                f"target {target:g} ms",
-                target,
-                higher_is_better=False,
-                target=1.0,
+        cpu, wall = (seconds_per_call(cycle, clock=c) * 1e3 for c in CLOCKS)
+        for what, ms, goal in (("CPU", cpu, 1.0), ("wall", wall, None)):
+            rows.append(
+                Row(
+                    f"cycle compute ({what}), {n:,} options",
+                    ms,
+                    " ms",
+                    f"target {target:g} ms",
+                    target,
+                    higher_is_better=False,
+                    target=goal,
+                )
             )
-        )
     return rows
