@@ -18,12 +18,9 @@ P&L attribution.
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import partial
-from operator import attrgetter
-from typing import NamedTuple, NoReturn
+from typing import NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -265,15 +262,75 @@ def portfolio_greeks(book: Book, now: datetime) -> PortfolioGreeks:
         raise DataError(f"account equity must be a finite number, got {equity!r}")
     now = utc(now)
 
-    c = _columns(book, now) or _columns_checked(book, now)
-    futures_delta = c.futures_delta
+    skipped: list[str] = []
+    options: list[Position] = []
+    # The live options' inputs, eight a row, in one flat list (a tuple per row would cost the
+    # garbage collector's attention and numpy a slower conversion): forward, strike, IV, call,
+    # tau, size, settlement factor, inverse.
+    flat: list[float | None] = []
+    add = flat.extend
+    futures_delta = 0.0
+    # Time to expiry and the settlement factor depend on the expiry only: once per expiry.
+    per_expiry: dict[datetime, tuple[float, float]] = {}
+    marks = book.marks
+    call, option, currency, isfinite = (
+        OptionType.CALL,
+        InstrumentKind.OPTION,
+        book.currency,
+        math.isfinite,
+    )
+
+    for pos in book.positions:
+        inst = pos.instrument
+        size = pos.size
+        if inst.currency != currency:
+            raise DataError(f"{inst.name}: currency {inst.currency} in a {book.currency} book")
+        if not isfinite(size):
+            raise DataError(f"{inst.name}: position size must be finite, got {size!r}")
+        if size == 0.0:
+            continue
+        expiry = inst.expiry
+        timing: tuple[float, float] | None = None
+        if expiry is not None:
+            timing = per_expiry.get(expiry)
+            if timing is None:
+                timing = (year_fraction(now, expiry), settlement_factor(now, expiry))
+                per_expiry[expiry] = timing
+            if timing[0] <= 0.0:
+                skipped.append(inst.name)
+                continue
+        if inst.kind is option:
+            mark = marks.get(inst.name)
+            if timing is None or mark is None or mark.mark_iv is None or inst.option_type is None:
+                _reject_option(pos, mark)
+            options.append(pos)
+            add(
+                (
+                    mark.underlying_price,
+                    inst.strike,
+                    mark.mark_iv,
+                    inst.option_type is call,
+                    timing[0],
+                    size,
+                    timing[1],
+                    inst.inverse,
+                )
+            )
+        else:
+            futures_delta += inst.coin_delta_of_amount(size, _future_mark(book, pos))
+
     delta_net = delta_bs = delta_gross = gamma = vega = theta = 0.0
     iv = mean_iv = nearest_tau = None
-    if c.size.size:
-        fwd, strike, sigma, tau, n, live = c.fwd, c.strike, c.sigma, c.tau, c.size, c.live
-        g = black76(fwd, strike, tau, sigma, c.is_call)
+    if flat:
+        cols = np.array(flat, dtype=np.float64).reshape(-1, 8).T  # None becomes NaN
+        fwd, strike, sigma, is_call, tau, n, live, inverse = cols
+        good = (cols[:3] > 0.0) & (cols[:3] < np.inf)
+        if not good.all():
+            first = int(np.argmax(~good.all(axis=0)))
+            _option_inputs(options[first], marks.get(options[first].instrument.name))
+        g = black76(fwd, strike, tau, sigma, is_call.astype(np.bool_))
         bs = g.delta * live
-        net = np.where(c.inverse, g.net_delta * live, bs)
+        net = np.where(inverse.astype(np.bool_), g.net_delta * live, bs)
         delta_bs = float(n @ bs)
         delta_net = float(n @ net)
         delta_gross = float(np.abs(n * net).sum())
@@ -300,190 +357,9 @@ def portfolio_greeks(book: Book, now: datetime) -> PortfolioGreeks:
         vega=vega,
         theta=theta,
         equity=equity,
-        expired_skipped=c.skipped,
+        expired_skipped=tuple(skipped),
         iv=iv,
         mean_iv=mean_iv,
         nearest_tau=nearest_tau,
         options_delta_gross=delta_gross,
-    )
-
-
-class _Columns(NamedTuple):
-    """A book's live options as arrays (one entry each), and what else the greeks need."""
-
-    fwd: FloatArray
-    strike: FloatArray
-    sigma: FloatArray
-    is_call: BoolArray
-    tau: FloatArray
-    size: FloatArray
-    live: FloatArray  # settlement factor
-    inverse: BoolArray
-    futures_delta: float
-    skipped: tuple[str, ...]
-
-
-_INSTRUMENT = attrgetter("instrument")
-_SIZE = attrgetter("size")
-_NAME = attrgetter("name")
-_CURRENCY = attrgetter("currency")
-_KIND = attrgetter("kind")
-_EXPIRY = attrgetter("expiry")
-_STRIKE = attrgetter("strike")
-_OPTION_TYPE = attrgetter("option_type")
-_INVERSE = attrgetter("inverse")
-_FORWARD = attrgetter("underlying_price")
-_IV = attrgetter("mark_iv")
-_IS_OPTION = partial(operator.is_, InstrumentKind.OPTION)
-_IS_CALL = partial(operator.is_, OptionType.CALL)
-_IS_PUT = partial(operator.is_, OptionType.PUT)
-
-
-def _columns(book: Book, now: datetime) -> _Columns | None:
-    """The book as columns, read with C-level ``map`` calls and checked on the arrays; None
-    at the first thing out of the ordinary, for :func:`_columns_checked` to name it.
-
-    10,000 positions cost a few milliseconds here against ten in a Python loop per position;
-    the time and settlement factors are computed once per expiry, not per position.
-    """
-    positions = book.positions
-    n = len(positions)
-    if n == 0:
-        return None
-    # One list per attribute: a tuple per position would wake the garbage collector.
-    instruments = list(map(_INSTRUMENT, positions))
-    if list(map(_CURRENCY, instruments)).count(book.currency) != n:
-        return None
-    try:
-        sizes = np.fromiter(map(_SIZE, positions), np.float64, n)
-    except (TypeError, ValueError):
-        return None
-    if not np.isfinite(sizes).all():
-        return None
-    expiries = list(map(_EXPIRY, instruments))
-    timing = {e: _expiry_timing(now, e) for e in dict.fromkeys(expiries)}
-    code = {e: i for i, e in enumerate(timing)}
-    per_expiry = np.array(list(timing.values()), dtype=np.float64).reshape(-1, 2)
-    codes = np.fromiter(map(code.__getitem__, expiries), np.intp, n)
-    tau_all = per_expiry[codes, 0]
-    held = sizes != 0.0
-    expired = held & (tau_all <= 0.0)
-    active = held & ~expired
-    is_option = np.fromiter(map(_IS_OPTION, map(_KIND, instruments)), np.bool_, n)
-    chosen = np.flatnonzero(active & is_option).tolist()
-    m = len(chosen)
-    options = list(map(instruments.__getitem__, chosen))
-    marks = list(map(book.marks.get, map(_NAME, options)))
-    try:
-        fwd = np.fromiter(map(_FORWARD, marks), np.float64, m)
-        sigma = np.fromiter(map(_IV, marks), np.float64, m)
-        strike = np.fromiter(map(_STRIKE, options), np.float64, m)
-    except (AttributeError, TypeError, ValueError):  # no mark, no IV, no strike
-        return None
-    option_types = list(map(_OPTION_TYPE, options))
-    is_call = np.fromiter(map(_IS_CALL, option_types), np.bool_, m)
-    is_put = np.fromiter(map(_IS_PUT, option_types), np.bool_, m)
-    values = np.stack((fwd, strike, sigma))
-    tau = tau_all[chosen]
-    if not ((is_call | is_put).all() and np.isfinite(tau).all()):
-        return None  # an option without a type or an expiry
-    if not ((values > 0.0) & (values < np.inf)).all():
-        return None
-    futures_delta = 0.0
-    for i in np.flatnonzero(active & ~is_option).tolist():
-        pos = positions[i]
-        try:
-            futures_delta += pos.instrument.coin_delta_of_amount(pos.size, _future_mark(book, pos))
-        except DataError:
-            return None
-    return _Columns(
-        fwd=fwd,
-        strike=strike,
-        sigma=sigma,
-        is_call=is_call,
-        tau=tau,
-        size=sizes[chosen],
-        live=per_expiry[codes[chosen], 1],
-        inverse=np.fromiter(map(_INVERSE, options), np.bool_, m),
-        futures_delta=futures_delta,
-        skipped=tuple(instruments[i].name for i in np.flatnonzero(expired).tolist()),
-    )
-
-
-def _expiry_timing(now: datetime, expiry: datetime | None) -> tuple[float, float]:
-    """(years to expiry, settlement factor); an instrument without expiry never expires."""
-    if expiry is None:
-        return math.inf, 1.0
-    return year_fraction(now, expiry), settlement_factor(now, expiry)
-
-
-def _columns_checked(book: Book, now: datetime) -> _Columns:
-    """The book as columns, one position at a time, raising DataError at the first position
-    that cannot be valued (in book order, naming it); the path :func:`_columns` hands over to.
-    """
-    skipped: list[str] = []
-    options: list[Position] = []
-    # One row per live option: forward, strike, IV, call, tau, size, settlement factor, inverse.
-    rows: list[tuple[float | None, float | None, float | None, bool, float, float, float, bool]]
-    rows = []
-    futures_delta = 0.0
-    per_expiry: dict[datetime, tuple[float, float]] = {}
-    marks = book.marks
-    call = OptionType.CALL
-
-    for pos in book.positions:
-        inst = pos.instrument
-        size = pos.size
-        if inst.currency != book.currency:
-            raise DataError(f"{inst.name}: currency {inst.currency} in a {book.currency} book")
-        if not math.isfinite(size):
-            raise DataError(f"{inst.name}: position size must be finite, got {size!r}")
-        if size == 0.0:
-            continue
-        expiry = inst.expiry
-        timing: tuple[float, float] | None = None
-        if expiry is not None:
-            timing = per_expiry.get(expiry)
-            if timing is None:
-                timing = _expiry_timing(now, expiry)
-                per_expiry[expiry] = timing
-            if timing[0] <= 0.0:
-                skipped.append(inst.name)
-                continue
-        if inst.kind is InstrumentKind.OPTION:
-            mark = marks.get(inst.name)
-            if timing is None or mark is None or mark.mark_iv is None or inst.option_type is None:
-                _reject_option(pos, mark)
-            options.append(pos)
-            rows.append(
-                (
-                    mark.underlying_price,
-                    inst.strike,
-                    mark.mark_iv,
-                    inst.option_type is call,
-                    timing[0],
-                    size,
-                    timing[1],
-                    inst.inverse,
-                )
-            )
-        else:
-            futures_delta += inst.coin_delta_of_amount(size, _future_mark(book, pos))
-
-    cols = np.array(rows, dtype=np.float64).reshape(-1, 8).T  # None becomes NaN
-    good = (cols[:3] > 0.0) & (cols[:3] < np.inf)
-    if not good.all():
-        first = int(np.argmax(~good.all(axis=0)))
-        _option_inputs(options[first], marks.get(options[first].instrument.name))
-    return _Columns(
-        fwd=cols[0],
-        strike=cols[1],
-        sigma=cols[2],
-        is_call=cols[3].astype(np.bool_),
-        tau=cols[4],
-        size=cols[5],
-        live=cols[6],
-        inverse=cols[7].astype(np.bool_),
-        futures_delta=futures_delta,
-        skipped=tuple(skipped),
     )
