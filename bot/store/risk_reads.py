@@ -76,16 +76,20 @@ def read_risk(
 ) -> RiskReads:
     """The four figures, read in one round trip on ``session``'s connection (a Core
     statement needs none of the ORM's execution steps: a third of the cost)."""
-    row = session.connection().execute(
-        _STATEMENT,
-        {
-            "global_scope": global_scope,
-            "currency_scope": currency_scope,
-            "instrument": instrument,
-            "rate_since": rate_since,
-            "notional_since": notional_since,
-        },
-    ).one()
+    row = (
+        session.connection()
+        .execute(
+            _STATEMENT,
+            {
+                "global_scope": global_scope,
+                "currency_scope": currency_scope,
+                "instrument": instrument,
+                "rate_since": rate_since,
+                "notional_since": notional_since,
+            },
+        )
+        .one()
+    )
     overall, own, orders, amount = row
     return RiskReads(
         state=TradingState(overall) if overall is not None else TradingState.ACTIVE,
