@@ -93,7 +93,8 @@ def run() -> list[Row]:
     for n, target in TARGET_MS.items():
         b = book(n)
 
-        def cycle(b: Book = b) -> object:
+        def cycle(base: Book = b) -> object:
+            b = replace(base)  # the tracker's output is a new Book every cycle: nothing cached
             greeks = portfolio_greeks(b, NOW)
             decision = decide(
                 b, greeks, settings.policy, settings.hedge.target_mode, 0.0, NOW, None
