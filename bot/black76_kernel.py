@@ -1,9 +1,11 @@
-"""The compiled Black-76 kernel behind :func:`bot.greeks.black76`: one pass per option.
+"""The compiled Black-76 kernel behind :func:`bot.greeks.black76`.
 
-numba compiles it once (cached beside the module). Per option: one log, one sqrt and one exp;
-N(d1), N(d2) and the pdf share that exp (Cody's rational approximations do the rest), where
-``math.erfc`` would cost two more exps and a series. The per-option arithmetic works on scalars
-only: numba would count references to every array handed to an inlined helper on every option.
+A check of the inputs, numpy's SIMD log of F/K and exp of -d1²/2 (a few options per
+instruction, where numba would call libm once per option), then one compiled pass per option
+for every field. N(d1), N(d2) and the pdf share that one exp (rational approximations do the
+rest), where ``math.erfc`` would cost two more exps and a series each. The per-option
+arithmetic works on scalars only: numba would count references to every array handed to an
+inlined helper, on every option (that alone tripled the cost).
 
 Inputs up to PARALLEL_MIN run on the calling thread: on a busy two-core machine waking a
 thread pool costs more than the work. Larger inputs run in chunks on numba's threads; its
