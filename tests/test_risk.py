@@ -285,3 +285,11 @@ def test_risk_reads_in_one_statement_agree_with_the_separate_queries(ledger: Led
     assert reads.currency_state is TradingState.REDUCING
     assert ledger.risk_reads("ETH", "ETH-PERPETUAL", minute_ago, day_ago).ordered_amount == 0.0
     assert g.state("BTC") is TradingState.REDUCING
+
+
+def test_a_book_replaced_with_other_positions_sums_its_own_hedge_position() -> None:
+    held = book(hedge=30_000.0)
+    assert held.hedge_position() == held.hedge_position() == 30_000.0  # summed once, kept
+    more = replace(held, positions=(*held.positions, *book(hedge=20_000.0).positions))
+    assert more.hedge_position() == 50_000.0
+    assert replace(held, positions=()).hedge_position() == 0.0
