@@ -25,7 +25,6 @@ import numpy as np
 
 from bench.common import Row
 from bot.app import build_app
-from bot.clock import FakeClock
 from bot.config import load_settings
 from bot.daemon import Daemon
 from bot.logs import configure_logging
@@ -59,10 +58,10 @@ async def simulate(directory: Path) -> tuple[list[tuple[int, float]], float]:
     settings = load_settings(
         None,
         database={"url": f"sqlite:///{directory}/live.db", "paper_url": url},
-        daemon={"lock_dir": str(directory)},
+        market={"clock": "lockstep", "start": START},
     )
     upgrade(url)
-    app = build_app(settings, paper=True, clock=FakeClock(START))
+    app = build_app(settings, paper=True)
     currencies = settings.venue.currencies
     daemon = Daemon(
         app.ctx,
