@@ -134,10 +134,13 @@ def hedge_outcomes(
 
     gamma = reads_gamma(policies)
     first = book = book_at(0)
-    next_price = discount[0] * prices[0]
+    # Without a rate every discount is 1: the rows themselves, not a product per step.
+    discounted = rate != 0.0
+    next_price = discount[0] * prices[0] if discounted else prices[0]
     for k in range(n_steps):
         price = prices[k]
-        price_now, next_price = next_price, discount[k + 1] * prices[k + 1]
+        price_now = next_price
+        next_price = discount[k + 1] * prices[k + 1] if discounted else prices[k + 1]
         move = next_price - price_now  # discounted: the hedge account is financed at `rate`
         now = _scalar(times[k])
         funding_share = rates[k] * (times[k + 1] - times[k]) / FUNDING_PERIOD_SECONDS
