@@ -163,7 +163,7 @@ def _stamp_column(dialect: str) -> ColumnElement[Any]:
 def _micros(values: Sequence[Any]) -> npt.NDArray[np.int64]:
     """Microseconds since the epoch of SQLite's UTC text (``YYYY-MM-DD HH:MM:SS.ffffff``,
     parsed by numpy) or of the driver's datetimes (naive ones are UTC)."""
-    if all(isinstance(v, str) for v in values):
+    if values and isinstance(values[0], str):  # one driver, one type for the whole column
         return np.asarray(values, dtype="datetime64[us]").astype(np.int64)
     aware = (v if v.tzinfo else v.replace(tzinfo=UTC) for v in values)
     return np.asarray([(v - EPOCH) // MICROSECOND for v in aware], dtype=np.int64)
