@@ -41,6 +41,7 @@ from bot.domain import (
     Side,
     TimeInForce,
 )
+from bot.order_pushes import OrderPushes
 from bot.risk import FillExceedsOrder, check_fill, check_order_state
 from bot.store.ledger import Ledger
 from bot.store.records import OrderRow
@@ -97,8 +98,11 @@ class Executor:
         may_send: Callable[[], bool] | None = None,
         *,
         instruments: Mapping[str, Instrument],
+        pushes: OrderPushes | None = None,
     ) -> None:
-        """``instruments``: what we trade, by name (the hedge perpetuals): an order's currency."""
+        """``instruments``: what we trade, by name (the hedge perpetuals): an order's currency.
+        ``pushes``: the venue's order stream, which may end a resting order's wait early."""
+        self._pushes = pushes
         self._on_send = on_send or (lambda: None)
         self._may_send = may_send or (lambda: True)
         self._venue = venue
@@ -365,8 +369,13 @@ class Executor:
         return state
 
     async def wait_and_cancel(self, currency: str, state: OrderState) -> OrderState:
-        """Let a resting order work for ``reprice_seconds``, then cancel what is left."""
-        await self._clock.sleep(self._settings.reprice_seconds)
+        """Let a resting order work for ``reprice_seconds`` (less when the venue pushes that it
+        ended), then read it over REST and cancel what is left."""
+        seconds = self._settings.reprice_seconds
+        if self._pushes is None:
+            await self._clock.sleep(seconds)
+        elif await self._pushes.rest(state.label, lambda: self._clock.sleep(seconds)):
+            log.info("order_end_pushed", label=state.label)
         fresh = await self._find(currency, state.label, state.venue_order_id) or state
         if fresh.status.terminal:
             return fresh

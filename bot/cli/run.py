@@ -67,7 +67,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import build_app
+    from bot.app import build_app, build_events
     from bot.daemon import Daemon, install_signal_handlers
     from bot.policy import schedule_seconds
     from bot.sentry import Sentry
@@ -95,6 +95,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 settings.daemon.stop_grace_seconds,
                 sentry=sentry,
                 monitor=app.monitor,
+                events=build_events(app),
             )
             until = None
             if args.duration is not None:

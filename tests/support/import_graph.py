@@ -62,6 +62,8 @@ ROOM_OF_PREFIX: dict[str, str] = {
             "lock",
             "audit",
             "sentry",
+            "events",
+            "order_pushes",
         )
     },
 }
