@@ -65,9 +65,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio  # not at module top: `hedgebot --help` stays quick
 
     return asyncio.run(
-        run_daemon(
-            settings, paper=args.paper, duration=args.duration, max_cycles=args.max_cycles
-        )
+        run_daemon(settings, paper=args.paper, duration=args.duration, max_cycles=args.max_cycles)
     )
 
 

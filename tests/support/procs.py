@@ -130,7 +130,8 @@ class ForkServer:
             "code": str(code),
             "lease_offset_s": lease_offset_s,
         }
-        assert self._proc.stdin is not None and self._proc.stdout is not None
+        assert self._proc.stdin is not None
+        assert self._proc.stdout is not None
         self._proc.stdin.write(json.dumps(request) + "\n")
         self._proc.stdin.flush()
         answer = self._proc.stdout.readline()

@@ -38,13 +38,13 @@ GUARD_S = 120.0  # hang guard per process step, wall seconds; never reached by a
 # book reconciled), around an order (just before the request, after the answer, after the fill
 # is recorded), and at the end of a cycle ("cycle_end": a cycle_done or rebalanced event).
 KILL_EVENTS = {
-    "lease_acquired": 0.1,
-    "venue_facts": 0.05,
-    "reconciled": 0.1,
-    "order_sending": 0.25,
-    "order_placed": 0.15,
-    "fill_recorded": 0.15,
-    "cycle_end": 0.2,
+    "lease_acquired": 0.08,
+    "venue_facts": 0.04,
+    "reconciled": 0.08,
+    "order_sending": 0.3,
+    "order_placed": 0.2,
+    "fill_recorded": 0.2,
+    "cycle_end": 0.1,
 }
 STARTUP = ("lease_acquired", "venue_facts", "reconciled")
 CYCLE_ENDS = ("cycle_done", "rebalanced")
@@ -232,8 +232,8 @@ class Storm:
             if not daemon.alive():
                 daemon = self.start_daemon()
         daemon.wait_gone(GUARD_S * 5)
-        code = daemon.exit_code()
-        assert code == 0, f"the last daemon exited {code}: {_text(daemon.err)[-3000:]}"
+        last = daemon.exit_code()
+        assert last == 0, f"daemon {daemon.pid} exited {last}: {_text(daemon.err)[-3000:]}"
         self.figures.sim_hours = (self.sim_now() - START).total_seconds() / 3600
         self.stop_sim()
         self.figures.wall_s = time.monotonic() - t0
