@@ -45,6 +45,9 @@ def _preload() -> None:
     gc.disable()
     for name in PRELOAD:
         importlib.import_module(name)
+    from sqlalchemy.orm import configure_mappers
+
+    configure_mappers()  # once here, not in every child's first query
     gc.freeze()
 
 
