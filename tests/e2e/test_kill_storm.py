@@ -75,7 +75,8 @@ def report(figures: StormFigures, counts: dict[str, int], backend: str) -> str:
     moments = ", ".join(f"{k} {v}" for k, v in sorted(figures.kills_by_event.items()))
     return (
         f"\nkill storm ({backend}, seed {SEED}): {figures.kills} daemon SIGKILLs ({moments}), "
-        f"{figures.sim_restarts} venue restarts, {figures.daemons} daemon starts, "
+        f"{figures.sim_restarts} venue restarts, {figures.daemons} daemon starts "
+        f"({figures.refused_starts} refused by start-up reconciliation and restarted), "
         f"{counts['venue_orders']} venue orders, {counts['venue_trades']} venue trades, "
         f"{counts['ledger_fills']} ledger fills, position {counts['position']:+,} USD, "
         f"{figures.sim_hours:.1f} simulated hours, {figures.wall_s:.1f} s wall"
