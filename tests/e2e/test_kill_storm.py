@@ -12,14 +12,16 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from bot.domain import OrderStatus
 from bot.store.db import make_engine, open_ledger
 from bot.store.paper import SqlPaperStore
 from tests.support.databases import BACKENDS, database_url
-from tests.support.storm_kit import Storm, StormFigures, StormPlan
+from tests.support.storm_kit import START, Storm, StormFigures, StormPlan, blows
 
 pytestmark = pytest.mark.e2e
 
@@ -58,6 +60,8 @@ def compare(storm: Storm, db_url: str) -> dict[str, int]:
         assert wrong == [], f"ledger rows naming another venue order: {wrong}"
         unresolved = [r.label for r in rows.values() if not r.status.terminal]
         assert unresolved == [], f"orders the day ended with unresolved: {unresolved}"
+        resting = [o.label for o in orders if o.status is OrderStatus.OPEN]
+        assert resting == [], f"orders left resting at the venue after the stop: {resting}"
         held = venue.positions[PERP].size if PERP in venue.positions else 0.0
         assert ledger.hedge_position_from_fills(PERP) == pytest.approx(held, abs=1e-9)
         return {
@@ -102,3 +106,18 @@ def test_a_simulated_day_of_sigkills_and_venue_restarts_loses_no_fill_and_sends_
     assert figures.sim_restarts >= plan.sim_restarts
     assert figures.sim_hours >= plan.hours
     assert counts["venue_trades"] > 0
+
+
+def test_the_storm_schedule_holds_fifty_daemon_kills_and_ten_venue_restarts_from_its_seed() -> None:
+    plan = StormPlan(seed=SEED)
+    schedule = blows(plan)
+    assert schedule == blows(StormPlan(seed=SEED))
+    assert schedule != blows(StormPlan(seed=SEED + 1))
+    kills = [b for b in schedule if b.target in ("daemon", "both")]
+    venue = [b for b in schedule if b.target in ("sim", "both")]
+    assert len(kills) >= plan.kills
+    assert len(venue) == plan.sim_restarts
+    latest = [b.by for b in schedule]
+    assert latest == sorted(latest)
+    assert latest[0] > START
+    assert latest[-1] < START + timedelta(hours=plan.hours)
