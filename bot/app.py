@@ -13,18 +13,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
+import structlog
 from pydantic import SecretStr
 
 from bot.clock import Clock, SeededIds, SystemClock, clock_for, day_start
-from bot.config import SIM_API_KEY, SIM_API_SECRET, Settings, hedge_instruments
+from bot.config import SIM_API_KEY, SIM_API_SECRET, Settings, VenueSettings, hedge_instruments
 from bot.cycle import CycleContext
+from bot.daemon import Events
+from bot.events import EventTrigger
+from bot.exclusion import AccountWatch
 from bot.execution import Executor
+from bot.labels import LEDGER_ID_LENGTH, Labels
 from bot.lock import BookLease, account_identity, book_key
 from bot.monitor import Monitor
+from bot.order_pushes import OrderPushes
 from bot.policy import VolSource
 from bot.positions import PositionTracker
-from bot.risk import RiskGate
+from bot.risk import FillBounds, RiskGate
 from bot.store.db import make_engine, open_ledger
+from bot.store.identity import ledger_id
 from bot.store.lease import LeaseStore
 from bot.store.ledger import Ledger
 from bot.store.paper import SqlPaperStore
@@ -36,6 +43,8 @@ from bot.venues.paper.timekeeping import lockstep_clock
 from bot.venues.paper.venue import PaperVenue
 from bot.venues.sim_clock import SimClockUnavailable, SimVenueClock
 from bot.venues.venue_clock import VenueClock
+
+_log = structlog.get_logger("hedgebot.app")
 
 
 @dataclass
@@ -52,6 +61,7 @@ class App:
     lease_clock: Clock = field(default_factory=SystemClock)
     monitor: Monitor | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    pushes: OrderPushes | None = None  # the order stream's wake-ups (daemon with events)
 
     def books(self) -> tuple[str, ...]:
         """This process's books: the venue account and each configured currency."""
@@ -114,6 +124,20 @@ def id_salt(clock: Clock, ledger: Ledger) -> str:
     return f"{clock.now().isoformat()}|{rows}"
 
 
+# Commands that only read: they never write the ledger's id (a read-only database role works).
+READ_ONLY_MODES = frozenset({"status", "check", "risk"})
+
+
+def name_ledger(settings: Settings, clock: Clock, ledger: Ledger, mode: str = "daemon") -> str:
+    """The ledger's id (stamped into order labels): the one it has, else one drawn now from
+    the seed, the clock and the ledger's address (without its password), so two ledgers
+    created at one instant with one seed still get different ids."""
+    where = ledger.engine.url.render_as_string(hide_password=True)
+    salt = f"ledger|{where}|{clock.now().isoformat()}"
+    candidate = SeededIds(settings.market.seed, salt).cycle_id()[:LEDGER_ID_LENGTH]
+    return ledger_id(ledger.engine, candidate, clock.now(), record=mode not in READ_ONLY_MODES)
+
+
 def database_url(settings: Settings, paper: bool) -> str:
     return settings.database.paper_url if paper else settings.database.url
 
@@ -158,16 +182,7 @@ def build_venue(
             name="paper",
             equity=settings.market.equity,
         )
-    venue = settings.venue
-    if venue.kind == "sim":
-        venue = venue.model_copy(
-            update={
-                "network": "custom",
-                "url": venue.sim_url,
-                "api_key": venue.api_key or SecretStr(SIM_API_KEY),
-                "api_secret": venue.api_secret or SecretStr(SIM_API_SECRET),
-            }
-        )
+    venue = venue_connection(settings)
     # At an accelerated speed both sides share an anchored clock; a round trip would be
     # magnified into a false offset, so the venue's clock is measured at speed 1 only.
     return DeribitVenue(
@@ -177,6 +192,67 @@ def build_venue(
         measure_clock=settings.market.speed == 1 and settings.market.clock == "wall",
         request_timer=request_timer,
     )
+
+
+def venue_connection(settings: Settings) -> VenueSettings:
+    """The venue settings a ccxt client connects with: ``sim`` is Deribit at ``sim_url``
+    with the simulated venue's local keys unless others are set."""
+    venue = settings.venue
+    if venue.kind != "sim":
+        return venue
+    return venue.model_copy(
+        update={
+            "network": "custom",
+            "url": venue.sim_url,
+            "api_key": venue.api_key or SecretStr(SIM_API_KEY),
+            "api_secret": venue.api_secret or SecretStr(SIM_API_SECRET),
+        }
+    )
+
+
+def cancel_on_disconnect(settings: Settings) -> bool:
+    """Whether the daemon's stream session enables Deribit's cancel-on-disconnect (``auto``:
+    for a real Deribit only; the simulated venue's kill tests keep orders resting on purpose)."""
+    mode = settings.daemon.cancel_on_disconnect
+    return mode == "on" or (mode == "auto" and settings.venue.kind == "deribit")
+
+
+def build_events(app: App) -> Events | None:
+    """The daemon's stream side: the event trigger on the perpetuals' tickers when
+    ``daemon.events.enabled``, and the session keeping cancel-on-disconnect alive when that is
+    on. None for a paper venue (no venue session to hold) or when neither is wanted. The
+    stream's own waits (backoff, silence) are transport, on ``app.lease_clock`` (wall time)."""
+    from bot.venues.deribit.streams import DeribitStreams, StreamPlan, build_stream_client
+
+    settings = app.settings
+    events = settings.daemon.events
+    if app.paper or not isinstance(app.venue, DeribitVenue):
+        if events.enabled:
+            _log.warning("events_need_a_venue_session", venue=app.venue.name)
+        return None
+    connection = venue_connection(settings)
+    keyed = connection.api_key is not None and connection.api_secret is not None
+    cod = cancel_on_disconnect(settings) and keyed
+    if not events.enabled and not cod:
+        return None
+    currencies = settings.venue.currencies
+    tickers = {settings.venue.facts[c].perpetual: c for c in currencies} if events.enabled else {}
+    plan = StreamPlan(
+        tickers,
+        cod,
+        events.silence_seconds,
+        events.reconnect_min_seconds,
+        events.reconnect_max_seconds,
+    )
+    stream = DeribitStreams(
+        plan,
+        lambda: build_stream_client(connection),
+        app.lease_clock,
+        np.random.default_rng([settings.market.seed, 1]),
+        on_order=app.pushes.heard if app.pushes is not None else None,
+    )
+    trigger = EventTrigger(events, app.clock) if events.enabled else None
+    return Events(trigger, stream)
 
 
 def live_paper_venue(
@@ -255,19 +331,26 @@ def build_app(
     tracker = PositionTracker(venue, settings.venue.facts, venue_clock or clock, settings.risk)
 
     risk = RiskGate(settings.risk, clock, ledger)
+    labels = Labels(settings.venue.label_prefix, name_ledger(settings, clock, ledger, mode))
+    # Order pushes only with events on: those need the wall clock, whose sleeps may be cut short.
+    events_on = mode == "daemon" and not paper and settings.daemon.events.enabled
+    pushes = OrderPushes() if events_on else None
     executor = Executor(
         venue,
         ledger,
         clock,
         settings.execution,
-        settings.venue.label_prefix,
+        labels,
         may_send=risk.rate_ok,
         instruments=hedge_instruments(settings.venue.facts),
+        fill_bounds=FillBounds.of(settings.risk),
+        pushes=pushes,
     )
     vol = VolSource(settings.policy.volatility, ledger)
     ids = SeededIds(settings.market.seed, id_salt(clock, ledger))
+    watch = AccountWatch(venue, ledger, labels, executor.intake, clock, executor.fill_lookback)
     ctx = CycleContext(
-        settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol, ids=ids
+        settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol, ids=ids, watch=watch
     )
     return App(
         settings,
@@ -282,6 +365,7 @@ def build_app(
         lease_clock=lease_clock or SystemClock(),
         monitor=monitor,
         closers=closers,
+        pushes=pushes,
     )
 
 

@@ -407,6 +407,24 @@ class RiskSettings(_Section):
     halt_after_bad_reads: int = Field(
         5, ge=1, le=1000, description="implausible reads in a row that halt trading"
     )
+    max_fill_beyond_limit: float = Field(
+        0.001,
+        ge=0,
+        le=0.1,
+        description="a fill priced this fraction beyond its order's limit is recorded, then halts",
+    )
+    max_fill_from_mid: float = Field(
+        0.05,
+        gt=0,
+        le=0.5,
+        description="an order without a limit: a fill this fraction from the decision mid halts",
+    )
+    max_fee_rate: float = Field(
+        0.005,
+        gt=0,
+        le=0.1,
+        description="a fill charged above this fraction of its notional is recorded, then halts",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -470,6 +488,58 @@ class DatabaseSettings(_Section):
     paper_url: str = Field("sqlite:///hedgebot-paper.db", description="paper-mode ledger")
 
 
+class EventSettings(_Section):
+    """Event-driven cycles besides the schedule, from the venue's WebSocket ticker.
+
+    Off by default: an event cycle starts on wall-time stream arrival (so it is refused with
+    ``market.clock: lockstep``), it sends more orders than the schedule alone, and the schedule
+    is the proven path; switch it on for a live book that should react within milliseconds.
+    """
+
+    enabled: bool = Field(
+        False,
+        description="besides the schedule, run a cycle when |gamma| x the index move since the "
+        "last cycle could have pushed delta past the band (delta_band, gamma_scaled; a "
+        "time_band policy keeps its schedule only)",
+    )
+    band_fraction: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="fire when the estimated delta change reaches this fraction of the room "
+        "between the last cycle's delta and the nearer band edge",
+    )
+    min_gap_seconds: float = Field(
+        1.0,
+        ge=0.01,
+        le=3600,
+        description="debounce: at least this long between event cycles of one currency; a move "
+        "inside the gap is looked at again when it ends",
+    )
+    max_per_minute: int = Field(
+        20, ge=1, le=600, description="event cycles per currency per minute; beyond: schedule"
+    )
+    silence_seconds: float = Field(
+        60.0,
+        ge=1,
+        le=3600,
+        description="no ticker this long: the stream is reconnected (the schedule runs "
+        "meanwhile, and reconnecting ends the old session, so cancel-on-disconnect fires)",
+    )
+    reconnect_min_seconds: float = Field(
+        0.5, gt=0, le=60, description="first wait before reconnecting a dropped stream"
+    )
+    reconnect_max_seconds: float = Field(
+        30.0, gt=0, le=600, description="longest wait between reconnects (doubling backoff)"
+    )
+
+    @model_validator(mode="after")
+    def _backoff_is_ordered(self) -> EventSettings:
+        if self.reconnect_min_seconds > self.reconnect_max_seconds:
+            raise ValueError("reconnect_min_seconds must not exceed reconnect_max_seconds")
+        return self
+
+
 class DaemonSettings(_Section):
     heartbeat_seconds: float = Field(
         30.0, gt=0, description="seconds between heartbeats, on the clock (simulated if sped up)"
@@ -485,6 +555,16 @@ class DaemonSettings(_Section):
     )
     cancel_on_stop: bool = Field(
         True, description="SIGTERM and any halt cancel our resting orders, recorded in the ledger"
+    )
+    cancel_on_disconnect: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="the daemon keeps a WebSocket session with Deribit's "
+        "private/enable_cancel_on_disconnect (scope connection): if the daemon dies, the venue "
+        "cancels our resting orders. auto: on for venue.kind deribit, off for the simulated "
+        "venue (whose kill tests keep orders resting on purpose)",
+    )
+    events: EventSettings = Field(
+        EventSettings(), description="event-driven cycles from the venue's streams"
     )
 
 
@@ -617,6 +697,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"risk.delta_tolerance_coin has no entry for {missing}: give each hedged "
                 "currency its tolerance in coin"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _events_need_the_wall_clock(self) -> Settings:
+        if self.daemon.events.enabled and self.market.clock == "lockstep":
+            raise ValueError(
+                "daemon.events.enabled needs market.clock: wall: in lockstep the venue's price "
+                "moves only when the daemon advances time, so a stream could only break the "
+                "replay of a seed"
             )
         return self
 

@@ -8,6 +8,11 @@ label at the next start.
 A :class:`~bot.sentry.Sentry`, when given, is asked before and after every round of cycles
 whether the daemon may go on (lease, ledger file) and cancels resting orders on a halt; every
 stop ends with it cancelling what still rests.
+
+With :class:`Events` (``daemon.events.enabled``), a stream of venue prices runs beside the
+loop and its :class:`~bot.events.EventTrigger` may end a sleep early: the asked-for currencies
+get a cycle at once, and the schedule's grid is not moved by it. Whatever the stream does
+(silent, down, reconnecting), the schedule runs as it would without it.
 """
 
 from __future__ import annotations
@@ -16,14 +21,17 @@ import asyncio
 import contextlib
 import math
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import structlog
 
 from bot.clock import day_start
 from bot.cycle import CycleContext, CycleResult, rebalance_once
 from bot.domain import RebalanceStatus
+from bot.events import Anchor, EventTrigger, anchor_of
 from bot.heartbeat import day_figures
 from bot.monitor import Monitor
 from bot.reconcile import reconcile
@@ -32,12 +40,28 @@ from bot.sentry import Sentry
 log = structlog.get_logger("hedgebot.daemon")
 
 
+class PriceStream(Protocol):
+    """A venue's price stream: calls ``on_price(currency, index)`` until ``stop`` is set."""
+
+    async def run(self, on_price: Callable[[str, float], object], stop: asyncio.Event) -> None: ...
+
+
+@dataclass
+class Events:
+    """The event-driven side: the trigger and the stream that feeds it (None: the stream
+    session only keeps cancel-on-disconnect alive, no prices are watched)."""
+
+    trigger: EventTrigger | None
+    stream: PriceStream
+
+
 @dataclass
 class DaemonStats:
     cycles: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     abandoned: int = 0
     halted: str | None = None  # why the daemon stopped itself (lease lost, ledger replaced)
+    event_cycles: int = 0  # cycles the event trigger asked for (also counted in ``cycles``)
 
     def count(self, result: CycleResult) -> None:
         self.cycles += 1
@@ -54,8 +78,11 @@ class Daemon:
         stop_grace_seconds: float,
         sentry: Sentry | None = None,
         monitor: Monitor | None = None,
+        events: Events | None = None,
     ) -> None:
         self._sentry = sentry
+        self._events = events
+        self._trigger = events.trigger if events is not None else None
         self._ctx = ctx
         self._monitor = monitor
         self._currencies = currencies
@@ -87,9 +114,11 @@ class Daemon:
         log.info("daemon_started", currencies=list(self._currencies), every_seconds=self._every)
         if self._sentry is not None:
             self._sentry.start(stop)
+        streaming = self._start_stream()
         try:
             await self._loop(stop, until, max_cycles)
         finally:
+            await self._stop_stream(streaming)
             if self._sentry is not None:
                 why = self.stats.halted or ("stop requested" if stop.is_set() else "run ended")
                 await self._sentry.stopped(why)
@@ -100,6 +129,30 @@ class Daemon:
                 monitor.stopped(self.stats.halted is None, why, self.stats.cycles)
         log.info("daemon_stopped", cycles=self.stats.cycles, abandoned=self.stats.abandoned)
         return self.stats
+
+    def _start_stream(self) -> tuple[asyncio.Task[None], asyncio.Event] | None:
+        if self._events is None:
+            return None
+        quit_ = asyncio.Event()
+        trigger = self._trigger
+        on_price = trigger.on_price if trigger is not None else (lambda c, p: None)
+        return asyncio.create_task(self._events.stream.run(on_price, quit_)), quit_
+
+    async def _stop_stream(
+        self, streaming: tuple[asyncio.Task[None], asyncio.Event] | None
+    ) -> None:
+        """Ends the stream's session after the sentry's last word: a cancel-on-disconnect
+        session closing now has nothing of ours left to cancel, or cancels what still rests."""
+        if streaming is None:
+            return
+        task, quit_ = streaming
+        quit_.set()
+        try:
+            await asyncio.wait_for(task, timeout=self._grace)
+        except TimeoutError:
+            log.warning("stream_stop_timed_out")
+        except Exception as exc:  # the stream never decides how the daemon ends
+            log.warning("stream_failed", error=repr(exc))
 
     async def _guard(self) -> bool:
         """False when the sentry says the daemon must stop (recorded in ``stats.halted``)."""
@@ -127,22 +180,59 @@ class Daemon:
                 result = await self._one(currency, stop, tick)
                 if result is None:
                     break
-                self.stats.count(result)
-                if self._monitor:
-                    e = result.execution
-                    self._monitor.cycle(
-                        currency,
-                        result.status,
-                        result.reason,
-                        result.greeks,
-                        result.decision,
-                        e.filled_amount if e else None,
-                    )
+                self._counted(currency, result)
             if not await self._guard():
                 break
             self._beat_if_due()
             tick = self._next_tick(tick, clock.now())
-            await self._sleep(stop, (tick - clock.now()).total_seconds())
+            if not await self._sleep(stop, (tick - clock.now()).total_seconds()):
+                break
+
+    def _counted(self, currency: str, result: CycleResult) -> None:
+        """Count a finished cycle, tell the monitor, and anchor the event trigger on it."""
+        self.stats.count(result)
+        if self._monitor:
+            e = result.execution
+            self._monitor.cycle(
+                currency,
+                result.status,
+                result.reason,
+                result.greeks,
+                result.decision,
+                e.filled_amount if e else None,
+            )
+        if self._trigger is not None:
+            self._trigger.anchor(currency, self._anchor(currency, result))
+
+    def _anchor(self, currency: str, result: CycleResult) -> Anchor | None:
+        traded = result.status == RebalanceStatus.TRADED
+        e, d = result.execution, result.decision
+        full = bool(e and d and math.isclose(e.filled_amount, d.trade_amount, abs_tol=1e-9))
+        policy = self._ctx.settings.policy_for(currency)
+        if result.status not in (RebalanceStatus.TRADED, RebalanceStatus.NO_TRADE):
+            return None
+        return anchor_of(
+            result.greeks,
+            d,
+            traded=traded,
+            filled_in_full=full,
+            time_band=policy.kind == "time_band",
+        )
+
+    async def _event_cycles(self, stop: asyncio.Event) -> bool:
+        """Run the cycles the trigger asks for; False when the daemon must stop."""
+        trigger = self._trigger
+        if trigger is None:
+            return True
+        for currency in trigger.due():
+            if stop.is_set() or not await self._guard():
+                return False
+            result = await self._one(currency, stop, self._ctx.clock.now())
+            if result is None:
+                return False
+            self.stats.event_cycles += 1
+            self._counted(currency, result)
+        return True
 
     def _next_tick(self, tick: datetime, now: datetime) -> datetime:
         """The next due instant on the fixed grid ``start + k * every`` after ``tick``; a cycle
@@ -188,25 +278,38 @@ class Daemon:
             day = {"day_figures_error": repr(exc)}
         log.info("heartbeat", cycles=self.stats.cycles, by_status=self.stats.by_status, **day)
 
-    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> bool:
         """Sleep to the next tick (a fixed rate, not a fixed gap), or until asked to stop; the
-        heartbeat is due on its own interval, so the sleep wakes for it when it comes first."""
+        heartbeat is due on its own interval, so the sleep wakes for it when it comes first,
+        and so it does for the event trigger, whose cycles run inside the sleep. False when
+        the daemon must stop."""
         clock = self._ctx.clock
         end = clock.now() + timedelta(seconds=seconds)
         while not stop.is_set():
+            if not await self._event_cycles(stop):
+                return False
             left = (end - clock.now()).total_seconds()
             if left <= 0:
-                return
+                return True
             to_beat = self._heartbeat - (clock.now() - self._last_beat).total_seconds()
-            await self._sleep_once(stop, min(left, max(to_beat, 0.0)))
+            wait = min(left, max(to_beat, 0.0))
+            deferred = self._trigger.next_deferred() if self._trigger is not None else None
+            if deferred is not None:
+                wait = min(wait, max((deferred - clock.now()).total_seconds(), 0.0))
+            await self._sleep_once(stop, wait)
             self._beat_if_due()
+        return True
 
     async def _sleep_once(self, stop: asyncio.Event, seconds: float) -> None:
         """A clock that cannot sleep (a simulated venue's clock whose venue is gone) ends the
-        run: going on would run cycle after cycle at one instant."""
+        run: going on would run cycle after cycle at one instant. The trigger's ``wake`` ends
+        the sleep early (events need the wall clock, whose sleep is safe to cut short)."""
         sleeper = asyncio.create_task(self._ctx.clock.sleep(seconds))
         stopper = asyncio.create_task(stop.wait())
-        _, pending = await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        waiters = {sleeper, stopper}
+        if self._trigger is not None:
+            waiters.add(asyncio.create_task(self._trigger.wake.wait()))
+        _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         for p in pending:
             p.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -79,7 +79,7 @@ async def run_daemon(
 ) -> int:
     """The daemon until ``duration`` clock seconds or ``max_cycles`` pass, or a signal stops
     it; ``lease_clock`` as in :func:`bot.app.build_app` (default the wall)."""
-    from bot.app import build_app
+    from bot.app import build_app, build_events
     from bot.daemon import Daemon, install_signal_handlers
     from bot.policy import schedule_seconds
     from bot.sentry import Sentry
@@ -107,6 +107,7 @@ async def run_daemon(
                 settings.daemon.stop_grace_seconds,
                 sentry=sentry,
                 monitor=app.monitor,
+                events=build_events(app),
             )
             until = None
             if duration is not None:

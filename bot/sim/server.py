@@ -39,6 +39,7 @@ from bot.sim.orders import OrderDirectory
 from bot.sim.params import Params
 from bot.sim.public_data import PublicData
 from bot.sim.rpc_errors import RpcError
+from bot.sim.stamps import Stamps
 from bot.sim.time_control import TimeControl
 from bot.sim.trading import TradingApi
 from bot.sim.ws import WsHub
@@ -78,6 +79,7 @@ class SimServer:
         timer: Callable[[], float] = time.monotonic,
         sleeper: Sleeper = asyncio.sleep,
         push_interval_s: float = 0.1,
+        stamps: Stamps | None = None,
     ) -> None:
         plan = fault_plan or WireFaultPlan()
         thinnable = market if isinstance(market, ThinnableMarket) else None
@@ -110,7 +112,8 @@ class SimServer:
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
-        self.hub = WsHub(self, public, trading, self.account, push_interval_s)
+        self.stamps = stamps or Stamps()
+        self.hub = WsHub(self, public, trading, self.account, push_interval_s, self.stamps)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -127,6 +130,7 @@ class SimServer:
         app.router.add_route("POST", "/api/v2/{scope}/{method}", self._http)
         app.router.add_route("GET", "/ws/api/v2", self.hub.handle)
         self.time_control.add_routes(app.router)
+        self.stamps.add_routes(app.router)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
@@ -151,6 +155,10 @@ class SimServer:
         if self._port is None:
             raise RuntimeError("server not started")
         return self._port
+
+    @property
+    def market(self) -> ServedMarket:
+        return self._market
 
     @property
     def url(self) -> str:
@@ -186,6 +194,9 @@ class SimServer:
         """
         us_in = self._us()
         name = method.partition("/")[2]
+        if name in ORDER_METHODS:
+            label = params.raw().get("label")
+            self.stamps.order_received(label if isinstance(label, str) else None)
         faults = self._faults(name)
         if faults.latency_s > 0:
             await self._sleeper(faults.latency_s)

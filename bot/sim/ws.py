@@ -42,6 +42,7 @@ from bot.sim.orders import OrderDirectory, OrderRecord, TradeRecord
 from bot.sim.params import Params
 from bot.sim.public_data import PublicData
 from bot.sim.rpc_errors import RpcError
+from bot.sim.stamps import Stamps
 from bot.sim.trading import TradingApi
 from bot.venues.paper.instruments import currency_of
 
@@ -153,8 +154,10 @@ class WsHub:
         trading: TradingApi,
         account: AccountApi,
         push_interval_s: float,
+        stamps: Stamps | None = None,
     ) -> None:
         self._server = server
+        self._stamps = stamps or Stamps()
         self._public = public
         self._trading = trading
         self._account = account
@@ -181,6 +184,14 @@ class WsHub:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def drop_connections(self) -> int:
+        """Close every client connection, as a venue restarting its gateway does; each one's
+        cancel-on-disconnect applies. Returns how many were closed."""
+        sessions = list(self._sessions)
+        for session in sessions:
+            await session.ws.close()
+        return len(sessions)
 
     # --- a connection ---------------------------------------------------------------------
 
@@ -378,6 +389,8 @@ class WsHub:
                 if session.seen.get(name) != key:
                     session.seen[name] = key
                     session.push(name, data)
+                    if channel.topic == "ticker" and channel.instrument is not None:
+                        self._stamps.ticker_published(channel.instrument, data["index_price"])
 
     async def _ticker(self, name: str) -> dict[str, Any] | None:
         try:

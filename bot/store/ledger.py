@@ -179,6 +179,34 @@ class Ledger:
         with self._work.read() as session:
             return [_rebalance_row(r) for r in session.scalars(query)]
 
+    def bad_read_streak(self, currency: str, marker: str, after: datetime | None = None) -> int:
+        """Rebalances of ``currency`` whose reason starts with ``marker`` (recorded bad reads)
+        since its last read that passed (a cycle that wrote a greeks snapshot), and after
+        ``after`` when given: the streak survives a restart because it is counted from the
+        record, not kept in memory."""
+        last_good_cycle = (
+            select(GreeksSnapshotModel.cycle_id)
+            .where(GreeksSnapshotModel.currency == currency)
+            .order_by(GreeksSnapshotModel.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        last_good = (
+            select(func.coalesce(func.max(RebalanceModel.id), 0))
+            .where(RebalanceModel.cycle_id == last_good_cycle)
+            .scalar_subquery()
+        )
+        query = select(func.count(RebalanceModel.id)).where(
+            RebalanceModel.id > last_good,
+            RebalanceModel.currency == currency,
+            RebalanceModel.status == RebalanceStatus.SKIPPED.value,
+            RebalanceModel.reason.startswith(marker, autoescape=True),
+        )
+        if after is not None:
+            query = query.where(RebalanceModel.ts > after)
+        with self._work.read() as session:
+            return int(session.scalar(query) or 0)
+
     def record_greeks(self, snapshot: GreeksSnapshot) -> int:
         row = GreeksSnapshotModel(
             cycle_id=snapshot.cycle_id,

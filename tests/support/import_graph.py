@@ -39,6 +39,7 @@ ROOM_OF_PREFIX: dict[str, str] = {
             "config_sources",
             "clock",
             "units",
+            "labels",
             "greeks",
             "black76_kernel",
             "implied",
@@ -54,6 +55,8 @@ ROOM_OF_PREFIX: dict[str, str] = {
             "policy",
             "risk",
             "execution",
+            "intake",
+            "exclusion",
             "cycle",
             "reconcile",
             "daemon",
@@ -62,6 +65,8 @@ ROOM_OF_PREFIX: dict[str, str] = {
             "lock",
             "audit",
             "sentry",
+            "events",
+            "order_pushes",
         )
     },
 }
