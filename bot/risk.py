@@ -231,13 +231,17 @@ class RiskGate:
         s = self._settings
         if not math.isfinite(decision.trade_amount) or not math.isfinite(decision.trade_delta):
             return Verdict(False, f"trade amount is not a number: {decision.trade_amount!r}")
-        state = self.state(book.currency)
+        now = self._clock.now()
+        inst = book.hedge_instrument
+        reads = self._ledger.risk_reads(
+            book.currency, inst.name, now - RATE_WINDOW, now - NOTIONAL_WINDOW
+        )
+        state = strictest(reads.state, reads.currency_state)
         if state is TradingState.HALTED:
             return Verdict(False, "trading is halted")
-        age = (self._clock.now() - book.as_of).total_seconds()
+        age = (now - book.as_of).total_seconds()
         if age > s.max_data_age_seconds:
             return Verdict(False, f"book is {age:.1f}s old (max {s.max_data_age_seconds:.1f}s)")
-        inst = book.hedge_instrument
         price = book.hedge_quote.mid
 
         def usd(amount: float) -> float:
@@ -277,15 +281,14 @@ class RiskGate:
                     f"position ${after_usd:,.0f} (by the {view}) would exceed max "
                     f"${s.position_cap_usd:,.0f}",
                 )
-        since = self._clock.now() - NOTIONAL_WINDOW
-        used = usd(self._ledger.ordered_amount_since(since, inst.name))
+        used = usd(reads.ordered_amount)
         if used + order_usd > s.daily_notional_cap_usd:
             return Verdict(
                 False,
                 f"${used:,.0f} ordered in 24 hours plus ${order_usd:,.0f} would exceed max "
                 f"${s.daily_notional_cap_usd:,.0f}",
             )
-        if not self.rate_ok():
+        if reads.orders_since >= s.max_orders_per_minute:  # as rate_ok() counts them
             return Verdict(False, f"order rate above {s.max_orders_per_minute} per minute")
         return Verdict(True, "ok", decision)
 

@@ -4,7 +4,7 @@ caps are counted from the ledger, so a restart does not reset them."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from bot.greeks import portfolio_greeks
 from bot.risk import BAD_READ, FillExceedsOrder, RiskGate, check_fill
 from bot.store.db import open_ledger
 from bot.store.ledger import GreeksSnapshot, Ledger, RebalanceRecord
-from bot.store.records import TradingStateRow
+from bot.store.risk_reads import RiskReads
 from tests.support.books import NOW, book
 
 
@@ -200,7 +200,9 @@ def test_the_daily_notional_cap_counts_the_ledgers_orders_of_the_last_24_hours(
 
 def test_a_guard_that_raises_denies_the_order(tmp_path: Path) -> None:
     class Unreadable(Ledger):
-        def get_trading_state(self, scope: str = "global") -> TradingStateRow:
+        def risk_reads(
+            self, currency: str, instrument: str, rate_since: datetime, notional_since: datetime
+        ) -> RiskReads:
             raise RuntimeError("state table unreadable")
 
     ledger = open_ledger(f"sqlite:///{tmp_path}/x.db", create=True)
@@ -318,3 +320,27 @@ def test_an_operators_resume_starts_the_bad_read_streak_afresh(ledger: Ledger) -
     ledger.set_trading_state(TradingState.ACTIVE, "resumed by the operator", clock.now())
     clock.advance(60)
     assert "skipped (1 of 2" in g.read_failed("BTC", "c")
+
+
+def test_risk_reads_in_one_statement_agree_with_the_separate_queries(ledger: Ledger) -> None:
+    g, clock = gate(ledger)
+    record_order(ledger, clock, 1, amount=60_000)
+    clock.advance(120)
+    record_order(ledger, clock, 2, amount=50_000)
+    ledger.set_trading_state(TradingState.REDUCING, "test", clock.now(), scope="BTC")
+    minute_ago, day_ago = clock.now() - timedelta(minutes=1), clock.now() - timedelta(days=1)
+    reads = ledger.risk_reads("BTC", "BTC-PERPETUAL", minute_ago, day_ago)
+    assert reads.orders_since == ledger.orders_created_since(minute_ago) == 1
+    assert reads.ordered_amount == ledger.ordered_amount_since(day_ago, "BTC-PERPETUAL") == 110_000
+    assert reads.state is ledger.get_trading_state().state is TradingState.ACTIVE
+    assert reads.currency_state is TradingState.REDUCING
+    assert ledger.risk_reads("ETH", "ETH-PERPETUAL", minute_ago, day_ago).ordered_amount == 0.0
+    assert g.state("BTC") is TradingState.REDUCING
+
+
+def test_a_book_replaced_with_other_positions_sums_its_own_hedge_position() -> None:
+    held = book(hedge=30_000.0)
+    assert held.hedge_position() == held.hedge_position() == 30_000.0  # summed once, kept
+    more = replace(held, positions=(*held.positions, *book(hedge=20_000.0).positions))
+    assert more.hedge_position() == 50_000.0
+    assert replace(held, positions=()).hedge_position() == 0.0

@@ -64,6 +64,7 @@ from bot.store.report_rows import (
     read_order_links,
     read_rebalances,
 )
+from bot.store.risk_reads import RiskReads, read_risk
 from bot.store.summary import summarise
 from bot.store.unit_of_work import UnitOfWork
 from bot.units import MAX_LABEL_LENGTH
@@ -512,6 +513,23 @@ class Ledger:
             return float(session.scalar(query) or 0.0)
 
     # -- trading state -------------------------------------------------------------------------
+
+    def risk_reads(
+        self, currency: str, instrument: str, rate_since: datetime, notional_since: datetime
+    ) -> RiskReads:
+        """Everything the risk gate reads before an order, in one statement: the overall and
+        ``currency``'s trading state, the orders recorded since ``rate_since`` and the amount
+        of ``instrument`` ordered since ``notional_since`` (as :meth:`orders_created_since`
+        and :meth:`ordered_amount_since` count them)."""
+        with self._work.read() as session:
+            return read_risk(
+                session,
+                global_scope=GLOBAL_SCOPE,
+                currency_scope=currency,
+                instrument=instrument,
+                rate_since=rate_since,
+                notional_since=notional_since,
+            )
 
     def get_trading_state(self, scope: str = GLOBAL_SCOPE) -> TradingStateRow:
         """The persisted state of ``scope``; ACTIVE (``updated_at`` None) when never set."""
