@@ -253,6 +253,8 @@ class Storm:
         daemon: Child | None = self.start_daemon()
         refusals = 0
         while daemon is not None and refusals <= MAX_REFUSALS:
+            if schedule and self.sim_now() >= self.end:
+                schedule.clear()  # the day is over: no blow outside it
             if not schedule:
                 daemon.wait_gone(GUARD_S * 5)
             elif self.strike(daemon, schedule[0]):
