@@ -47,10 +47,17 @@ class Row:
 
 
 def seconds_per_call(
-    fn: Callable[[], object], *, min_time: float = 0.1, repeat: int = 5, max_calls: int = 10_000
+    fn: Callable[[], object],
+    *,
+    min_time: float = 0.1,
+    repeat: int = 5,
+    max_calls: int = 10_000,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> float:
     """Median wall time of one call of ``fn`` (see :func:`interleaved_seconds`)."""
-    return interleaved_seconds([fn], min_time=min_time, repeat=repeat, max_calls=max_calls)[0]
+    return interleaved_seconds(
+        [fn], min_time=min_time, repeat=repeat, max_calls=max_calls, clock=clock
+    )[0]
 
 
 def interleaved_seconds(
@@ -59,6 +66,7 @@ def interleaved_seconds(
     min_time: float = 0.1,
     repeat: int = 5,
     max_calls: int = 10_000,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> list[float]:
     """Median wall time of one call of each function over ``repeat`` repeats, interleaved.
 
@@ -66,6 +74,9 @@ def interleaved_seconds(
     and its baseline to the same load, so their ratio is fair, and the median of the repeats is
     robust to a repeat disturbed by another process. One untimed warm-up call first pays for
     imports, caches, JIT compilation and the allocator's first page faults.
+
+    ``clock=time.process_time`` measures this process's CPU time instead of wall time: for
+    single-threaded work, what it costs whatever else the machine is running.
     """
     calls = []
     for fn in fns:
@@ -80,10 +91,10 @@ def interleaved_seconds(
     try:
         for _ in range(repeat):
             for i, (fn, n) in enumerate(zip(fns, calls, strict=True)):
-                start = time.perf_counter()
+                start = clock()
                 for _ in range(n):
                     fn()
-                times[i].append((time.perf_counter() - start) / n)
+                times[i].append((clock() - start) / n)
     finally:
         if gc_was_enabled:
             gc.enable()

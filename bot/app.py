@@ -21,14 +21,17 @@ from bot.config import SIM_API_KEY, SIM_API_SECRET, Settings, VenueSettings, hed
 from bot.cycle import CycleContext
 from bot.daemon import Events
 from bot.events import EventTrigger
+from bot.exclusion import AccountWatch
 from bot.execution import Executor
+from bot.labels import LEDGER_ID_LENGTH, Labels
 from bot.lock import BookLease, account_identity, book_key
 from bot.monitor import Monitor
 from bot.order_pushes import OrderPushes
 from bot.policy import VolSource
 from bot.positions import PositionTracker
-from bot.risk import RiskGate
+from bot.risk import FillBounds, RiskGate
 from bot.store.db import make_engine, open_ledger
+from bot.store.identity import ledger_id
 from bot.store.lease import LeaseStore
 from bot.store.ledger import Ledger
 from bot.store.paper import SqlPaperStore
@@ -119,6 +122,20 @@ def id_salt(clock: Clock, ledger: Ledger) -> str:
     summary = ledger.summary()
     rows = sum(summary.rebalances_by_status.values()) + sum(summary.orders_by_status.values())
     return f"{clock.now().isoformat()}|{rows}"
+
+
+# Commands that only read: they never write the ledger's id (a read-only database role works).
+READ_ONLY_MODES = frozenset({"status", "check", "risk"})
+
+
+def name_ledger(settings: Settings, clock: Clock, ledger: Ledger, mode: str = "daemon") -> str:
+    """The ledger's id (stamped into order labels): the one it has, else one drawn now from
+    the seed, the clock and the ledger's address (without its password), so two ledgers
+    created at one instant with one seed still get different ids."""
+    where = ledger.engine.url.render_as_string(hide_password=True)
+    salt = f"ledger|{where}|{clock.now().isoformat()}"
+    candidate = SeededIds(settings.market.seed, salt).cycle_id()[:LEDGER_ID_LENGTH]
+    return ledger_id(ledger.engine, candidate, clock.now(), record=mode not in READ_ONLY_MODES)
 
 
 def database_url(settings: Settings, paper: bool) -> str:
@@ -311,6 +328,7 @@ def build_app(
     tracker = PositionTracker(venue, settings.venue.facts, venue_clock or clock, settings.risk)
 
     risk = RiskGate(settings.risk, clock, ledger)
+    labels = Labels(settings.venue.label_prefix, name_ledger(settings, clock, ledger, mode))
     # Order pushes only with events on: those need the wall clock, whose sleeps may be cut short.
     events_on = mode == "daemon" and not paper and settings.daemon.events.enabled
     pushes = OrderPushes() if events_on else None
@@ -319,15 +337,17 @@ def build_app(
         ledger,
         clock,
         settings.execution,
-        settings.venue.label_prefix,
+        labels,
         may_send=risk.rate_ok,
         instruments=hedge_instruments(settings.venue.facts),
+        fill_bounds=FillBounds.of(settings.risk),
         pushes=pushes,
     )
     vol = VolSource(settings.policy.volatility, ledger)
     ids = SeededIds(settings.market.seed, id_salt(clock, ledger))
+    watch = AccountWatch(venue, ledger, labels, executor.intake, clock, executor.fill_lookback)
     ctx = CycleContext(
-        settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol, ids=ids
+        settings, tracker, ledger, risk, executor, clock, mode=mode, vol=vol, ids=ids, watch=watch
     )
     return App(
         settings,

@@ -415,6 +415,24 @@ class RiskSettings(_Section):
     halt_after_bad_reads: int = Field(
         5, ge=1, le=1000, description="implausible reads in a row that halt trading"
     )
+    max_fill_beyond_limit: float = Field(
+        0.001,
+        ge=0,
+        le=0.1,
+        description="a fill priced this fraction beyond its order's limit is recorded, then halts",
+    )
+    max_fill_from_mid: float = Field(
+        0.05,
+        gt=0,
+        le=0.5,
+        description="an order without a limit: a fill this fraction from the decision mid halts",
+    )
+    max_fee_rate: float = Field(
+        0.005,
+        gt=0,
+        le=0.1,
+        description="a fill charged above this fraction of its notional is recorded, then halts",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -25,6 +25,7 @@ from bot.domain import (
     RebalanceStatus,
     TargetMode,
 )
+from bot.exclusion import AccountWatch
 from bot.execution import Execution, Executor
 from bot.greeks import portfolio_greeks
 from bot.plausibility import check_read, load_baseline
@@ -79,6 +80,7 @@ class CycleContext:
     vol: VolSource | None = None
     last_rebalance: dict[str, datetime] = field(default_factory=dict)
     ids: SeededIds = field(default_factory=SeededIds)  # the wiring salts it per process
+    watch: AccountWatch | None = None  # another hedgebot on the venue account halts trading
 
 
 Confirm = Callable[[Plan], Awaitable[bool]]
@@ -119,6 +121,14 @@ async def _cycle(
     s = ctx.settings
     rec = _Recorder(ctx, currency, cycle_id)
     try:
+        foreign = await ctx.watch.check(currency) if ctx.watch is not None else None
+    except FillExceedsOrder as exc:
+        return rec.halt(f"while recovering our lost fills: {exc}")
+    except (VenueError, DataError) as exc:
+        return rec.skip(f"could not look for another hedgebot on the account: {exc}")
+    if foreign is not None:  # a dry run only reports it; it changes nothing
+        return rec.skip(foreign) if dry_run else rec.halt(foreign)
+    try:
         unresolved = await ctx.executor.resolve_unknown(currency)
         if not dry_run:  # a dry run sends nothing, cancels included
             await ctx.executor.cancel_strays(currency)
@@ -157,7 +167,6 @@ async def _cycle(
         )
     except DataError as exc:
         return rec.bad_read(f"the read cannot be recorded: {exc}")
-    ctx.risk.read_ok(currency)
     policy = s.policy_for(currency)
     sigma = ctx.vol.sigma(currency, ctx.clock.now(), greeks.iv) if ctx.vol else None
     rec.sigma = sigma

@@ -41,11 +41,12 @@ from bot.domain import (
     Side,
     TimeInForce,
 )
+from bot.intake import FillIntake
+from bot.labels import Labels
 from bot.order_pushes import OrderPushes
-from bot.risk import FillExceedsOrder, check_fill, check_order_state
+from bot.risk import FillBounds, FillExceedsOrder, check_order_state
 from bot.store.ledger import Ledger
 from bot.store.records import OrderRow
-from bot.units import MAX_LABEL_LENGTH
 from bot.venues.base import Venue
 from bot.venues.errors import (
     OrderNotFound,
@@ -77,13 +78,6 @@ class _RateCapped(Exception):
     """The order-rate cap is reached: send nothing more in this decision."""
 
 
-def make_label(prefix: str, cycle_id: str, attempt: int) -> str:
-    label = f"{prefix}-{cycle_id}-{attempt}"
-    if len(label) > MAX_LABEL_LENGTH:
-        raise ValueError(f"order label {label!r} is longer than Deribit's {MAX_LABEL_LENGTH}")
-    return label
-
-
 class Executor:
     """Works one hedge decision through post-only, IOC and market steps; records everything."""
 
@@ -93,14 +87,16 @@ class Executor:
         ledger: Ledger,
         clock: Clock,
         settings: ExecutionSettings,
-        label_prefix: str,
+        labels: Labels,
         on_send: Callable[[], None] | None = None,
         may_send: Callable[[], bool] | None = None,
         *,
         instruments: Mapping[str, Instrument],
+        fill_bounds: FillBounds | None = None,
         pushes: OrderPushes | None = None,
     ) -> None:
         """``instruments``: what we trade, by name (the hedge perpetuals): an order's currency.
+        ``fill_bounds``: how far a fill may stray from its order before trading halts.
         ``pushes``: the venue's order stream, which may end a resting order's wait early."""
         self._pushes = pushes
         self._on_send = on_send or (lambda: None)
@@ -109,8 +105,10 @@ class Executor:
         self._ledger = ledger
         self._clock = clock
         self._settings = settings
-        self._prefix = label_prefix
+        self.labels = labels
+        self.started = clock.now()  # our orders made since are all on record (bot.exclusion)
         self._instruments = instruments
+        self.intake = FillIntake(ledger, instruments, fill_bounds or FillBounds())
 
     def limit_price(self, side: Side, quote: Quote, tick: float) -> float:
         """Touch plus the slippage cap, on the tick, never beyond the cap."""
@@ -238,11 +236,7 @@ class Executor:
         trades are the evidence left. Fully traded ends it FILLED. Partly traded, it ends
         CANCELLED with what traded only once ``closed`` (past the grace and absent from the
         venue's open orders, which were just read); otherwise it stays unresolved."""
-        for fill in trades:
-            if self._ledger.record_fill(fill):
-                log.info(
-                    "fill_recorded", label=row.label, trade_id=fill.trade_id, amount=fill.amount
-                )
+        self.intake.ingest(trades, row)  # raises: halt
         traded = sum(f.amount for f in trades)
         full = traded + 1e-9 >= row.amount
         if full or (closed and trades):
@@ -288,39 +282,48 @@ class Executor:
     async def cancel_strays(self, currency: str) -> list[str]:
         """Cancel open venue orders carrying our prefix that the ledger does not think are
         working (never recorded, or written off as never arrived): a late one must not fill
-        on top of the hedge that replaced it. Their fills are recorded when the ledger knows
-        the label."""
+        on top of the hedge that replaced it. Only orders of ours: stamped with our ledger's
+        id, or recorded in it; their fills are recorded."""
         cancelled: list[str] = []
         for order in await self._venue.open_orders(currency):
-            if not order.label.startswith(self._prefix + "-"):
+            if not self.labels.hedgebots(order.label):
                 continue
             row = self._ledger.order(order.label)
             if row is not None and not row.status.terminal:
                 continue
+            if row is None and not self._lost(order):
+                continue  # another hedgebot's: never touched here (bot.exclusion halts on it)
             final = await self._cancel(currency, order)
-            if row is not None:
-                await self._record_fills(currency, final, row.created_at)
+            await self._record_fills(currency, final, row.created_at if row else final.timestamp)
             cancelled.append(order.label)
             log.warning("stray_order_cancelled", label=order.label, known=row is not None)
         return cancelled
 
     async def cancel_resting(self, currency: str, reason: str) -> list[str]:
-        """Cancel every open venue order of ``currency`` carrying our prefix, record its fills
+        """Cancel every open venue order of ``currency`` that is ours, record its fills
         and final state with ``reason`` in the ledger: stopping or halting leaves nothing
         working at the venue. Returns the labels cancelled."""
         cancelled: list[str] = []
         for order in await self._venue.open_orders(currency):
-            if not order.label.startswith(self._prefix + "-"):
+            if not self.labels.hedgebots(order.label):
                 continue
-            final = await self._cancel(currency, order)
             row = self._ledger.order(order.label)
+            if row is None and not self._lost(order):
+                continue  # another hedgebot's order is not ours to cancel
+            final = await self._cancel(currency, order)
             if row is not None and not row.status.terminal:
                 await self.settle(currency, final, row.created_at, f"cancelled: {reason}")
-            elif row is not None:
-                await self._record_fills(currency, final, row.created_at)
+            else:
+                since = row.created_at if row is not None else final.timestamp
+                await self._record_fills(currency, final, since)
             cancelled.append(order.label)
             log.warning("resting_order_cancelled", label=order.label, reason=reason)
         return cancelled
+
+    def _lost(self, order: OrderState) -> bool:
+        """An order of ours the ledger lost: our ledger's id, from before this process began
+        (one made since is a copy of the ledger's, see :mod:`bot.exclusion`)."""
+        return self.labels.ours(order.label) and order.timestamp < self.started
 
     async def send(
         self, req: OrderRequest, currency: str, cycle_id: str, rebalance_id: int, mid: float
@@ -462,18 +465,7 @@ class Executor:
             if f.venue_order_id == state.venue_order_id or (state.label and f.label == state.label)
         )
         row = self._ledger.order(state.label) if state.label else None
-        for fill in fills:
-            amount = row.amount if row is not None else state.amount
-            check_fill(fill, amount, state.instrument_name, state.side)  # raises: halt
-            if self._ledger.record_fill(fill):
-                log.info(
-                    "fill_recorded",
-                    label=state.label,
-                    trade_id=fill.trade_id,
-                    amount=fill.amount,
-                    price=fill.price,
-                    fee=fill.fee,
-                )
+        self.intake.ingest(fills, row or state)  # raises: halt
         return fills
 
 
@@ -502,7 +494,8 @@ class _Run:
         except (TransientError, RateLimited) as exc:
             log.warning("quote_refresh_failed", error=str(exc))
             return
-        problem = _refreshed_quote_problem(quote, self.book.hedge_quote)
+        elapsed = (self.ex._clock.now() - self.started).total_seconds()
+        problem = _refreshed_quote_problem(quote, self.book.hedge_quote, elapsed)
         if problem:
             log.warning("quote_refresh_refused", instrument=quote.instrument_name, why=problem)
             return
@@ -512,7 +505,7 @@ class _Run:
         self.attempt += 1
         held = self.book.hedge_position() + self.side.sign * self.filled
         reduces = held != 0 and (held > 0) != (self.side is Side.BUY) and amount <= abs(held)
-        label = make_label(self.ex._prefix, self.cycle_id, self.attempt)
+        label = self.ex.labels.make(self.cycle_id, self.attempt)
         self.labels.append(label)
         self.requests[label] = OrderRequest(
             label=label,
@@ -591,11 +584,22 @@ class _Run:
 # How far a quote refreshed during one chase may sit from the quote the cycle checked: a
 # chase lasts seconds, so a touch that moved further is a bad answer, not the market.
 MAX_CHASE_MOVE = 0.05
+# How far a refreshed quote's stamp may run ahead of the checked quote's plus the chase's own
+# elapsed time (the two clocks' drift over a chase); an older stamp is a stale answer.
+MAX_CHASE_AHEAD_SECONDS = 5.0
 
 
-def _refreshed_quote_problem(quote: Quote, checked: Quote) -> str | None:
+def _refreshed_quote_problem(quote: Quote, checked: Quote, elapsed: float) -> str | None:
     if quote.instrument_name != checked.instrument_name:
         return f"a quote of {quote.instrument_name!r}"
+    ts = quote.timestamp
+    if not isinstance(ts, datetime) or ts.tzinfo is None:
+        return f"timestamp {ts!r} is not an aware time"
+    if ts < checked.timestamp:
+        return f"stamped {ts.isoformat()}, before the checked quote ({checked.timestamp:%H:%M:%S})"
+    ahead = (ts - checked.timestamp).total_seconds() - max(elapsed, 0.0)
+    if ahead > MAX_CHASE_AHEAD_SECONDS:
+        return f"stamped {ahead:.1f}s ahead of the chase's clock"
     for what in ("bid", "ask"):
         value = getattr(quote, what)
         if isinstance(value, bool) or not isinstance(value, int | float):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any, Literal
 
 import structlog
@@ -23,8 +23,14 @@ import structlog
 _SECRET_HINTS = ("secret", "api_key", "password", "token", "signature")
 _URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)[^@\s]+(?=@)")
 # libpq and several drivers also take the password as a query parameter
-# (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS).
-_QUERY_PASSWORD = re.compile(r"([?&](?:password|passwd|pwd|pass)=)[^&#\s\"']+", re.IGNORECASE)
+# (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS); Deribit's
+# ``public/auth`` takes the key, secret and signature as query parameters (docs.deribit.com,
+# ``public/auth``: client_id, client_secret, signature), and ccxt puts the URL in its errors.
+_QUERY_PASSWORD = re.compile(
+    r"([?&](?:password|passwd|pwd|pass|client_id|client_secret|signature|sig|access_token|"
+    r"refresh_token|token)=)[^&#\s\"']+",
+    re.IGNORECASE,
+)
 
 
 def mask_url_passwords(text: str) -> str:
@@ -32,13 +38,29 @@ def mask_url_passwords(text: str) -> str:
     return _QUERY_PASSWORD.sub(r"\1****", _URL_PASSWORD.sub(r"\1****", text))
 
 
-def _mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for key in list(event):
-        if any(h in key.lower() for h in _SECRET_HINTS):
-            event[key] = "**********"
-        elif isinstance(event[key], str) and "://" in event[key]:
-            event[key] = mask_url_passwords(event[key])
-    return event
+class _SecretMask:
+    """The log processor that keeps secrets out: fields named like one, URL passwords and
+    auth query parameters, and every known secret value (the API key and secret) anywhere."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def __call__(
+        self, _: Any, __: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key in list(event):
+            if any(h in key.lower() for h in _SECRET_HINTS):
+                event[key] = "**********"
+                continue
+            value = event[key]
+            if not isinstance(value, str):
+                continue
+            if "://" in value:
+                value = mask_url_passwords(value)
+            for secret in self.secrets:
+                value = value.replace(secret, "****")
+            event[key] = value
+        return event
 
 
 def _num(value: Any, spec: str) -> str:
@@ -118,9 +140,13 @@ def _factory(stream: Any) -> Any:
 
 
 def configure_logging(
-    fmt: Literal["auto", "console", "json"] = "auto", level: str = "info", stream: Any = None
+    fmt: Literal["auto", "console", "json"] = "auto",
+    level: str = "info",
+    stream: Any = None,
+    secrets: Iterable[str] = (),
 ) -> None:
-    """Set structlog up once per process; ``auto`` picks console on a tty, JSON otherwise."""
+    """Set structlog up once per process; ``auto`` picks console on a tty, JSON otherwise.
+    ``secrets``: values masked wherever they appear in an event (the API key and secret)."""
     out = stream or sys.stderr
     # ccxt logs request headers (API key id, signatures) at DEBUG: never let that through.
     logging.getLogger("ccxt").setLevel(logging.INFO)
@@ -136,9 +162,10 @@ def configure_logging(
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _mask_secrets,
             structlog.processors.StackInfoRenderer(),
+            # before the mask: a traceback's text (a chained ccxt error's URL) is masked too
             structlog.processors.format_exc_info,
+            _SecretMask(secrets),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -37,7 +37,8 @@ def policy_params(settings: PolicySettings, sigma: float | None = None) -> Polic
     ``(reference / sigma)²`` (within x0.25..x4): the expected delta drift per interval stays
     what it is at the reference vol.
     """
-    values: dict[str, Any] = settings.model_dump()[settings.kind]
+    # Only the configured policy's section: dumping every section cost 50 us a cycle.
+    values: dict[str, Any] = getattr(settings, settings.kind).model_dump()
     vol = settings.volatility
     if settings.kind == "time_band" and vol.scale_time_band and sigma is not None:
         values["interval_seconds"] *= float(np.clip((vol.reference / sigma) ** 2, 0.25, 4.0))

@@ -2,10 +2,15 @@
 
 1. Fills the venue has for our labels and the ledger lacks are recorded (exactly once: fills
    are unique on the venue's trade id), read from before the oldest order whose fills may not
-   all be on record, so a fill of an order acknowledged long ago is still found.
+   all be on record, so a fill of an order acknowledged long ago is still found. They pass the
+   same checks as a cycle's (:mod:`bot.intake`): an oversize or malformed fill, or one beyond
+   its order's price or fee bounds, halts trading and stops start-up.
+   Another hedgebot's open orders or trades on the same account (:mod:`bot.exclusion`) halt
+   trading and stop start-up.
 2. Orders we recorded but never saw finish are resolved by label and by venue id; orders
-   still working are re-adopted (cancelled, fills recorded). Open orders at the venue carrying
-   our label prefix that the ledger never recorded, or wrote off, are cancelled and reported.
+   still working are re-adopted (cancelled, fills recorded). Open orders at the venue stamped
+   with our ledger's id that the ledger never recorded, or wrote off, are cancelled and
+   reported.
 3. The hedge position at the venue must equal the recorded baseline plus our fills since
    (:mod:`bot.audit`); an unexplained difference beyond ``risk.position_tolerance`` stops
    start-up and says what differs.
@@ -23,6 +28,7 @@ import structlog
 
 from bot.audit import audit_position
 from bot.domain import DataError
+from bot.risk import FillExceedsOrder
 from bot.store.accounting import LedgerAccounts
 from bot.venues.errors import VenueError
 
@@ -48,17 +54,27 @@ class Reconciliation:
 
 async def reconcile(ctx: CycleContext, currency: str) -> Reconciliation:
     venue = ctx.tracker.venue
-    prefix = ctx.settings.venue.label_prefix + "-"
+    labels = ctx.executor.labels
     hedge = ctx.settings.venue.facts[currency].perpetual
     try:
-        added = 0
         since = _recovery_start(ctx, currency, hedge)
-        for fill in await venue.fills(currency, since=since):
-            if fill.label.startswith(prefix) and ctx.ledger.record_fill(fill):
-                added += 1
+        fills = await venue.fills(currency, since=since)
+        ours = [f for f in fills if labels.ours(f.label) or ctx.ledger.order(f.label) is not None]
+        added = len(ctx.executor.intake.ingest(ours))  # the cycle's fill checks, halts and all
+        if ctx.watch is not None:
+            watched = _watched_from(ctx, hedge)
+            other = await ctx.watch.check(currency, [f for f in fills if f.timestamp >= watched])
+            if other is not None:
+                ctx.risk.halt(other)
+                raise ReconciliationFailed(f"{currency}: trading halted: {other}")
         unresolved = await ctx.executor.resolve_unknown(currency)
         foreign = await ctx.executor.cancel_strays(currency)
         held = sum(p.size for p in await venue.positions(currency) if p.instrument.name == hedge)
+    except ReconciliationFailed:
+        raise
+    except FillExceedsOrder as exc:  # a fill no order of ours explains: halt, as a cycle does
+        ctx.risk.halt(f"{currency} at start-up: {exc}")
+        raise ReconciliationFailed(f"{currency}: {exc}: trading halted") from exc
     except (VenueError, DataError) as exc:
         raise ReconciliationFailed(f"{currency}: venue did not answer: {exc}") from exc
     except Exception as exc:  # an order that cannot be settled: do not start on a guess
@@ -85,6 +101,15 @@ async def reconcile(ctx: CycleContext, currency: str) -> Reconciliation:
         expected_position=expected,
     )
     return Reconciliation(currency, added, (), tuple(foreign), held, expected)
+
+
+def _watched_from(ctx: CycleContext, hedge: str) -> datetime:
+    """From when another hedgebot's trades count at start: since this ledger began watching
+    the hedge (its position baseline), or from now on a first start; earlier trades are the
+    account's history (a ledger that was replaced, say), explained by the baseline."""
+    base = LedgerAccounts(ctx.ledger.engine).baseline(hedge)
+    start = base.ts if base is not None else ctx.clock.now()
+    return start - ctx.executor.fill_lookback
 
 
 def _recovery_start(ctx: CycleContext, currency: str, hedge: str) -> datetime | None:

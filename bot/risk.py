@@ -33,6 +33,8 @@ from bot.store.records import strictest
 log = structlog.get_logger("hedgebot.risk")
 
 RATE_WINDOW = timedelta(minutes=1)
+# How a skipped cycle's reason starts when its read did not add up: the streak is counted so.
+BAD_READ = "implausible read: "
 NOTIONAL_WINDOW = timedelta(hours=24)
 
 
@@ -81,6 +83,74 @@ def check_fill(
         )
 
 
+FEE_USD_CURRENCIES = frozenset({"USD", "USDC", "USDT"})
+
+
+class FillOutOfBounds(FillExceedsOrder):
+    """A fill priced beyond its order's limit, or with a fee far above the schedule: it is
+    recorded (it happened), and trading halts until someone looks."""
+
+
+@dataclass(frozen=True)
+class FillBounds:
+    """How far a fill may stray from its order (``risk.max_fill_beyond_limit``,
+    ``risk.max_fill_from_mid``, ``risk.max_fee_rate``). A venue fills a limit order at its
+    limit or better (Deribit API v2, ``private/buy``: "price — the order price"), so a fill
+    much worse than the limit, or charged many times the fee schedule, is a wrong record."""
+
+    beyond_limit: float = 0.001
+    from_mid: float = 0.05
+    fee_rate: float = 0.005
+
+    @classmethod
+    def of(cls, s: RiskSettings) -> FillBounds:
+        return cls(s.max_fill_beyond_limit, s.max_fill_from_mid, s.max_fee_rate)
+
+
+def fill_out_of_bounds(
+    fill: Fill,
+    side: Side,
+    limit: float | None,
+    mid: float | None,
+    *,
+    inverse: bool,
+    bounds: FillBounds,
+) -> str | None:
+    """Why ``fill`` (already found well-formed by :func:`check_fill`) is beyond its order's
+    terms, or None. ``limit``: the order's limit price; ``mid``: the decision's mid, used for
+    an order without a limit."""
+    price = fill.price
+    if limit is not None and limit > 0:
+        worse = price - limit if side is Side.BUY else limit - price
+        if worse > limit * bounds.beyond_limit:
+            return (
+                f"fill {fill.trade_id} of {fill.label or fill.venue_order_id} at {price:,.2f} "
+                f"is {worse / limit:.2%} worse than its order's limit {limit:,.2f} "
+                f"(risk.max_fill_beyond_limit {bounds.beyond_limit:.2%})"
+            )
+    elif mid is not None and mid > 0 and abs(price / mid - 1) > bounds.from_mid:
+        return (
+            f"fill {fill.trade_id} of {fill.label or fill.venue_order_id} at {price:,.2f} is "
+            f"{abs(price / mid - 1):.2%} from the decision mid {mid:,.2f} "
+            f"(risk.max_fill_from_mid {bounds.from_mid:.2%})"
+        )
+    # the notional in the fee's own currency: coin for an inverse contract's usual fee, USD
+    # for a fee charged in a dollar currency (a linear contract's)
+    in_usd = str(fill.fee_currency).upper() in FEE_USD_CURRENCIES
+    if inverse:
+        notional = fill.amount if in_usd else fill.amount / price
+    else:
+        notional = fill.amount * price if in_usd else fill.amount
+    rate = abs(fill.fee) / notional
+    if rate > bounds.fee_rate:
+        return (
+            f"fill {fill.trade_id} of {fill.label or fill.venue_order_id} was charged "
+            f"{fill.fee:g} {fill.fee_currency}, {rate:.3%} of its notional "
+            f"(risk.max_fee_rate {bounds.fee_rate:.3%})"
+        )
+    return None
+
+
 def check_order_state(state: OrderState, request: OrderRequest) -> None:
     """Refuse a venue answer about ``request`` that is about another order, or whose filled
     amount is not a number between 0 and the amount asked for: nothing is sized on it."""
@@ -107,7 +177,6 @@ class RiskGate:
         self._settings = settings
         self._clock = clock
         self._ledger = ledger
-        self._bad_reads: dict[str, int] = {}
 
     def check(
         self, decision: HedgeDecision, book: Book, ledger_position: float | None = None
@@ -139,34 +208,40 @@ class RiskGate:
         self._ledger.set_trading_state(TradingState.HALTED, reason, self._clock.now())
         log.error("trading_halted", reason=reason)
 
-    def read_ok(self, currency: str) -> None:
-        self._bad_reads[currency] = 0
-
     def read_failed(self, currency: str, reason: str) -> str:
         """Count one implausible read; at ``halt_after_bad_reads`` in a row, halt. Returns what
-        was done, to be recorded with the skip."""
-        count = self._bad_reads.get(currency, 0) + 1
-        self._bad_reads[currency] = count
+        was done, to be recorded with the skip (it starts with :data:`BAD_READ`).
+
+        The streak is counted from the ledger (the recorded bad-read skips since the last read
+        that passed), so a restart between bad reads does not reset it; the row of this read
+        is written by the caller after this returns. An operator's resume starts it afresh."""
+        trading = self._ledger.get_trading_state()
+        resumed = trading.updated_at if trading.state is not TradingState.HALTED else None
+        count = self._ledger.bad_read_streak(currency, BAD_READ, resumed) + 1
         limit = self._settings.halt_after_bad_reads
         if self.state() is TradingState.HALTED:
-            return f"{reason}; cycle skipped (trading is halted)"
+            return f"{BAD_READ}{reason}; cycle skipped (trading is halted)"
         if count < limit:
-            return f"{reason}; cycle skipped ({count} of {limit} in a row before a halt)"
+            return f"{BAD_READ}{reason}; cycle skipped ({count} of {limit} in a row before a halt)"
         note = f"{count} implausible {currency} reads in a row (the last: {reason}): trading halted"
         self.halt(note)
-        return note
+        return f"{BAD_READ}{note}"
 
     def _check(self, decision: HedgeDecision, book: Book, ledger_position: float | None) -> Verdict:
         s = self._settings
         if not math.isfinite(decision.trade_amount) or not math.isfinite(decision.trade_delta):
             return Verdict(False, f"trade amount is not a number: {decision.trade_amount!r}")
-        state = self.state(book.currency)
+        now = self._clock.now()
+        inst = book.hedge_instrument
+        reads = self._ledger.risk_reads(
+            book.currency, inst.name, now - RATE_WINDOW, now - NOTIONAL_WINDOW
+        )
+        state = strictest(reads.state, reads.currency_state)
         if state is TradingState.HALTED:
             return Verdict(False, "trading is halted")
-        age = (self._clock.now() - book.as_of).total_seconds()
+        age = (now - book.as_of).total_seconds()
         if age > s.max_data_age_seconds:
             return Verdict(False, f"book is {age:.1f}s old (max {s.max_data_age_seconds:.1f}s)")
-        inst = book.hedge_instrument
         price = book.hedge_quote.mid
 
         def usd(amount: float) -> float:
@@ -206,15 +281,14 @@ class RiskGate:
                     f"position ${after_usd:,.0f} (by the {view}) would exceed max "
                     f"${s.position_cap_usd:,.0f}",
                 )
-        since = self._clock.now() - NOTIONAL_WINDOW
-        used = usd(self._ledger.ordered_amount_since(since, inst.name))
+        used = usd(reads.ordered_amount)
         if used + order_usd > s.daily_notional_cap_usd:
             return Verdict(
                 False,
                 f"${used:,.0f} ordered in 24 hours plus ${order_usd:,.0f} would exceed max "
                 f"${s.daily_notional_cap_usd:,.0f}",
             )
-        if not self.rate_ok():
+        if reads.orders_since >= s.max_orders_per_minute:  # as rate_ok() counts them
             return Verdict(False, f"order rate above {s.max_orders_per_minute} per minute")
         return Verdict(True, "ok", decision)
 

@@ -72,6 +72,13 @@ CORPUS: list[tuple[str, str, str]] = [
     ("risk: {equity_move_floor: 3}", "risk.equity_move_floor", "less than"),
     ("risk: {halt_after_bad_reads: 0}", "risk.halt_after_bad_reads", "greater than"),
     ("risk: {halt_after_bad_reads: 100000}", "risk.halt_after_bad_reads", "less than"),
+    ("risk: {max_fill_beyond_limit: -0.1}", "risk.max_fill_beyond_limit", "greater than"),
+    ("risk: {max_fill_beyond_limit: 1e9}", "risk.max_fill_beyond_limit", "less than"),
+    ("risk: {max_fill_from_mid: 0}", "risk.max_fill_from_mid", "greater than"),
+    ("risk: {max_fill_from_mid: .inf}", "risk.max_fill_from_mid", "finite"),
+    ("risk: {max_fee_rate: 0}", "risk.max_fee_rate", "greater than"),
+    ("risk: {max_fee_rate: 5}", "risk.max_fee_rate", "less than"),
+    ("risk: {max_fee_rate: .nan}", "risk.max_fee_rate", "number"),
     # Wrong types.
     ("risk: {max_order_usd: lots}", "risk.max_order_usd", "not a finite number"),
     ("risk: {max_order_usd: true}", "risk.max_order_usd", "not a finite number"),

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from bot.app import build_app
 from bot.clock import FakeClock
 from bot.cycle import rebalance_once
 from bot.domain import (
@@ -112,8 +113,9 @@ async def test_dry_run_prints_a_plan_and_sends_nothing(tmp_path: Path) -> None:
 async def test_a_dry_run_leaves_a_stray_order_of_ours_open(tmp_path: Path) -> None:
     app = stack(tmp_path, **TIGHT)
     quote = await app.venue.quote("BTC-PERPETUAL")
+    label = app.ctx.executor.labels.make("0123456789abcdef", 1)  # ours, lost from the ledger
     stray = OrderRequest(
-        label="hb-stray-1",
+        label=label,
         instrument_name="BTC-PERPETUAL",
         side=Side.SELL,
         amount=100,
@@ -121,12 +123,14 @@ async def test_a_dry_run_leaves_a_stray_order_of_ours_open(tmp_path: Path) -> No
         post_only=True,
     )
     await app.venue.place_order(stray)
+    app.clock.advance(1)  # type: ignore[attr-defined]
+    app = build_app(app.settings, paper=True, clock=app.clock, venue=app.venue)  # restarted
     result = await rebalance_once(app.ctx, "BTC", dry_run=True)
     assert result.status == "dry_run"
-    assert [o.label for o in await app.venue.open_orders("BTC")] == ["hb-stray-1"]
+    assert [o.label for o in await app.venue.open_orders("BTC")] == [label]
     live = await rebalance_once(app.ctx, "BTC")
     assert live.status != "dry_run"
-    assert "hb-stray-1" not in [o.label for o in await app.venue.open_orders("BTC")]
+    assert label not in [o.label for o in await app.venue.open_orders("BTC")]
 
 
 async def test_a_declined_confirmation_sends_nothing(tmp_path: Path) -> None:

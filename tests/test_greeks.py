@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from bot import black76_kernel
 from bot.backtest.datafiles import shared_data
 from bot.domain import (
     Account,
@@ -268,15 +269,40 @@ def test_arrays_broadcast_over_paths_and_legs_like_one_option_at_a_time() -> Non
 
 
 def test_large_inputs_run_in_parallel_chunks_with_the_same_results_as_small_ones() -> None:
-    F, K, t, s = random_options(150_001, seed=9)  # above the chunked threshold, ragged tail
+    n = black76_kernel.PARALLEL_MIN + 1  # on the threads, with a ragged tail
+    F, K, t, s = random_options(n, seed=9)
     t[::7] = -1.0  # expired options scattered through every chunk
     calls = np.arange(F.size) % 3 == 0
     big = black76(F, K, t, s, calls)
-    for lo in (0, 32_760, 150_000):
+    for lo in (0, 32_760, black76_kernel.BLOCK * 3 - 1, n - 1):
         part = black76(F[lo : lo + 1], K[lo : lo + 1], t[lo : lo + 1], s[lo : lo + 1], calls[lo])
         for field in OptionGreeks.__dataclass_fields__:
             small = getattr(part, field)[0]
             assert getattr(big, field)[lo] == pytest.approx(small, rel=1e-13, abs=1e-15), field
+
+
+def test_prices_and_greeks_keep_their_precision_deep_in_the_tails() -> None:
+    # |d| from 0 to beyond 37, where exp(-d1²/2) leaves the normal floats: the shared-exp
+    # normal CDF against scipy's, on both sides of every branch of the rational approximations.
+    from scipy.special import ndtr
+
+    d1 = np.concatenate([np.linspace(-45.0, 45.0, 9_001), [-3.0, 3.0, -5.66, 5.66, 0.0]])
+    sst = np.full_like(d1, 0.4)
+    F = np.full_like(d1, 50_000.0)
+    K = F * np.exp(-(d1 - 0.5 * sst) * sst)  # the strike that gives this d1
+    t = np.full_like(d1, 0.25)
+    s = sst / np.sqrt(t)
+    for is_call, w in ((True, 1.0), (False, -1.0)):
+        g = black76(F, K, t, s, is_call)
+        n1, n2 = ndtr(w * d1), ndtr(w * (d1 - sst))
+        price = np.maximum(w * (F * n1 - K * n2), 0.0)
+        big = price > 1e-250  # deep out of the money, both terms underflow: compare absolutely
+        assert np.allclose(g.price_usd[big], price[big], rtol=1e-9, atol=0.0)
+        assert np.allclose(g.price_usd[~big], 0.0, atol=1e-250)
+        assert np.allclose(g.delta, w * n1, rtol=1e-12, atol=1e-300)
+        pdf = np.exp(-0.5 * d1 * d1) / math.sqrt(2.0 * math.pi)
+        assert np.allclose(g.gamma, pdf / (F * sst), rtol=1e-12, atol=1e-300)
+        assert np.all(np.isfinite([g.price_usd, g.delta, g.gamma, g.vega, g.theta]))
 
 
 def _delta_sum(F: Array, K: Array, t: Array, s: Array) -> float:
@@ -285,7 +311,7 @@ def _delta_sum(F: Array, K: Array, t: Array, s: Array) -> float:
 
 def test_a_forked_worker_can_price_large_inputs_after_its_parent_did() -> None:
     # A forked backtest worker inherits the parent's thread pool without its threads.
-    F, K, t, s = random_options(100_000, seed=4)
+    F, K, t, s = random_options(black76_kernel.PARALLEL_MIN, seed=4)  # on the parent's threads
     parent = _delta_sum(F, K, t, s)
     with multiprocessing.get_context("fork").Pool(1) as pool:
         child = pool.apply_async(_delta_sum, (F, K, t, s)).get(timeout=10)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from bot.app import build_app
 from bot.clock import FakeClock
 from bot.cycle import rebalance_once
 from bot.domain import Account, Fill, OptionType, Position, RebalanceStatus, TradingState
@@ -281,3 +282,15 @@ def test_the_gross_option_delta_adds_the_size_of_each_options_delta_whatever_its
     gross = abs(one_call.options_delta_net) + abs(one_put.options_delta_net)
     assert both.options_delta_gross == pytest.approx(gross)
     assert both.options_delta_gross > abs(both.options_delta_net)
+
+
+async def test_bad_reads_in_a_row_halt_across_a_restart_of_the_process(tmp_path: Path) -> None:
+    settings = {**TIGHT, "risk": {"halt_after_bad_reads": 3}}
+    app = stack(tmp_path, clock=FakeClock(NOW), wrap=DeltaOff, **settings)
+    _, second = await run(app, 2)
+    assert "(2 of 3" in second.reason
+    restarted = build_app(app.settings, paper=True, clock=app.clock, venue=app.venue)
+    (third,) = await run(restarted, 1)
+    assert "3 implausible BTC reads in a row" in third.reason
+    assert restarted.ledger.get_trading_state().state is TradingState.HALTED
+    assert app.venue.count.placed == 0

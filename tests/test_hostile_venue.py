@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from bot.clock import FakeClock
 from bot.cycle import rebalance_once
@@ -241,3 +242,43 @@ async def test_a_cancel_answered_about_another_order_halts_and_sizes_nothing_on_
     assert "not one of ours" in result.reason
     assert app.ledger.get_trading_state().state is TradingState.HALTED
     assert app.venue.count.placed == 1
+
+
+def _chase_quotes(shift_seconds: float) -> type:
+    class V(QuotesGarbageMidChase):
+        """Honest on the cycle's read; later quotes 1% lower and stamped ``shift_seconds``
+        away from the truth (an old cached touch, or a clock far ahead)."""
+
+        async def quote(self, instrument_name: str) -> Any:
+            q = await self.inner.quote(instrument_name)
+            self.reads += 1
+            if self.reads == 1:
+                return q
+            return replace(
+                q,
+                bid=round(q.bid * 0.99, 1),
+                ask=round(q.ask * 0.99, 1),
+                timestamp=q.timestamp + timedelta(seconds=shift_seconds),
+            )
+
+    return V
+
+
+@pytest.mark.parametrize("shift", [-3600.0, 3600.0])
+async def test_a_stale_or_future_stamped_quote_refreshed_mid_chase_never_prices_an_order(
+    tmp_path: Path, shift: float
+) -> None:
+    app = stack(
+        tmp_path,
+        clock=FakeClock(NOW),
+        wrap=_chase_quotes(shift),
+        execution={"post_only": True, "urgent_band_multiple": 100.0},
+        **TIGHT,
+    )
+    book_quote = await app.venue.inner.quote(PERP)
+    with capture_logs() as logs:
+        await rebalance_once(app.ctx, "BTC")
+    prices = [p for p in app.venue.prices if p is not None]
+    assert len(prices) >= 2, "the chase re-priced no order"
+    assert all(p >= book_quote.bid * 0.998 for p in prices), prices
+    assert any(e["event"] == "quote_refresh_refused" for e in logs)

@@ -79,3 +79,50 @@ def test_a_database_password_in_a_logged_url_is_masked() -> None:
     line = _log("json", "db_upgraded", url="postgresql://bob:hunter2pw@db/hb")
     assert "hunter2pw" not in line
     assert "postgresql://bob:****@db/hb" in line
+
+
+AUTH_URL = (
+    "deribit GET https://www.deribit.com/api/v2/public/auth?grant_type=client_signature"
+    "&client_id=KEY1d3ntity&timestamp=1&nonce=ab&data=&signature=5ec4e7516a7ure"
+)
+
+
+def test_an_auth_calls_key_and_signature_in_a_logged_error_are_masked() -> None:
+    line = _log("json", "venue_read_retry", op="auth", error=f"ExchangeNotAvailable: {AUTH_URL}")
+    assert "KEY1d3ntity" not in line
+    assert "5ec4e7516a7ure" not in line
+    assert "client_id=****" in line
+
+
+def test_a_known_secret_is_masked_anywhere_in_a_line_and_in_a_traceback() -> None:
+    import ccxt
+
+    from bot.venues.deribit.mapping import map_error
+
+    out = io.StringIO()
+    configure_logging("json", "info", stream=out, secrets=["s3cr3t-value"])  # type: ignore[arg-type]
+    log = structlog.get_logger("t")
+    log.warning("odd", detail="the venue echoed s3cr3t-value back")
+    try:
+        try:
+            raise ccxt.ExchangeNotAvailable(AUTH_URL + " s3cr3t-value")
+        except ccxt.BaseError as exc:
+            raise map_error(exc, write=False) from exc
+    except Exception:
+        log.exception("cycle_failed")
+    text = out.getvalue()
+    assert "s3cr3t-value" not in text
+    assert "KEY1d3ntity" not in text
+    assert "5ec4e7516a7ure" not in text
+    assert "cycle_failed" in text
+
+
+def test_a_ccxt_error_mapped_to_a_venue_error_carries_no_key_or_signature() -> None:
+    import ccxt
+
+    from bot.venues.deribit.mapping import map_error
+
+    mapped = map_error(ccxt.ExchangeNotAvailable(AUTH_URL), write=False)
+    assert "KEY1d3ntity" not in str(mapped)
+    assert "5ec4e7516a7ure" not in str(mapped)
+    assert "public/auth" in str(mapped)

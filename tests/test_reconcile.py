@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.app import build_app
 from bot.cycle import rebalance_once
 from bot.domain import OrderRequest, OrderType, Side, TimeInForce
 from bot.reconcile import ReconciliationFailed, reconcile
@@ -41,22 +42,25 @@ async def test_fills_the_ledger_missed_are_recorded_once_at_start(tmp_path: Path
     assert sum(f.amount for f in app.ledger.fills()) == 500
 
 
-async def test_an_open_order_with_our_prefix_the_ledger_never_saw_is_cancelled(
+async def test_an_open_order_stamped_with_our_ledger_id_the_ledger_never_saw_is_cancelled(
     tmp_path: Path,
 ) -> None:
     app = stack(tmp_path)
     quote = await app.venue.quote("BTC-PERPETUAL")
+    label = app.ctx.executor.labels.make("0123456789abcdef", 1)
     stray = OrderRequest(
-        label="hb-stray-1",
+        label=label,
         instrument_name="BTC-PERPETUAL",
         side=Side.SELL,
         amount=100,
         price=round(quote.ask * 1.1),
         post_only=True,
     )
-    await app.venue.place_order(stray)
+    await app.venue.place_order(stray)  # by this ledger's earlier process, then lost from it
+    app.clock.advance(1)  # type: ignore[attr-defined]
+    app = build_app(app.settings, paper=True, clock=app.clock, venue=app.venue)  # restarted
     result = await reconcile(app.ctx, "BTC")
-    assert result.foreign_orders_cancelled == ("hb-stray-1",)
+    assert result.foreign_orders_cancelled == (label,)
     assert await app.venue.open_orders("BTC") == []
 
 

@@ -4,7 +4,7 @@ caps are counted from the ledger, so a restart does not reset them."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,15 @@ from bot.domain import (
     OrderState,
     OrderStatus,
     OrderType,
+    RebalanceStatus,
     Side,
     TradingState,
 )
-from bot.risk import FillExceedsOrder, RiskGate, check_fill
+from bot.greeks import portfolio_greeks
+from bot.risk import BAD_READ, FillExceedsOrder, RiskGate, check_fill
 from bot.store.db import open_ledger
-from bot.store.ledger import Ledger
-from bot.store.records import TradingStateRow
+from bot.store.ledger import GreeksSnapshot, Ledger, RebalanceRecord
+from bot.store.risk_reads import RiskReads
 from tests.support.books import NOW, book
 
 
@@ -198,7 +200,9 @@ def test_the_daily_notional_cap_counts_the_ledgers_orders_of_the_last_24_hours(
 
 def test_a_guard_that_raises_denies_the_order(tmp_path: Path) -> None:
     class Unreadable(Ledger):
-        def get_trading_state(self, scope: str = "global") -> TradingStateRow:
+        def risk_reads(
+            self, currency: str, instrument: str, rate_since: datetime, notional_since: datetime
+        ) -> RiskReads:
             raise RuntimeError("state table unreadable")
 
     ledger = open_ledger(f"sqlite:///{tmp_path}/x.db", create=True)
@@ -230,21 +234,59 @@ def test_a_nan_trade_is_denied(ledger: Ledger) -> None:
     assert "not a number" in verdict.reason
 
 
+def skipped(ledger: Ledger, reason: str, n: int, *, read_ok: bool = False) -> None:
+    """Record a cycle's rebalance row (a bad-read skip, or with ``read_ok`` a read that passed
+    and wrote its greeks snapshot), as the cycle does."""
+    cycle = f"c{n}"
+    status = RebalanceStatus.NO_TRADE if read_ok else RebalanceStatus.SKIPPED
+    rec = RebalanceRecord(
+        cycle_id=cycle,
+        ts=NOW,
+        currency="BTC",
+        mode="daemon",
+        policy="delta_band",
+        target_mode="coin",
+        status=status,
+        reason=reason,
+    )
+    ledger.record_rebalance(rec)
+    if read_ok:
+        g = portfolio_greeks(book(), NOW)
+        ledger.record_greeks(GreeksSnapshot.of(g, cycle_id=cycle, ts=NOW, hedge_position=0.0))
+
+
 def test_n_implausible_reads_in_a_row_halt_trading_and_say_so(ledger: Ledger) -> None:
     g, _ = gate(ledger, halt_after_bad_reads=3)
-    assert "skipped (1 of 3" in g.read_failed("BTC", "a")
-    g.read_ok("BTC")  # a good read in between resets the count
-    assert "skipped (1 of 3" in g.read_failed("BTC", "b")
-    assert "skipped (2 of 3" in g.read_failed("BTC", "c")
+    skipped(ledger, note := g.read_failed("BTC", "a"), 1)
+    assert "skipped (1 of 3" in note
+    skipped(ledger, "", 2, read_ok=True)  # a good read in between resets the count
+    skipped(ledger, note := g.read_failed("BTC", "b"), 3)
+    assert "skipped (1 of 3" in note
+    skipped(ledger, "orders of unknown outcome pending: x", 4)  # neither good nor bad
+    skipped(ledger, note := g.read_failed("BTC", "c"), 5)
+    assert "skipped (2 of 3" in note
     assert ledger.get_trading_state().state is TradingState.ACTIVE
     with capture_logs() as logs:
         note = g.read_failed("BTC", "d")
-    assert note is not None
     assert "3 implausible BTC reads in a row" in note
     state = ledger.get_trading_state()
     assert state.state is TradingState.HALTED
     assert "3 implausible" in state.reason
     assert any(e["event"] == "trading_halted" for e in logs)
+
+
+def test_the_bad_read_streak_survives_a_restart_because_it_is_counted_from_the_ledger(
+    ledger: Ledger,
+) -> None:
+    first, _ = gate(ledger, halt_after_bad_reads=3)
+    skipped(ledger, first.read_failed("BTC", "a"), 1)
+    skipped(ledger, first.read_failed("BTC", "b"), 2)
+    restarted, _ = gate(ledger, halt_after_bad_reads=3)  # a new process, nothing in memory
+    note = restarted.read_failed("BTC", "c")
+    assert "3 implausible BTC reads in a row" in note
+    assert ledger.get_trading_state().state is TradingState.HALTED
+    assert ledger.bad_read_streak("BTC", BAD_READ) == 2
+    assert ledger.bad_read_streak("ETH", BAD_READ) == 0  # each currency has its own streak
 
 
 FILL = Fill(
@@ -267,3 +309,38 @@ def test_a_fill_larger_than_its_order_or_not_a_positive_number_is_refused(
 
 def test_a_fill_of_its_whole_order_passes() -> None:
     check_fill(FILL, order_amount=5_340.0)
+
+
+def test_an_operators_resume_starts_the_bad_read_streak_afresh(ledger: Ledger) -> None:
+    g, clock = gate(ledger, halt_after_bad_reads=2)
+    skipped(ledger, g.read_failed("BTC", "a"), 1)
+    assert "2 implausible" in g.read_failed("BTC", "b")
+    skipped(ledger, "implausible read: b", 2)
+    clock.advance(60)
+    ledger.set_trading_state(TradingState.ACTIVE, "resumed by the operator", clock.now())
+    clock.advance(60)
+    assert "skipped (1 of 2" in g.read_failed("BTC", "c")
+
+
+def test_risk_reads_in_one_statement_agree_with_the_separate_queries(ledger: Ledger) -> None:
+    g, clock = gate(ledger)
+    record_order(ledger, clock, 1, amount=60_000)
+    clock.advance(120)
+    record_order(ledger, clock, 2, amount=50_000)
+    ledger.set_trading_state(TradingState.REDUCING, "test", clock.now(), scope="BTC")
+    minute_ago, day_ago = clock.now() - timedelta(minutes=1), clock.now() - timedelta(days=1)
+    reads = ledger.risk_reads("BTC", "BTC-PERPETUAL", minute_ago, day_ago)
+    assert reads.orders_since == ledger.orders_created_since(minute_ago) == 1
+    assert reads.ordered_amount == ledger.ordered_amount_since(day_ago, "BTC-PERPETUAL") == 110_000
+    assert reads.state is ledger.get_trading_state().state is TradingState.ACTIVE
+    assert reads.currency_state is TradingState.REDUCING
+    assert ledger.risk_reads("ETH", "ETH-PERPETUAL", minute_ago, day_ago).ordered_amount == 0.0
+    assert g.state("BTC") is TradingState.REDUCING
+
+
+def test_a_book_replaced_with_other_positions_sums_its_own_hedge_position() -> None:
+    held = book(hedge=30_000.0)
+    assert held.hedge_position() == held.hedge_position() == 30_000.0  # summed once, kept
+    more = replace(held, positions=(*held.positions, *book(hedge=20_000.0).positions))
+    assert more.hedge_position() == 50_000.0
+    assert replace(held, positions=()).hedge_position() == 0.0

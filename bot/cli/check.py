@@ -42,7 +42,15 @@ def register(sub: Any) -> None:
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio  # not at module top: `hedgebot --help` stays quick
 
-    checks = asyncio.run(run_checks(settings))
+    from bot.cli.common import known_secrets, scrub
+
+    keys = (settings.venue.api_key, settings.venue.api_secret)
+    db = settings.database
+    secrets = known_secrets([db.url, db.paper_url, settings.venue.url])
+    secrets += [k.get_secret_value() for k in keys if k is not None]
+    checks = [
+        Check(c.name, c.status, scrub(c.detail, secrets)) for c in asyncio.run(run_checks(settings))
+    ]
     if args.json:
         print(json.dumps([asdict(c) for c in checks], indent=2))
     else:

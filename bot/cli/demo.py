@@ -91,25 +91,32 @@ def sim_command(port: int) -> list[str]:
     return ["--config", str(CONFIG), "sim", "--port", str(port), "--db", SIM_DB]
 
 
-@contextmanager
-def _sim_venue(port: int) -> Iterator[int]:
-    """``hedgebot sim`` on 127.0.0.1 for as long as the demo needs it; yields its port."""
+def _start_sim(port: int) -> tuple[subprocess.Popen[str], int]:
+    """Start ``hedgebot sim`` on ``port`` (0: any); the port it bound, or 0 when it did not."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot.cli.main", *sim_command(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
+    assert proc.stdout is not None
+    while line := proc.stdout.readline():
+        if "Deribit API on http://127.0.0.1:" in line:
+            return proc, int(line.split("http://127.0.0.1:")[1].split()[0])
+    proc.wait()
+    return proc, 0
+
+
+@contextmanager
+def _sim_venue(port: int) -> Iterator[int]:
+    """``hedgebot sim`` on 127.0.0.1 for as long as the demo needs it; yields its port.
+
+    The preferred port can be taken between the check and the sim's bind (another program
+    starting at the same moment); the sim then exits, and a second start takes any free port."""
+    proc, bound = _start_sim(port)
+    if not bound and port:
+        proc, bound = _start_sim(0)
     try:
-        assert proc.stdout is not None
-        bound = 0
-        deadline = time.monotonic() + 60
-        while not bound and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            if "Deribit API on http://127.0.0.1:" in line:
-                bound = int(line.split("http://127.0.0.1:")[1].split()[0])
         if not bound:
             raise RuntimeError("hedgebot sim did not start")
         print(f"demo: simulated Deribit venue at http://127.0.0.1:{bound} (pid {proc.pid})")

@@ -112,9 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from bot.logs import configure_logging
 
-    configure_logging(args.log_format or settings.logging.format, settings.logging.level)
-    handler: Handler = args.handler
+    keys = (settings.venue.api_key, settings.venue.api_secret)
     secrets = known_secrets([settings.database.url, settings.database.paper_url])
+    secrets += [k.get_secret_value() for k in keys if k is not None]
+    configure_logging(
+        args.log_format or settings.logging.format, settings.logging.level, secrets=secrets
+    )
+    handler: Handler = args.handler
     try:
         return handler(args, settings)
     except UsageError as exc:

@@ -23,6 +23,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import structlog
 
+from bot.logs import mask_url_passwords
+
 log = structlog.get_logger("hedgebot.alerts")
 
 ALERT_URLS_ENV = "HEDGEBOT_ALERT_URLS"
@@ -57,13 +59,14 @@ def alert_urls(environ: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def redactor(secrets: Iterable[str]) -> Callable[[str], str]:
-    """Replace every secret (API keys, alert URLs and their tokens) in a text by ``***``."""
+    """Replace every secret (API keys, alert URLs and their tokens) in a text by ``***``, and
+    mask URL passwords and auth query parameters (a venue error's URL) as the logs do."""
     found = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
 
     def redact(text: str) -> str:
         for s in found:
             text = text.replace(s, "***")
-        return text
+        return mask_url_passwords(text)
 
     return redact
 

@@ -64,6 +64,7 @@ from bot.store.report_rows import (
     read_order_links,
     read_rebalances,
 )
+from bot.store.risk_reads import RiskReads, read_risk
 from bot.store.summary import summarise
 from bot.store.unit_of_work import UnitOfWork
 from bot.units import MAX_LABEL_LENGTH
@@ -178,6 +179,34 @@ class Ledger:
         )
         with self._work.read() as session:
             return [_rebalance_row(r) for r in session.scalars(query)]
+
+    def bad_read_streak(self, currency: str, marker: str, after: datetime | None = None) -> int:
+        """Rebalances of ``currency`` whose reason starts with ``marker`` (recorded bad reads)
+        since its last read that passed (a cycle that wrote a greeks snapshot), and after
+        ``after`` when given: the streak survives a restart because it is counted from the
+        record, not kept in memory."""
+        last_good_cycle = (
+            select(GreeksSnapshotModel.cycle_id)
+            .where(GreeksSnapshotModel.currency == currency)
+            .order_by(GreeksSnapshotModel.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        last_good = (
+            select(func.coalesce(func.max(RebalanceModel.id), 0))
+            .where(RebalanceModel.cycle_id == last_good_cycle)
+            .scalar_subquery()
+        )
+        query = select(func.count(RebalanceModel.id)).where(
+            RebalanceModel.id > last_good,
+            RebalanceModel.currency == currency,
+            RebalanceModel.status == RebalanceStatus.SKIPPED.value,
+            RebalanceModel.reason.startswith(marker, autoescape=True),
+        )
+        if after is not None:
+            query = query.where(RebalanceModel.ts > after)
+        with self._work.read() as session:
+            return int(session.scalar(query) or 0)
 
     def record_greeks(self, snapshot: GreeksSnapshot) -> int:
         row = GreeksSnapshotModel(
@@ -484,6 +513,23 @@ class Ledger:
             return float(session.scalar(query) or 0.0)
 
     # -- trading state -------------------------------------------------------------------------
+
+    def risk_reads(
+        self, currency: str, instrument: str, rate_since: datetime, notional_since: datetime
+    ) -> RiskReads:
+        """Everything the risk gate reads before an order, in one statement: the overall and
+        ``currency``'s trading state, the orders recorded since ``rate_since`` and the amount
+        of ``instrument`` ordered since ``notional_since`` (as :meth:`orders_created_since`
+        and :meth:`ordered_amount_since` count them)."""
+        with self._work.read() as session:
+            return read_risk(
+                session,
+                global_scope=GLOBAL_SCOPE,
+                currency_scope=currency,
+                instrument=instrument,
+                rate_since=rate_since,
+                notional_since=notional_since,
+            )
 
     def get_trading_state(self, scope: str = GLOBAL_SCOPE) -> TradingStateRow:
         """The persisted state of ``scope``; ACTIVE (``updated_at`` None) when never set."""

@@ -249,6 +249,17 @@ class HedgeBaselineModel(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
+class LedgerIdentityModel(Base):
+    """This ledger's identity (one row): stamped into every order label, so an order of
+    another ledger on the same venue account is told apart from one of ours."""
+
+    __tablename__ = "ledger_identity"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ledger_id: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class PaperBalanceModel(Base):
     """The paper venue's balance of one currency (coin)."""
 

@@ -37,6 +37,15 @@ PATHS: list[tuple[list[str], dict[str, str], str | None]] = [
     (["status"], {"HEDGEBOT__VENUE__KIND": "deribit", "HEDGEBOT__VENUE__NETWORK": "custom"}, None),
     (["rebalance", "--paper", "--dry-run"], {}, None),
     (["status"], {}, "venue:\n  api_secret: " + API_SECRET + "\n"),
+    (
+        ["check"],
+        {
+            "HEDGEBOT__VENUE__KIND": "deribit",
+            "HEDGEBOT__VENUE__NETWORK": "custom",
+            "HEDGEBOT__VENUE__URL": f"http://trader:{DB_PASSWORD}@127.0.0.1:1/",
+        },
+        None,
+    ),
 ]
 
 

@@ -193,16 +193,18 @@ async def test_orders_and_positions_the_ledger_does_not_know(tmp_path: Path) -> 
     await w.cycle()
     quote = await w.truth.quote("BTC-PERPETUAL")
     stray = OrderRequest(
-        label="hb-stray-1",
+        label=w.app.ctx.executor.labels.make("0123456789abcdef", 1),  # ours, lost from the ledger
         instrument_name="BTC-PERPETUAL",
         side=Side.SELL,
         amount=100,
         price=round(quote.ask * 1.2),
         post_only=True,
     )
-    await w.truth.place_order(stray)
+    await w.truth.place_order(stray)  # sent before a restart, then lost from the ledger
+    w.clock.advance(1)
+    w.restart()
     await w.cycle()
-    assert await w.truth.open_orders("BTC") == []  # our prefix, unknown: cancelled
+    assert await w.truth.open_orders("BTC") == []  # our ledger's id, unknown: cancelled
     manual = OrderRequest(
         label="manual",
         instrument_name="BTC-PERPETUAL",

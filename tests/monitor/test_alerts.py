@@ -226,3 +226,15 @@ def test_alert_settings_reject_nonsense() -> None:
     with pytest.raises(ValidationError):
         AlertSettings(stale_cycles=0)
     assert timedelta(seconds=AlertSettings().dedupe_seconds) == timedelta(hours=1)
+
+
+def test_an_alerts_text_loses_url_passwords_and_auth_parameters_it_was_not_told_of() -> None:
+    from bot.monitor.alerts import redactor
+
+    redact = redactor(["KEY-told-of"])
+    text = redact(
+        "KEY-told-of failed: postgresql://hb:pw-not-told@db/hb and "
+        "https://x/api/v2/public/auth?client_id=OTHERKEY&signature=abcdef0123"
+    )
+    for secret in ("KEY-told-of", "pw-not-told", "OTHERKEY", "abcdef0123"):
+        assert secret not in text

@@ -187,12 +187,18 @@ class VenueClockBehind(Passthrough):
 
 
 class FillsReadFailsOnce(Passthrough):
-    """The first read of fills fails after retries; later reads work."""
+    """The first read of fills after an order was placed fails after retries; later reads
+    work (reads before any order, such as the check for another hedgebot, work too)."""
 
     failures = 1
+    placed = False
+
+    async def place_order(self, request: OrderRequest) -> OrderState:
+        self.placed = True
+        return await self.inner.place_order(request)
 
     async def fills(self, currency: str, since: datetime | None = None) -> Any:
-        if self.failures > 0:
+        if self.placed and self.failures > 0:
             self.failures -= 1
             raise TransientError("fills read timed out")
         return await self.inner.fills(currency, since)

@@ -25,8 +25,16 @@ def venue_urls(url: str) -> dict[str, str]:
     """
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise UnsafeUrl(f"venue url must not carry credentials, a query or a fragment: {url!r}")
+    extras = (
+        ("credentials", parts.username or parts.password),
+        ("a query", parts.query),
+        ("a fragment", parts.fragment),
+    )
+    wrong = [what for what, there in extras if there]
+    if wrong:  # named, never echoed: they may be secrets
+        port = f":{parts.port}" if parts.port else ""
+        bare = f"{parts.scheme}://{host}{port}{parts.path}"
+        raise UnsafeUrl(f"venue url {bare} must not carry {' or '.join(wrong)} (not shown)")
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:

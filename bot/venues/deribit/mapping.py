@@ -37,6 +37,7 @@ from bot.domain import (
     Side,
     TimeInForce,
 )
+from bot.logs import mask_url_passwords
 from bot.units import MAX_LABEL_LENGTH
 from bot.venues.errors import (
     AuthError,
@@ -434,7 +435,8 @@ def map_error(exc: Exception, *, write: bool) -> VenueError:
     PermissionDenied an AuthenticationError, OnMaintenance an ExchangeNotAvailable. Cancelling
     an order that is no longer open (11044, 11008) is OrderNotFound, like paper's.
     """
-    message = f"{type(exc).__name__}: {exc}"
+    # ccxt's message holds the request URL: an auth call's key and signature are masked
+    message = mask_url_passwords(f"{type(exc).__name__}: {exc}")
     code = deribit_code(exc)
     if isinstance(exc, VenueError):
         return exc
