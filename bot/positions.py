@@ -45,6 +45,20 @@ def _expires(instrument: Instrument, now: datetime) -> bool:
     return instrument.expiry is not None and instrument.expiry <= now
 
 
+def _mark_of_quote(quote: Quote) -> Mark:
+    """A future's mark from its ticker (``public/ticker`` carries the mark, index and top of
+    book that its book-summary row carries); a future's forward is its own mark."""
+    return Mark(
+        instrument_name=quote.instrument_name,
+        mark_price=quote.mark,
+        underlying_price=quote.mark,
+        index_price=quote.index_price,
+        timestamp=quote.timestamp,
+        bid=quote.bid,
+        ask=quote.ask,
+    )
+
+
 class PositionTracker:
     """Venue → Book for one or more currencies, with staleness and emptiness checks."""
 
@@ -66,10 +80,15 @@ class PositionTracker:
         # Read together: the venue's delta_total is then as close as it can be in time to the
         # positions and marks it is checked against. One failed read cancels the others.
         # Marks are asked for the instruments held at the last good read (every instrument
-        # at the first read, or after a failed one); a newly held one is read after.
+        # at the first read, or after a failed one); a newly held one is read after. The
+        # hedge's mark comes with its quote (the same ticker), so it is not asked twice.
         last = self._held.pop(currency, None)
         start = self._clock.now()
-        held = None if last is None else [i.name for i in last if not _expires(i, start)]
+        held = (
+            None
+            if last is None
+            else [i.name for i in last if not _expires(i, start) and i.name != facts.perpetual]
+        )
         positions, mark_list, account, quote = await gather_or_cancel(
             self.venue.positions(currency),
             self.venue.marks(currency, held),
@@ -79,6 +98,8 @@ class PositionTracker:
         _check_positions(currency, positions)
         self._check_not_suddenly_empty(currency, len(positions))
         marks = {m.instrument_name: m for m in mark_list}
+        if quote.instrument_name == facts.perpetual and facts.perpetual not in marks:
+            marks[facts.perpetual] = _mark_of_quote(quote)
         now = self._clock.now()
         live = tuple(p.instrument for p in positions if not _expires(p.instrument, now))
         new = sorted({i.name for i in live if i.name not in marks})

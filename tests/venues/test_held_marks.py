@@ -204,7 +204,10 @@ async def test_the_tracker_asks_for_the_held_marks_and_reads_a_newly_held_one_af
         again = await tracker.read("BTC")
         tickers = sorted(p["instrument_name"] for m, p in server.calls if m == "public/ticker")
         assert "public/get_book_summary_by_currency" not in server.methods_called()
-        assert tickers == sorted([*(p.instrument.name for p in first.positions), "BTC-PERPETUAL"])
+        # the hedge's ticker is read once: its quote brings its mark
+        assert tickers == sorted(p.instrument.name for p in first.positions)
+        assert "BTC-PERPETUAL" in tickers
+        assert again.marks["BTC-PERPETUAL"].mark_price == again.hedge_quote.mark
         held.append(option_position(HELD[1], -1.0, None))  # traded since the last read
         server.calls.clear()
         third = await tracker.read("BTC")
