@@ -31,14 +31,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from bot.backtest.history import FundingSeries
 from bot.domain import DataError, TargetMode
 from bot.units import DAYS_PER_YEAR, FUNDING_PERIOD_SECONDS, SECONDS_PER_DAY, SECONDS_PER_YEAR
+
+if TYPE_CHECKING:  # an annotation only: the report imports pandas only for a funding file
+    from bot.backtest.history import FundingSeries
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -36,7 +36,6 @@ from bot.analysis.costs import (
     build_report,
 )
 from bot.analysis.tables import table
-from bot.backtest.history import load_funding
 from bot.domain import DataError
 
 __all__ = [
@@ -78,6 +77,8 @@ def funding_from(value: str | float | None) -> Funding:
     path = Path(value)
     if not path.is_file():
         raise DataError(f"funding {value!r} is neither a rate per 8 h nor a CSV file")
+    from bot.backtest.history import load_funding  # pandas: only for a funding file
+
     return SeriesFunding(load_funding(path))
 
 

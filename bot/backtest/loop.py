@@ -20,6 +20,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from bot.backtest.accounts import settle
 from bot.backtest.book import BookAt, BookMarks, OptionLeg, option_book
 from bot.backtest.results import CostModel, PathOutcome, PolicyResult, PolicyRun
 from bot.domain import DataError
@@ -134,10 +135,13 @@ def hedge_outcomes(
 
     gamma = reads_gamma(policies)
     first = book = book_at(0)
-    next_price = discount[0] * prices[0]
+    # Without a rate every discount is 1: the rows themselves, not a product per step.
+    discounted = rate != 0.0
+    next_price = discount[0] * prices[0] if discounted else prices[0]
     for k in range(n_steps):
         price = prices[k]
-        price_now, next_price = next_price, discount[k + 1] * prices[k + 1]
+        price_now = next_price
+        next_price = discount[k + 1] * prices[k + 1] if discounted else prices[k + 1]
         move = next_price - price_now  # discounted: the hedge account is financed at `rate`
         now = _scalar(times[k])
         funding_share = rates[k] * (times[k + 1] - times[k]) / FUNDING_PERIOD_SECONDS
@@ -156,17 +160,23 @@ def hedge_outcomes(
             )
             orders = decide(h.run.policy, state, h.run.params, lot)
             h.warnings.update(orders.warnings)
-            amount = orders.amount
-            traded = amount != 0
-            if traded.any():
-                h.coin += orders.delta_change
-                h.amount += amount
-                h.last[traded] = now
-                pay(h, amount, price, float(discount[k]))
-            h.out["hedge"] += h.coin * move
-            if funding_share:
-                usd = h.amount if lot.inverse else h.amount * price
-                h.out["funding"] += (funding_share * discount[k]) * usd
+            settle(
+                orders.amount,
+                orders.delta_change,
+                price,
+                move,
+                now=float(times[k]),
+                disc=float(discount[k]),
+                fee_rate=costs.fee_rate,
+                half_spread=costs.half_spread,
+                inverse=lot.inverse,
+                funding_rate=funding_share * discount[k] if funding_share else 0.0,
+                coin=h.coin,
+                position=h.amount,
+                last=h.last,
+                trades=h.trades,
+                out=h.out,
+            )
         book = book_at(k + 1)
 
     outcomes = []

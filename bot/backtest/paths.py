@@ -286,11 +286,15 @@ def generate(
         returns = log_returns(grid_prices)
         notes = (*notes, f"{carried} grid points carried forward")
     out = np.empty((n + 1, n_paths))
+    # One block of normals reused for every block: warm memory, not fresh pages each time;
+    # ``out=`` fills it with the very numbers ``standard_normal((n, count))`` would return.
+    normals = np.empty((n, min(PATH_BLOCK, n_paths))) if m.kind == "gbm" else None
     for done in range(0, n_paths, PATH_BLOCK):
         count = min(PATH_BLOCK, n_paths - done)
         rng = np.random.default_rng([seed, (first_path + done) // PATH_BLOCK])
-        if m.kind == "gbm":  # as gbm() computes it, written in place: log increments for now
-            z = rng.standard_normal((n, count))
+        if normals is not None:  # as gbm() computes it, in place: log increments for now
+            z = normals if normals.shape[1] == count else np.empty((n, count))
+            rng.standard_normal(out=z)
             np.multiply(z, m.sigma * np.sqrt(dt), out=out[1:, done : done + count])
         else:
             out[:, done : done + count] = _block_draw(m, rng, n, dt, count, returns)

@@ -13,7 +13,7 @@ transaction instead, committed at the end of the block or at the first order rec
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
 
@@ -34,6 +34,7 @@ from bot.domain import (
     TradingState,
     require_positive,
 )
+from bot.store.day import DayTotals, day_totals
 from bot.store.models import (
     FillModel,
     GreeksSnapshotModel,
@@ -586,6 +587,11 @@ class Ledger:
         """Headline figures, aggregated in SQL (see :class:`LedgerSummary` for their units)."""
         with self._work.read() as session:
             return summarise(session)
+
+    def day_totals(self, since: datetime, currencies: Iterable[str]) -> DayTotals:
+        """The heartbeat's figures from ``since``, aggregated in SQL (:mod:`bot.store.day`)."""
+        with self._work.read() as session:
+            return day_totals(session, since, currencies)
 
 
 def _append_event(session: Session, row: OrderModel, ts: datetime, detail: str) -> None:

@@ -163,7 +163,7 @@ def _stamp_column(dialect: str) -> ColumnElement[Any]:
 def _micros(values: Sequence[Any]) -> npt.NDArray[np.int64]:
     """Microseconds since the epoch of SQLite's UTC text (``YYYY-MM-DD HH:MM:SS.ffffff``,
     parsed by numpy) or of the driver's datetimes (naive ones are UTC)."""
-    if all(isinstance(v, str) for v in values):
+    if values and isinstance(values[0], str):  # one driver, one type for the whole column
         return np.asarray(values, dtype="datetime64[us]").astype(np.int64)
     aware = (v if v.tzinfo else v.replace(tzinfo=UTC) for v in values)
     return np.asarray([(v - EPOCH) // MICROSECOND for v in aware], dtype=np.int64)
@@ -182,10 +182,25 @@ def _iv_of(greeks: str | None) -> float:
     return float("nan") if iv is None else float(iv)
 
 
-def _partitions(engine: Engine, query: Executable) -> Iterator[Sequence[Any]]:
+def _partitions(
+    engine: Engine, query: Executable, *, plain: bool = False
+) -> Iterator[Sequence[Any]]:
+    """The rows of ``query`` in partitions of :data:`CHUNK_ROWS`, streamed.
+
+    ``plain``: the select's columns need no result processing (numbers and stamps coerced to
+    plain types); on SQLite the rows then come straight from the driver's cursor, as
+    SQLAlchemy's row objects were a fifth of the report's time over a million rows. Otherwise,
+    and on PostgreSQL (a server-side cursor), SQLAlchemy streams them."""
     with engine.connect() as conn:
-        result = conn.execution_options(yield_per=CHUNK_ROWS).execute(query)
-        yield from result.partitions()
+        if plain and engine.dialect.name == "sqlite":
+            # Not with yield_per: its buffering strategy reads rows ahead from the cursor.
+            result = conn.execute(query)
+            cursor = result.cursor
+            while rows := cursor.fetchmany(CHUNK_ROWS):
+                yield rows
+            result.close()
+            return
+        yield from conn.execution_options(yield_per=CHUNK_ROWS).execute(query).partitions()
 
 
 def read_rebalances(
@@ -194,23 +209,36 @@ def read_rebalances(
     """Rebalances from ``since`` (inclusive), of ``currency`` when given, by currency, with
     the hedge position of their cycle's newest greeks snapshot from ``since``."""
     r, s = RebalanceModel, GreeksSnapshotModel
-    newest = select(s.cycle_id, func.max(s.id).label("snapshot_id")).group_by(s.cycle_id)
-    if since is not None:
-        newest = newest.where(s.ts >= since)
-    last = newest.subquery()
-    query = (
-        select(
-            r.id,
-            _stamp_column(engine.dialect.name),
-            *(getattr(r, name) for name in _REBALANCE_TEXT),
-            _iv_column(engine.dialect.name),
-            *(type_coerce(getattr(r, name), Float).label(name) for name in REBALANCE_NUMBERS),
-            type_coerce(s.hedge_position, Float).label("snapshot_hedge"),
-        )
-        .outerjoin(last, last.c.cycle_id == r.cycle_id)
-        .outerjoin(s, s.id == last.c.snapshot_id)
-        .order_by(r.ts, r.id)
+    dialect = engine.dialect.name
+    recent = () if since is None else (s.ts >= since,)
+    snapshot_hedge = type_coerce(s.hedge_position, Float)
+    columns = (
+        r.id,
+        _stamp_column(dialect),
+        *(getattr(r, name) for name in _REBALANCE_TEXT),
+        _iv_column(dialect),
+        *(type_coerce(getattr(r, name), Float).label(name) for name in REBALANCE_NUMBERS),
     )
+    if dialect == "sqlite":
+        # Looked up per row through the cycle_id index: a third faster on SQLite than grouping
+        # the whole snapshot table first and joining.
+        newest = (
+            select(snapshot_hedge).where(s.cycle_id == r.cycle_id, *recent).order_by(s.id.desc())
+        )
+        query = select(*columns, newest.limit(1).scalar_subquery().label("snapshot_hedge"))
+    else:
+        last = (
+            select(s.cycle_id, func.max(s.id).label("snapshot_id"))
+            .where(*recent)
+            .group_by(s.cycle_id)
+            .subquery()
+        )
+        query = (
+            select(*columns, snapshot_hedge.label("snapshot_hedge"))
+            .outerjoin(last, last.c.cycle_id == r.cycle_id)
+            .outerjoin(s, s.id == last.c.snapshot_id)
+        )
+    query = query.order_by(r.ts, r.id)
     if since is not None:
         query = query.where(r.ts >= since)
     if currency is not None:
@@ -218,31 +246,36 @@ def read_rebalances(
     by_ccy: dict[str, _Chunks] = {}
     intern = _Interner()
     n_text = len(_REBALANCE_TEXT)
-    for part in _partitions(engine, query):
+    for part in _partitions(engine, query, plain=True):
         cols = list(zip(*part, strict=True))
-        currencies = intern(cols[3])
-        for ccy in sorted(set(currencies)):
+        del part
+        currencies = np.asarray(intern(cols[3]), dtype=object)
+        ids = np.asarray(cols[0], dtype=np.int64)
+        ts_us = _micros(cols[1])
+        cycle_ids = np.asarray(cols[2], dtype=np.str_)
+        text = {
+            name: np.asarray(intern(cols[2 + k]), dtype=object)
+            for k, name in enumerate(_REBALANCE_TEXT[1:], start=1)
+        }
+        iv = _ivs(cols[2 + n_text])
+        numbers = {name: _floats(cols[3 + n_text + k]) for k, name in enumerate(REBALANCE_NUMBERS)}
+        hedge = _floats(cols[-1])
+        del cols
+        names = sorted(set(currencies.tolist()))
+        for ccy in names:
             acc = by_ccy.setdefault(ccy, _Chunks())
-            mine = np.asarray([c == ccy for c in currencies], dtype=np.bool_)
-            rows = np.flatnonzero(mine)
-            whole = len(rows) == len(currencies)
-            picked = rows.tolist()
-
-            def take(values: Sequence[Any], whole: bool = whole, picked: list[int] = picked) -> Any:
-                return values if whole else [values[i] for i in picked]
-
-            acc.ids.append(np.asarray(take(cols[0]), dtype=np.int64))
-            acc.ts_us.append(_micros(take(cols[1])))
+            mine: Any = slice(None) if len(names) == 1 else currencies == ccy
+            acc.ids.append(ids[mine])
+            acc.ts_us.append(ts_us[mine])
             # Cycle ids are one string per row: kept in a numpy array, not as a million small
             # objects that would pin the memory of every chunk read around them.
-            acc.cycle_ids.append(np.asarray(take(cols[2]), dtype=np.str_))
-            for k, name in enumerate(_REBALANCE_TEXT[1:], start=1):
-                acc.text[name].extend(intern(take(cols[2 + k])))
-            acc.iv.append(_ivs(take(cols[2 + n_text])))
-            for k, name in enumerate(REBALANCE_NUMBERS):
-                acc.numbers[name].append(_floats(take(cols[3 + n_text + k])))
-            acc.hedge.append(_floats(take(cols[-1])))
-        del cols
+            acc.cycle_ids.append(cycle_ids[mine])
+            for name, values in text.items():
+                acc.text[name].extend(values[mine].tolist())
+            acc.iv.append(iv[mine])
+            for name, column in numbers.items():
+                acc.numbers[name].append(column[mine])
+            acc.hedge.append(hedge[mine])
     return {ccy: by_ccy.pop(ccy).columns() for ccy in sorted(by_ccy)}
 
 
