@@ -63,6 +63,17 @@ class SqlPaperStore:
             else:
                 row.start, row.now = time.start, time.now
 
+    def order(self, venue_order_id: str) -> OrderState | None:
+        with self._sessions() as session:
+            row = session.get(PaperOrderModel, venue_order_id)
+            return None if row is None else _order_state(row)
+
+    def orders_by_label(self, label: str) -> list[OrderState]:
+        """Through the index on ``label``: one order per label in practice."""
+        with self._sessions() as session:
+            query = select(PaperOrderModel).where(PaperOrderModel.label == label)
+            return [_order_state(o) for o in session.scalars(query)]
+
     def save(self, change: PaperChange) -> None:
         """Upsert balances, positions and orders and append new trades, all or nothing."""
         with transaction(self._sessions) as session:
