@@ -60,7 +60,8 @@ async def test_an_old_closed_order_is_found_by_id_and_label_after_it_left_the_wi
         by_id = await reader.order_by_id("BTC", first.venue_order_id)
         by_label = await reader.order_by_label("BTC", "first")
         assert by_id == by_label == first
-        assert by_id is not None and by_id.status is OrderStatus.FILLED
+        assert by_id is not None
+        assert by_id.status is OrderStatus.FILLED
         assert await reader.order_by_id("ETH", first.venue_order_id) is None
         assert await reader.order_by_label("ETH", "first") is None
         assert await reader.order_by_label("BTC", "never-sent") is None
