@@ -7,10 +7,12 @@ against an exchange. Implements ``bot.venues.paper.state.PaperStateStore``.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.domain import OrderState, OrderStatus, OrderType, Side
+from bot.domain import Fill, OrderState, OrderStatus, OrderType, Side
 from bot.store.models import (
     PaperBalanceModel,
     PaperClockModel,
@@ -73,6 +75,13 @@ class SqlPaperStore:
         with self._sessions() as session:
             query = select(PaperOrderModel).where(PaperOrderModel.label == label)
             return [_order_state(o) for o in session.scalars(query)]
+
+    def trades(self, since: datetime | None = None) -> list[Fill]:
+        query = select(PaperTradeModel).order_by(PaperTradeModel.ts, PaperTradeModel.trade_id)
+        if since is not None:
+            query = query.where(PaperTradeModel.ts >= since)
+        with self._sessions() as session:
+            return [fill_of(t) for t in session.scalars(query)]
 
     def save(self, change: PaperChange) -> None:
         """Upsert balances, positions and orders and append new trades, all or nothing."""

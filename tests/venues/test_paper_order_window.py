@@ -83,3 +83,24 @@ async def test_a_reused_label_answers_with_its_newest_order_once_that_left_the_w
     assert found is not None
     assert found.venue_order_id == resting.venue_order_id
     assert found.status is OrderStatus.CANCELLED
+
+
+async def test_fills_from_before_the_trade_window_come_whole_from_the_store(
+    make_store: Callable[[], PaperStateStore],
+) -> None:
+    clock = FakeClock(START)
+    venue = venue_on(FakeMarket(clock), make_store(), clock, trade_window=WINDOW)  # type: ignore[arg-type]
+    placed = []
+    for i in range(8):
+        placed.append(
+            await venue.place_order(order(f"t-{i}", Side.BUY if i % 2 else Side.SELL, 10))
+        )
+        clock.advance(60)
+    everything = await venue.fills("BTC")
+    assert [f.venue_order_id for f in everything] == [o.venue_order_id for o in placed]
+    assert len(venue._trades) == WINDOW
+    recent = await venue.fills("BTC", since=placed[-2].timestamp)  # inside the window
+    assert [f.label for f in recent] == ["t-6", "t-7"]
+    older = await venue.fills("BTC", since=placed[2].timestamp)  # reaches past it
+    assert [f.label for f in older] == [f"t-{i}" for i in range(2, 8)]
+    assert await venue.fills("ETH") == []

@@ -122,6 +122,9 @@ class SimMarket:
         self._cache: dict[str, Instrument] = {}
         self._found: dict[str, Instrument] = {}  # once listed, a name stays known
         self._marks: dict[str, tuple[datetime, list[Mark]]] = {}  # the last instant's marks
+        # The listed options change only when an expiry is listed or expires: per currency,
+        # the last listing's expiries and its instruments (names are not formatted again).
+        self._listed: dict[str, tuple[tuple[datetime, ...], list[Instrument]]] = {}
 
     # --- time and index -------------------------------------------------------------------
 
@@ -201,12 +204,18 @@ class SimMarket:
         return found
 
     def _options(self, currency: str, now: datetime) -> list[Instrument]:
-        return [
+        expiries = tuple(names.listed_expiries(now))
+        cached = self._listed.get(currency)
+        if cached is not None and cached[0] == expiries:
+            return list(cached[1])
+        options = [
             self._option(currency, expiry, strike, kind)
-            for expiry in names.listed_expiries(now)
+            for expiry in expiries
             for strike in self.strikes(currency, expiry)
             for kind in (OptionType.CALL, OptionType.PUT)
         ]
+        self._listed[currency] = (expiries, options)
+        return list(options)
 
     def instruments(self, currency: str) -> list[Instrument]:
         """The perpetual, then the options listed now by expiry, strike, call before put."""

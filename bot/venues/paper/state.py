@@ -68,6 +68,10 @@ class PaperStateStore(Protocol):
         """Every saved order carrying ``label`` (any currency, any status)."""
         ...
 
+    def trades(self, since: datetime | None = None) -> list[Fill]:
+        """Saved trades at or after ``since`` (all when None), oldest first (time, trade id)."""
+        ...
+
     def load_time(self) -> SimTime | None:
         """The saved lockstep time; None before the first start."""
         ...
@@ -101,6 +105,10 @@ class MemoryPaperStore:
 
     def orders_by_label(self, label: str) -> list[OrderState]:
         return [o for o in self._snap.orders.values() if o.label == label]
+
+    def trades(self, since: datetime | None = None) -> list[Fill]:
+        found = [t for t in self._snap.trades if since is None or t.timestamp >= since]
+        return sorted(found, key=lambda t: (t.timestamp, t.trade_id))
 
     def save(self, change: PaperChange) -> None:
         self._snap.balances.update(change.balances)

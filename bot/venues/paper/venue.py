@@ -66,6 +66,7 @@ from bot.venues.paper.state import PaperChange, PaperPosition, PaperStateStore
 
 _ORDER_ID = re.compile(r"^paper-(\d+)$")
 CLOSED_WINDOW = 1_000  # closed orders kept in memory; older ones are read from the store
+TRADE_WINDOW = 1_000  # the latest trades kept in memory; a read reaching further asks the store
 _TRADE_ID = re.compile(r"^paper-t-(\d+)$")
 
 
@@ -151,11 +152,13 @@ class PaperVenue:
         faults: PaperFaultPlan | None = None,
         equity: Mapping[str, float] | None = None,
         closed_window: int = CLOSED_WINDOW,
+        trade_window: int = TRADE_WINDOW,
     ) -> None:
-        if closed_window < 0:
-            raise ValueError(f"closed_window must be >= 0, got {closed_window!r}")
+        if closed_window < 0 or trade_window < 0:
+            raise ValueError(f"windows must be >= 0, got {closed_window!r}, {trade_window!r}")
         self.name = name
         self._closed_window = closed_window
+        self._trade_window = trade_window
         self._equity = dict(equity) if equity is not None else None
         self._market = market
         self._store = store
@@ -181,11 +184,15 @@ class PaperVenue:
             snapshot.orders.values(), key=lambda o: _number(_ORDER_ID, o.venue_order_id)
         ):
             self._remember(order)
-        self._trades = list(snapshot.trades)
-        self._trade_ids = {t.trade_id for t in self._trades}
+        # The latest trades, oldest first; ``_trades_from`` is the newest time of a trade
+        # dropped from memory (None while none was): a read from after it is answered here.
+        self._trades: dict[str, Fill] = {}
+        self._trades_from: datetime | None = None
+        for trade in snapshot.trades:
+            self._keep_trade(trade)
         self._next_order = 1 + max((_number(_ORDER_ID, i) for i in snapshot.orders), default=0)
         self._next_trade = 1 + max(
-            (_number(_TRADE_ID, t.trade_id) for t in self._trades), default=0
+            (_number(_TRADE_ID, t.trade_id) for t in snapshot.trades), default=0
         )
         if snapshot.empty:
             self._seed()
@@ -202,9 +209,15 @@ class PaperVenue:
         for order in draft.orders.values():
             self._remember(order)
         for trade in draft.trades:
-            if trade.trade_id not in self._trade_ids:
-                self._trade_ids.add(trade.trade_id)
-                self._trades.append(trade)
+            if trade.trade_id not in self._trades:
+                self._keep_trade(trade)
+
+    def _keep_trade(self, trade: Fill) -> None:
+        self._trades[trade.trade_id] = trade
+        while len(self._trades) > self._trade_window:
+            old = self._trades.pop(next(iter(self._trades)))
+            if self._trades_from is None or old.timestamp > self._trades_from:
+                self._trades_from = old.timestamp
 
     def _remember(self, order: OrderState) -> None:
         """Index ``order``'s latest state; forget the oldest closed orders beyond the window."""
@@ -535,12 +548,19 @@ class PaperVenue:
         return [o for o in self._open_orders() if currency_of(o.instrument_name) == currency]
 
     async def fills(self, currency: str, since: datetime | None = None) -> list[Fill]:
+        """Trades from ``since``: from memory, or from the store when some it dropped count."""
         self._read()
+        start = None if since is None else utc(since)
+        dropped = self._trades_from
+        if dropped is None or (start is not None and start > dropped):
+            found: list[Fill] = list(self._trades.values())
+        else:
+            found = self._store.trades(start)
         return [
             t
-            for t in self._trades
+            for t in found
             if currency_of(t.instrument_name) == currency
-            and (since is None or t.timestamp >= utc(since))
+            and (start is None or t.timestamp >= start)
         ]
 
     async def close(self) -> None:
