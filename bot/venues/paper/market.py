@@ -32,7 +32,14 @@ from bot.domain import (
 from bot.greeks import black76
 from bot.units import SECONDS_PER_YEAR, SETTLEMENT_WINDOW
 from bot.venues.paper import instruments as names
-from bot.venues.paper.matching import Level, round_down, round_up, snap
+from bot.venues.paper.matching import (
+    Level,
+    round_down,
+    round_down_all,
+    round_up,
+    round_up_all,
+    snap,
+)
 from bot.venues.paper.path import IndexPath
 from bot.venues.paper.smile import smile_iv
 
@@ -301,8 +308,15 @@ class SimMarket:
         ]
         options = self._options(currency, now)
         coin, iv = self._option_marks(options, now, index)
-        for option, mark, vol in zip(options, coin.tolist(), iv.tolist(), strict=True):
-            bid, ask, _ = self._option_top(mark, option.tick_size)
+        # _option_top over the arrays at once: the same floats, without ~600 calls per look.
+        ticks = np.asarray([o.tick_size for o in options], dtype=np.float64)
+        half = np.maximum(ticks, OPTION_HALF_SPREAD * coin)
+        tops = zip(
+            round_down_all(coin - half, ticks), round_up_all(coin + half, ticks), strict=True
+        )
+        for option, mark, vol, (bid, ask) in zip(
+            options, coin.tolist(), iv.tolist(), tops, strict=True
+        ):
             out.append(
                 Mark(
                     instrument_name=option.name,
