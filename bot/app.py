@@ -295,9 +295,12 @@ def build_app(
     mode: str = "daemon",
     venue: Venue | None = None,
     ledger: Ledger | None = None,
+    lease_clock: Clock | None = None,
 ) -> App:
     """Everything one process needs. Refuses a ledger whose schema is behind the code.
-    ``venue`` and ``ledger`` replace the ones the settings name (tests inject faults so).
+    ``venue`` and ``ledger`` replace the ones the settings name (tests inject faults so);
+    ``lease_clock`` the wall clock the book lease expires on (a test's restarted process
+    stands "later" on it, as if the dead holder's lease had run out).
 
     With ``market.clock: lockstep`` the clock is the simulated venue's: in paper mode one
     shared with the paper venue (and saved with its account), against ``hedgebot sim`` that
@@ -359,6 +362,7 @@ def build_app(
         paper,
         venue_clock,
         mode,
+        lease_clock=lease_clock or SystemClock(),
         monitor=monitor,
         closers=closers,
         pushes=pushes,

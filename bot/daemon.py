@@ -185,7 +185,8 @@ class Daemon:
                 break
             self._beat_if_due()
             tick = self._next_tick(tick, clock.now())
-            if not await self._sleep(stop, (tick - clock.now()).total_seconds()):
+            wake = tick if until is None else min(tick, until)  # never sleep past the end
+            if not await self._sleep(stop, (wake - clock.now()).total_seconds()):
                 break
 
     def _counted(self, currency: str, result: CycleResult) -> None:

@@ -7,7 +7,9 @@
    its order's price or fee bounds, halts trading and stops start-up.
    Another hedgebot's open orders or trades on the same account (:mod:`bot.exclusion`) halt
    trading and stop start-up.
-2. Orders we recorded but never saw finish are resolved by label and by venue id; orders
+2. Orders we recorded but never saw finish are resolved by label and by venue id; when some
+   stay unknown, start-up waits ``unknown_grace_seconds`` on its clock once and looks again
+   (on lockstep simulated time nothing else would move the venue's clock); orders
    still working are re-adopted (cancelled, fills recorded). Open orders at the venue stamped
    with our ledger's id that the ledger never recorded, or wrote off, are cancelled and
    reported.
@@ -68,6 +70,11 @@ async def reconcile(ctx: CycleContext, currency: str) -> Reconciliation:
                 ctx.risk.halt(other)
                 raise ReconciliationFailed(f"{currency}: trading halted: {other}")
         unresolved = await ctx.executor.resolve_unknown(currency)
+        if unresolved:  # wait out the grace once on our clock (a venue's own, in simulation)
+            wait = ctx.executor.grace
+            log.info("reconcile_waiting", currency=currency, orders=unresolved, seconds=wait)
+            await ctx.clock.sleep(wait)
+            unresolved = await ctx.executor.resolve_unknown(currency)
         foreign = await ctx.executor.cancel_strays(currency)
         held = sum(p.size for p in await venue.positions(currency) if p.instrument.name == hedge)
     except ReconciliationFailed:
@@ -82,7 +89,7 @@ async def reconcile(ctx: CycleContext, currency: str) -> Reconciliation:
     if unresolved:
         raise ReconciliationFailed(
             f"{currency}: orders of unknown outcome: {', '.join(unresolved)}; the venue has not "
-            "confirmed them yet, try again in a minute"
+            f"confirmed them after {ctx.executor.grace:g} s, try again in a minute"
         )
     audit = audit_position(ctx.ledger, hedge, held, ctx.clock.now())
     tolerance = ctx.settings.risk.position_tolerance

@@ -47,6 +47,16 @@ async def test_the_daemon_runs_one_cycle_per_period_until_its_end_time(tmp_path:
     assert events.count("heartbeat") == 6  # at minutes 10, 20, 30, 40, 50 and 60
 
 
+async def test_a_run_whose_end_falls_between_ticks_stops_at_its_end_not_a_tick_later(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(NOW)
+    daemon, _ = daemon_for(tmp_path, clock)
+    stats = await daemon.run(asyncio.Event(), until=NOW + timedelta(minutes=2, seconds=30))
+    assert stats.cycles == 3  # at 0, 60 and 120 s
+    assert clock.now() == NOW + timedelta(minutes=2, seconds=30)
+
+
 class WallSleepClock(FakeClock):
     """Time stands still but sleeping takes real time: a long sleep must be interruptible."""
 

@@ -8,7 +8,7 @@ import pytest
 
 from bot.app import build_app
 from bot.cycle import rebalance_once
-from bot.domain import OrderRequest, OrderType, Side, TimeInForce
+from bot.domain import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from bot.reconcile import ReconciliationFailed, reconcile
 from tests.support.harness import stack
 
@@ -85,3 +85,22 @@ async def test_a_difference_within_the_tolerance_is_accepted(tmp_path: Path) -> 
     assert result.venue_position is not None
     assert result.expected_position is not None
     assert result.venue_position - result.expected_position == pytest.approx(-2000)
+
+
+async def test_start_up_waits_out_the_grace_on_its_clock_for_an_order_that_never_arrived(
+    tmp_path: Path,
+) -> None:
+    app = stack(tmp_path)
+    await reconcile(app.ctx, "BTC")  # the baseline: flat
+    req = ioc("hb-lost-1", 500)
+    app.ledger.record_order(
+        req, cycle_id="lost", rebalance_id=None, decision_mid=None, ts=app.clock.now()
+    )  # recorded, then the process died before sending it
+    start = app.clock.now()
+    result = await reconcile(app.ctx, "BTC")
+    assert (app.clock.now() - start).total_seconds() == app.ctx.executor.grace
+    assert result.unresolved_orders == ()
+    row = app.ledger.order("hb-lost-1")
+    assert row is not None
+    assert row.status is OrderStatus.REJECTED
+    assert app.ledger.fills() == []

@@ -21,6 +21,7 @@ from bot.cli.ledger import configured_currencies, require_ledger
 
 if TYPE_CHECKING:
     from bot.cli.prompt import Prompt
+    from bot.clock import Clock
     from bot.config import Settings
     from bot.cycle import CycleResult, Plan
 
@@ -63,17 +64,28 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     require_ledger(args, settings)
     import asyncio  # not at module top: `hedgebot --help` stays quick
 
-    return asyncio.run(_run(args, settings))
+    return asyncio.run(
+        run_daemon(settings, paper=args.paper, duration=args.duration, max_cycles=args.max_cycles)
+    )
 
 
-async def _run(args: argparse.Namespace, settings: Settings) -> int:
+async def run_daemon(
+    settings: Settings,
+    *,
+    paper: bool = False,
+    duration: float | None = None,
+    max_cycles: int | None = None,
+    lease_clock: Clock | None = None,
+) -> int:
+    """The daemon until ``duration`` clock seconds or ``max_cycles`` pass, or a signal stops
+    it; ``lease_clock`` as in :func:`bot.app.build_app` (default the wall)."""
     from bot.app import build_app, build_events
     from bot.daemon import Daemon, install_signal_handlers
     from bot.policy import schedule_seconds
     from bot.sentry import Sentry
     from bot.store.identity import LedgerFile
 
-    app = build_app(settings, paper=args.paper)
+    app = build_app(settings, paper=paper, lease_clock=lease_clock)
     import asyncio  # not at module top: `hedgebot --help` stays quick
 
     stop = asyncio.Event()
@@ -98,9 +110,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 events=build_events(app),
             )
             until = None
-            if args.duration is not None:
-                until = app.clock.now() + timedelta(seconds=args.duration)
-            stats = await daemon.run(stop, until=until, max_cycles=args.max_cycles)
+            if duration is not None:
+                until = app.clock.now() + timedelta(seconds=duration)
+            stats = await daemon.run(stop, until=until, max_cycles=max_cycles)
             print(json.dumps({"cycles": stats.cycles, "by_status": stats.by_status}))
     finally:
         await app.close()
