@@ -7,10 +7,12 @@ against an exchange. Implements ``bot.venues.paper.state.PaperStateStore``.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.domain import OrderState, OrderStatus, OrderType, Side
+from bot.domain import Fill, OrderState, OrderStatus, OrderType, Side
 from bot.store.models import (
     PaperBalanceModel,
     PaperClockModel,
@@ -62,6 +64,24 @@ class SqlPaperStore:
                 session.add(PaperClockModel(id=1, start=time.start, now=time.now))
             else:
                 row.start, row.now = time.start, time.now
+
+    def order(self, venue_order_id: str) -> OrderState | None:
+        with self._sessions() as session:
+            row = session.get(PaperOrderModel, venue_order_id)
+            return None if row is None else _order_state(row)
+
+    def orders_by_label(self, label: str) -> list[OrderState]:
+        """Through the index on ``label``: one order per label in practice."""
+        with self._sessions() as session:
+            query = select(PaperOrderModel).where(PaperOrderModel.label == label)
+            return [_order_state(o) for o in session.scalars(query)]
+
+    def trades(self, since: datetime | None = None) -> list[Fill]:
+        query = select(PaperTradeModel).order_by(PaperTradeModel.ts, PaperTradeModel.trade_id)
+        if since is not None:
+            query = query.where(PaperTradeModel.ts >= since)
+        with self._sessions() as session:
+            return [fill_of(t) for t in session.scalars(query)]
 
     def save(self, change: PaperChange) -> None:
         """Upsert balances, positions and orders and append new trades, all or nothing."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from bot.config import FeeSettings
@@ -27,6 +28,10 @@ from bot.venues.paper.matching import (
     fee_coin,
     match_order,
     resting_fill,
+    round_down,
+    round_down_all,
+    round_up,
+    round_up_all,
     snap,
 )
 from tests.support.books import PERP, option
@@ -171,3 +176,12 @@ def test_option_fee_is_three_bp_of_underlying_capped_at_an_eighth_of_the_price()
     fees = FeeSettings()
     assert fee_coin(CALL, 2.0, 0.05, Liquidity.TAKER, fees) == pytest.approx(0.0006)
     assert fee_coin(CALL, 2.0, 0.001, Liquidity.TAKER, fees) == pytest.approx(0.125 * 0.002)
+
+
+@pytest.mark.parametrize("step", [0.0001, 0.0005, 0.5, 2.5])
+def test_rounding_arrays_gives_exactly_the_floats_of_rounding_each_value(step: float) -> None:
+    values = np.exp(np.random.default_rng(7).uniform(np.log(1e-5), np.log(2.0), 2_000)) / 1e-3
+    values = np.concatenate([values * step, np.round(values) * step])  # on and off the grid
+    steps = np.full(values.shape, step)
+    assert round_down_all(values, steps) == [round_down(v, step) for v in values.tolist()]
+    assert round_up_all(values, steps) == [round_up(v, step) for v in values.tolist()]

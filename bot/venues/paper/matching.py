@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from bot.config import FeeSettings
 from bot.domain import DataError, Instrument, Liquidity, OrderType, Side, TimeInForce
 from bot.venues.errors import OrderRejected
@@ -47,6 +49,16 @@ def round_down(value: float, step: float) -> float:
 
 def round_up(value: float, step: float) -> float:
     return round(math.ceil(value / step - _REL) * step, 12)
+
+
+def round_down_all(values: np.ndarray, steps: np.ndarray) -> list[float]:
+    """``round_down`` of each value: the same floats (IEEE floor, product and Python's round)."""
+    return [round(v, 12) for v in (np.floor(values / steps + _REL) * steps).tolist()]
+
+
+def round_up_all(values: np.ndarray, steps: np.ndarray) -> list[float]:
+    """``round_up`` of each value: the same floats (IEEE ceil, product and Python's round)."""
+    return [round(v, 12) for v in (np.ceil(values / steps - _REL) * steps).tolist()]
 
 
 def check_amount(instrument: Instrument, amount: float) -> None:

@@ -60,6 +60,18 @@ class PaperStateStore(Protocol):
         """Apply ``change`` in one transaction."""
         ...
 
+    def order(self, venue_order_id: str) -> OrderState | None:
+        """One saved order by id; None when there is none."""
+        ...
+
+    def orders_by_label(self, label: str) -> list[OrderState]:
+        """Every saved order carrying ``label`` (any currency, any status)."""
+        ...
+
+    def trades(self, since: datetime | None = None) -> list[Fill]:
+        """Saved trades at or after ``since`` (all when None), oldest first (time, trade id)."""
+        ...
+
     def load_time(self) -> SimTime | None:
         """The saved lockstep time; None before the first start."""
         ...
@@ -87,6 +99,16 @@ class MemoryPaperStore:
             orders=dict(self._snap.orders),
             trades=list(self._snap.trades),
         )
+
+    def order(self, venue_order_id: str) -> OrderState | None:
+        return self._snap.orders.get(venue_order_id)
+
+    def orders_by_label(self, label: str) -> list[OrderState]:
+        return [o for o in self._snap.orders.values() if o.label == label]
+
+    def trades(self, since: datetime | None = None) -> list[Fill]:
+        found = [t for t in self._snap.trades if since is None or t.timestamp >= since]
+        return sorted(found, key=lambda t: (t.timestamp, t.trade_id))
 
     def save(self, change: PaperChange) -> None:
         self._snap.balances.update(change.balances)

@@ -7,6 +7,12 @@ match with ``bot.venues.paper.matching``; balances, P&L and settlement follow
 ``bot.venues.paper.accounting``. Whenever any method is called the venue first settles
 expired positions, cancels orders on expired instruments and fills resting orders the market
 has traded through. There is no margin model: ``available`` equals equity.
+
+Memory stays bounded over a long run: open orders are indexed apart (each call's resting-fill
+pass scans only them), and of the closed orders only the most recent ``closed_window`` stay in
+memory. Every order stays in the store, so a look-up by id or label of an older closed order
+is answered from there (Deribit itself serves closed orders by label or id for a limited time
+only: https://docs.deribit.com/#private-get_order_state_by_label).
 """
 
 from __future__ import annotations
@@ -60,6 +66,8 @@ from bot.venues.paper.matching import (
 from bot.venues.paper.state import PaperChange, PaperPosition, PaperStateStore
 
 _ORDER_ID = re.compile(r"^paper-(\d+)$")
+CLOSED_WINDOW = 1_000  # closed orders kept in memory; older ones are read from the store
+TRADE_WINDOW = 1_000  # the latest trades kept in memory; a read reaching further asks the store
 _TRADE_ID = re.compile(r"^paper-t-(\d+)$")
 
 
@@ -144,8 +152,14 @@ class PaperVenue:
         rng: np.random.Generator | None = None,
         faults: PaperFaultPlan | None = None,
         equity: Mapping[str, float] | None = None,
+        closed_window: int = CLOSED_WINDOW,
+        trade_window: int = TRADE_WINDOW,
     ) -> None:
+        if closed_window < 0 or trade_window < 0:
+            raise ValueError(f"windows must be >= 0, got {closed_window!r}, {trade_window!r}")
         self.name = name
+        self._closed_window = closed_window
+        self._trade_window = trade_window
         self._equity = dict(equity) if equity is not None else None
         self._market = market
         self._store = store
@@ -159,11 +173,27 @@ class PaperVenue:
         snapshot = store.load()
         self._balances = dict(snapshot.balances)
         self._positions = dict(snapshot.positions)
-        self._orders = dict(snapshot.orders)
-        self._trades = list(snapshot.trades)
-        self._next_order = 1 + max((_number(_ORDER_ID, i) for i in self._orders), default=0)
+        # In memory: every open order (``_open``, oldest id first) and the most recently
+        # closed ones (``_closed``, oldest close first); ``_orders`` holds both by id, and
+        # ``_labels`` maps (currency, label) to the newest id carrying it, while that order
+        # is in memory.
+        self._orders: dict[str, OrderState] = {}
+        self._open: dict[str, OrderState] = {}
+        self._closed: dict[str, None] = {}
+        self._labels: dict[tuple[str, str], str] = {}
+        for order in sorted(
+            snapshot.orders.values(), key=lambda o: _number(_ORDER_ID, o.venue_order_id)
+        ):
+            self._remember(order)
+        # The latest trades, oldest first; ``_trades_from`` is the newest time of a trade
+        # dropped from memory (None while none was): a read from after it is answered here.
+        self._trades: dict[str, Fill] = {}
+        self._trades_from: datetime | None = None
+        for trade in snapshot.trades:
+            self._keep_trade(trade)
+        self._next_order = 1 + max((_number(_ORDER_ID, i) for i in snapshot.orders), default=0)
         self._next_trade = 1 + max(
-            (_number(_TRADE_ID, t.trade_id) for t in self._trades), default=0
+            (_number(_TRADE_ID, t.trade_id) for t in snapshot.trades), default=0
         )
         if snapshot.empty:
             self._seed()
@@ -177,9 +207,45 @@ class PaperVenue:
         self._store.save(draft.change())
         self._balances.update(draft.balances)
         self._positions.update(draft.positions)
-        self._orders.update(draft.orders)
-        known = {t.trade_id for t in self._trades}
-        self._trades.extend(t for t in draft.trades if t.trade_id not in known)
+        for order in draft.orders.values():
+            self._remember(order)
+        for trade in draft.trades:
+            if trade.trade_id not in self._trades:
+                self._keep_trade(trade)
+
+    def _keep_trade(self, trade: Fill) -> None:
+        self._trades[trade.trade_id] = trade
+        while len(self._trades) > self._trade_window:
+            old = self._trades.pop(next(iter(self._trades)))
+            if self._trades_from is None or old.timestamp > self._trades_from:
+                self._trades_from = old.timestamp
+
+    def _remember(self, order: OrderState) -> None:
+        """Index ``order``'s latest state; forget the oldest closed orders beyond the window."""
+        oid = order.venue_order_id
+        key = (currency_of(order.instrument_name), order.label)
+        known = self._labels.get(key)
+        if known is None or _number(_ORDER_ID, known) <= _number(_ORDER_ID, oid):
+            self._labels[key] = oid
+        self._orders[oid] = order
+        if order.status is OrderStatus.OPEN:
+            self._open[oid] = order  # an update keeps its place: ids only grow
+            return
+        self._open.pop(oid, None)
+        self._closed.pop(oid, None)
+        self._closed[oid] = None
+        while len(self._closed) > self._closed_window:
+            old = next(iter(self._closed))
+            del self._closed[old]
+            gone = self._orders.pop(old)
+            gone_key = (currency_of(gone.instrument_name), gone.label)
+            if self._labels.get(gone_key) == old:
+                del self._labels[gone_key]  # the store answers for this label from now on
+
+    def _order(self, venue_order_id: str) -> OrderState | None:
+        """An order by id: from memory, or from the store once it left the closed window."""
+        found = self._orders.get(venue_order_id)
+        return found if found is not None else self._store.order(venue_order_id)
 
     def _seed(self) -> None:
         """First start: ``equity`` (coin, per currency) and the market's starting option book,
@@ -323,8 +389,8 @@ class PaperVenue:
         )
 
     def _open_orders(self) -> list[OrderState]:
-        opened = [o for o in self._orders.values() if o.status is OrderStatus.OPEN]
-        return sorted(opened, key=lambda o: _number(_ORDER_ID, o.venue_order_id))
+        """Open orders, oldest id first: O(open), however many orders have closed."""
+        return list(self._open.values())
 
     def _tradable(self, name: str) -> Instrument:
         try:
@@ -399,7 +465,7 @@ class PaperVenue:
 
     async def cancel_order(self, venue_order_id: str) -> OrderState:
         self._matching_engine()
-        order = self._orders.get(venue_order_id)
+        order = self._open.get(venue_order_id) or self._order(venue_order_id)
         if order is None:
             raise OrderNotFound(f"no order {venue_order_id}")
         if order.status is not OrderStatus.OPEN:
@@ -459,19 +525,21 @@ class PaperVenue:
         return Account(currency, equity, balance, equity, delta_total=delta, timestamp=now)
 
     async def order_by_label(self, currency: str, label: str) -> OrderState | None:
+        """The newest order with ``label`` in ``currency``, from memory or the store."""
         self._read()
+        known = self._labels.get((currency, label))
+        if known is not None:
+            return self._orders[known]
         found = [
             o
-            for o in self._orders.values()
-            if o.label == label and currency_of(o.instrument_name) == currency
+            for o in self._store.orders_by_label(label)
+            if currency_of(o.instrument_name) == currency
         ]
-        if not found:
-            return None
-        return max(found, key=lambda o: _number(_ORDER_ID, o.venue_order_id))
+        return max(found, key=lambda o: _number(_ORDER_ID, o.venue_order_id), default=None)
 
     async def order_by_id(self, currency: str, venue_order_id: str) -> OrderState | None:
         self._read()
-        found = self._orders.get(venue_order_id)
+        found = self._order(venue_order_id)
         if found is None or currency_of(found.instrument_name) != currency:
             return None
         return found
@@ -481,12 +549,19 @@ class PaperVenue:
         return [o for o in self._open_orders() if currency_of(o.instrument_name) == currency]
 
     async def fills(self, currency: str, since: datetime | None = None) -> list[Fill]:
+        """Trades from ``since``: from memory, or from the store when some it dropped count."""
         self._read()
+        start = None if since is None else utc(since)
+        dropped = self._trades_from
+        if dropped is None or (start is not None and start > dropped):
+            found: list[Fill] = list(self._trades.values())
+        else:
+            found = self._store.trades(start)
         return [
             t
-            for t in self._trades
+            for t in found
             if currency_of(t.instrument_name) == currency
-            and (since is None or t.timestamp >= utc(since))
+            and (start is None or t.timestamp >= start)
         ]
 
     async def close(self) -> None:
