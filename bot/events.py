@@ -103,7 +103,11 @@ class EventTrigger:
         self.counts: dict[Verdict, int] = {v: 0 for v in Verdict}
 
     def anchor(self, currency: str, anchor: Anchor | None) -> None:
-        """Set (or with None, drop) ``currency``'s anchor after a cycle."""
+        """Set (or with None, drop) ``currency``'s anchor after a cycle. A move heard while
+        that cycle ran was judged against the anchor before it: the cycle has looked since, so
+        such a move asks for no second cycle (the next ticker is judged against the new one)."""
+        self._ready.discard(currency)
+        self._deferred.pop(currency, None)
         if anchor is None:
             self._anchors.pop(currency, None)
         else:
