@@ -91,6 +91,8 @@ class Daemon:
         self._grace = stop_grace_seconds
         self.stats = DaemonStats()
         self._last_beat = ctx.clock.now()
+        self._until: datetime | None = None
+        self._max_cycles: int | None = None
 
     async def run(
         self,
@@ -99,6 +101,7 @@ class Daemon:
         until: datetime | None = None,
         max_cycles: int | None = None,
     ) -> DaemonStats:
+        self._until, self._max_cycles = until, max_cycles
         monitor = self._monitor
         if monitor:
             monitor.starting(self._currencies, self._every)
@@ -170,9 +173,7 @@ class Daemon:
         clock = self._ctx.clock
         self._last_beat = tick = clock.now()
         while not stop.is_set() and await self._guard():
-            if until is not None and clock.now() >= until:
-                break
-            if max_cycles is not None and self.stats.cycles >= max_cycles:
+            if self._run_over():
                 break
             if self._monitor:
                 self._monitor.loop()
@@ -181,13 +182,20 @@ class Daemon:
                 if result is None:
                     break
                 self._counted(currency, result)
-            if not await self._guard():
-                break
+            if not await self._guard() or self._run_over():
+                break  # the last cycle of a bounded run: no sleep after it
             self._beat_if_due()
             tick = self._next_tick(tick, clock.now())
             wake = tick if until is None else min(tick, until)  # never sleep past the end
             if not await self._sleep(stop, (wake - clock.now()).total_seconds()):
                 break
+
+    def _run_over(self) -> bool:
+        """The run's end time or cycle count is reached (event cycles count too)."""
+        clock = self._ctx.clock
+        if self._until is not None and clock.now() >= self._until:
+            return True
+        return self._max_cycles is not None and self.stats.cycles >= self._max_cycles
 
     def _counted(self, currency: str, result: CycleResult) -> None:
         """Count a finished cycle, tell the monitor, and anchor the event trigger on it."""
@@ -226,7 +234,7 @@ class Daemon:
         if trigger is None:
             return True
         for currency in trigger.due():
-            if stop.is_set() or not await self._guard():
+            if stop.is_set() or self._run_over() or not await self._guard():
                 return False
             result = await self._one(currency, stop, self._ctx.clock.now())
             if result is None:
@@ -287,7 +295,7 @@ class Daemon:
         clock = self._ctx.clock
         end = clock.now() + timedelta(seconds=seconds)
         while not stop.is_set():
-            if not await self._event_cycles(stop):
+            if not await self._event_cycles(stop) or self._run_over():
                 return False
             left = (end - clock.now()).total_seconds()
             if left <= 0:
