@@ -251,3 +251,20 @@ def test_a_deferred_move_is_dropped_when_a_cycle_of_that_currency_anchors_again(
     assert t.next_deferred() is None
     clock.advance(11)
     assert t.due() == ()
+
+
+def test_a_flood_of_moves_past_the_per_minute_cap_runs_no_more_cycles_and_warns_once() -> None:
+    from structlog.testing import capture_logs
+
+    clock = FakeClock(NOW)
+    t = trigger(clock, max_per_minute=2, min_gap_seconds=0.01)
+    fired = 0
+    with capture_logs() as logs:
+        for i in range(1_000):
+            t.anchor("BTC", ANCHOR)  # as if a cycle ran after every push
+            if t.on_price("BTC", 95_000.0 + i) is Verdict.FIRE:
+                fired += 1
+            clock.advance(0.01)  # 1,000 pushes in 10 s
+    assert fired == 2
+    capped = [e for e in logs if e["event"] == "event_cycles_capped"]
+    assert len(capped) == 1
