@@ -106,12 +106,16 @@ class Daemon:
         if monitor:
             monitor.starting(self._currencies, self._every)
         try:
-            for currency in self._currencies:
-                await reconcile(self._ctx, currency)  # refuses to start on failure
+            started = await self._start_up(stop)
         except Exception as exc:
             if monitor:
                 monitor.refused(str(exc))
             raise
+        if not started:
+            log.info("daemon_stopped_during_start_up")
+            if monitor:
+                monitor.stopped(True, "asked to stop during start-up", 0)
+            return self.stats
         if monitor:
             monitor.reconciled()
         log.info("daemon_started", currencies=list(self._currencies), every_seconds=self._every)
@@ -132,6 +136,27 @@ class Daemon:
                 monitor.stopped(self.stats.halted is None, why, self.stats.cycles)
         log.info("daemon_stopped", cycles=self.stats.cycles, abandoned=self.stats.abandoned)
         return self.stats
+
+    async def _start_up(self, stop: asyncio.Event) -> bool:
+        """Reconcile every currency (raises: refuses to start); False when a stop request came
+        first. Start-up may wait out ``unknown_grace_seconds`` per currency, so a signal must
+        not wait for it: the reconcile is abandoned, which is as safe as abandoning a cycle
+        (everything it does is by label and done again at the next start)."""
+        for currency in self._currencies:
+            task = asyncio.create_task(reconcile(self._ctx, currency))
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stopper
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                log.warning("start_up_abandoned", currency=currency)
+                return False
+            task.result()
+        return True
 
     def _start_stream(self) -> tuple[asyncio.Task[None], asyncio.Event] | None:
         if self._events is None:
