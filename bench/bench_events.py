@@ -13,9 +13,9 @@ move. The band is narrow, so a move usually asks for a trade; a move that led to
 
 Where the time goes (the phases of an event cycle, timed around the venue calls): the trigger
 answers within a millisecond of the push, but the cycle then reads the venue afresh, as every
-cycle must, and the read is dominated by ``marks``: two book-summary reads of the currency's
-whole listing, parsed in full, whose CPU also delays the concurrent position, account and
-ticker reads. Reading only held instruments is the cycle work of issue 13, not this path's.
+cycle must: positions, account, the hedge's ticker and the held instruments' marks together
+(one ``public/ticker`` each for a small book; before, two book-summary reads of the whole
+listing, parsed in full, took most of the cycle and slowed the reads beside them).
 
 Baseline: the schedule alone, which sees a move on average half a check interval later (the
 default ``policy.check_seconds``), before its cycle even starts.

@@ -166,6 +166,14 @@ class VenueSettings(_Section):
     rate_limits: RateLimitSettings = Field(
         RateLimitSettings(), description="ccxt: request rate buckets, paced on the clock"
     )
+    marks_ticker_max: int = Field(
+        8,
+        ge=0,
+        le=50,
+        description="ccxt: a cycle holding up to this many instruments reads their marks by "
+        "one public/ticker each, concurrently; a larger book reads the currency's book "
+        "summaries and parses only the held rows (0: always the summaries)",
+    )
     allow_withdraw_scope: bool = Field(
         False,
         description="`hedgebot check` fails a key that may withdraw (wallet:read_write) "

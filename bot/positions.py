@@ -40,6 +40,25 @@ class ImplausibleRead(DataError):
     the index, a missing ``delta_total``, a value of the wrong type): never sized on."""
 
 
+def _expires(instrument: Instrument, now: datetime) -> bool:
+    """Expired by ``now``: no mark to ask the venue for."""
+    return instrument.expiry is not None and instrument.expiry <= now
+
+
+def _mark_of_quote(quote: Quote) -> Mark:
+    """A future's mark from its ticker (``public/ticker`` carries the mark, index and top of
+    book that its book-summary row carries); a future's forward is its own mark."""
+    return Mark(
+        instrument_name=quote.instrument_name,
+        mark_price=quote.mark,
+        underlying_price=quote.mark,
+        index_price=quote.index_price,
+        timestamp=quote.timestamp,
+        bid=quote.bid,
+        ask=quote.ask,
+    )
+
+
 class PositionTracker:
     """Venue → Book for one or more currencies, with staleness and emptiness checks."""
 
@@ -52,6 +71,7 @@ class PositionTracker:
         self._limits = limits
         self._last_count: dict[str, int] = {}
         self._confirm_empty: dict[str, bool] = {}
+        self._held: dict[str, tuple[Instrument, ...]] = {}  # held at the last good read
 
     async def read(self, currency: str) -> Book:
         facts = self._facts.get(currency)
@@ -59,15 +79,32 @@ class PositionTracker:
             raise DataError(f"no venue facts for currency {currency!r}")
         # Read together: the venue's delta_total is then as close as it can be in time to the
         # positions and marks it is checked against. One failed read cancels the others.
+        # Marks are asked for the instruments held at the last good read (every instrument
+        # at the first read, or after a failed one); a newly held one is read after. The
+        # hedge's mark comes with its quote (the same ticker), so it is not asked twice.
+        last = self._held.pop(currency, None)
+        start = self._clock.now()
+        held = (
+            None
+            if last is None
+            else [i.name for i in last if not _expires(i, start) and i.name != facts.perpetual]
+        )
         positions, mark_list, account, quote = await gather_or_cancel(
             self.venue.positions(currency),
-            self.venue.marks(currency),
+            self.venue.marks(currency, held),
             self.venue.account(currency),
             self.venue.quote(facts.perpetual),
         )
         _check_positions(currency, positions)
         self._check_not_suddenly_empty(currency, len(positions))
         marks = {m.instrument_name: m for m in mark_list}
+        if quote.instrument_name == facts.perpetual and facts.perpetual not in marks:
+            marks[facts.perpetual] = _mark_of_quote(quote)
+        now = self._clock.now()
+        live = tuple(p.instrument for p in positions if not _expires(p.instrument, now))
+        new = sorted({i.name for i in live if i.name not in marks})
+        if new and held is not None:
+            marks.update((m.instrument_name, m) for m in await self.venue.marks(currency, new))
         hedge = await self._hedge_instrument(currency, facts.perpetual, positions)
         now = self._clock.now()
         _check_hedge_instrument(hedge, now)
@@ -80,11 +117,12 @@ class PositionTracker:
         for pos in positions:
             mark = marks.get(pos.instrument.name)
             if mark is None:
-                if pos.instrument.expiry is not None and pos.instrument.expiry <= now:
+                if _expires(pos.instrument, now):
                     continue  # expired: the Greeks engine lists it as skipped
                 raise DataError(f"no mark for held instrument {pos.instrument.name}")
             self._check_mark(mark, now)
         _check_account(currency, account)
+        self._held[currency] = live
         return Book(
             currency=currency,
             as_of=now,

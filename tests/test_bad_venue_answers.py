@@ -9,7 +9,7 @@ sent and no traceback. Raw Deribit rows are checked at the mapping, which must r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -132,8 +132,8 @@ class Lying(CountingVenue):
         real = await self.inner.positions(currency)
         return type(self).positions_edit(real) if type(self).positions_edit else real
 
-    async def marks(self, currency: str) -> list[Mark]:
-        real = await self.inner.marks(currency)
+    async def marks(self, currency: str, instruments: Collection[str] | None = None) -> list[Mark]:
+        real = await self.inner.marks(currency, instruments)
         edit = type(self).marks_edit
         if edit is None:
             return real

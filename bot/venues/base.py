@@ -6,10 +6,21 @@ outside ``bot/venues`` knows which it talks to (no ``if paper:`` branches).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from bot.domain import Account, Fill, Instrument, Mark, OrderRequest, OrderState, Position, Quote
+from bot.domain import (
+    Account,
+    DataError,
+    Fill,
+    Instrument,
+    Mark,
+    OrderRequest,
+    OrderState,
+    Position,
+    Quote,
+)
 
 
 @runtime_checkable
@@ -28,8 +39,10 @@ class Venue(Protocol):
 
     async def account(self, currency: str) -> Account: ...
 
-    async def marks(self, currency: str) -> list[Mark]:
-        """Marks, IVs and forwards of every instrument of ``currency`` in one read."""
+    async def marks(self, currency: str, instruments: Collection[str] | None = None) -> list[Mark]:
+        """Marks, IVs and forwards of ``instruments`` (every instrument of ``currency`` when
+        None). A named instrument the venue has no usable mark for fails the read
+        (``DataError``): a held instrument is never left out silently."""
         ...
 
     async def quote(self, instrument_name: str) -> Quote:
@@ -58,3 +71,18 @@ class Venue(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def select_marks(
+    currency: str, marks: list[Mark], instruments: Collection[str] | None
+) -> list[Mark]:
+    """The marks of ``instruments`` (all of ``marks`` when None), for venues that hold every
+    mark at hand; a named instrument without one fails the read, as :meth:`Venue.marks` says."""
+    if instruments is None:
+        return marks
+    wanted = set(instruments)
+    out = [m for m in marks if m.instrument_name in wanted]
+    missing = sorted(wanted - {m.instrument_name for m in out})
+    if missing:
+        raise DataError(f"marks of {currency}: no mark for {', '.join(missing)}")
+    return out

@@ -6,6 +6,7 @@ lies in one specific way.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -91,8 +92,8 @@ class Passthrough:
     async def account(self, currency: str) -> Any:
         return await self.inner.account(currency)
 
-    async def marks(self, currency: str) -> list[Mark]:
-        return await self.inner.marks(currency)
+    async def marks(self, currency: str, instruments: Collection[str] | None = None) -> list[Mark]:
+        return await self.inner.marks(currency, instruments)
 
     async def quote(self, instrument_name: str) -> Any:
         return await self.inner.quote(instrument_name)
@@ -141,10 +142,10 @@ class StaleMarks(Passthrough):
 
     lag = 120.0
 
-    async def marks(self, currency: str) -> list[Mark]:
+    async def marks(self, currency: str, instruments: Collection[str] | None = None) -> list[Mark]:
         return [
             replace(m, timestamp=m.timestamp - timedelta(seconds=self.lag))
-            for m in await self.inner.marks(currency)
+            for m in await self.inner.marks(currency, instruments)
         ]
 
 

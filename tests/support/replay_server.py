@@ -296,6 +296,19 @@ def recorded_answers(data: Path) -> dict[str, Answer]:
     def summaries(params: dict[str, str]) -> Any:
         return options if params.get("kind") == "option" else futures
 
+    def ticker(params: dict[str, str]) -> Any:
+        """The perpetual's recorded book; any other instrument's recorded summary row in the
+        ticker's field names (``timestamp``, ``best_bid_price``, ``best_ask_price``)."""
+        name = params.get("instrument_name")
+        if name == perp_book.get("instrument_name"):
+            return perp_book
+        for row in [*options, *futures]:
+            if row.get("instrument_name") == name:
+                renamed = {"creation_timestamp": "timestamp", "bid_price": "best_bid_price"}
+                renamed["ask_price"] = "best_ask_price"
+                return {renamed.get(k, k): v for k, v in row.items()}
+        return RpcError(10020, "instrument_not_found")
+
     def instrument(params: dict[str, str]) -> Any:
         for row in instrument_rows():
             if row["instrument_name"] == params.get("instrument_name"):
@@ -307,7 +320,7 @@ def recorded_answers(data: Path) -> dict[str, Answer]:
         "public/get_instrument": instrument,
         "public/get_currencies": [{"currency": "BTC", "currency_long": "Bitcoin"}],
         "public/get_book_summary_by_currency": summaries,
-        "public/ticker": perp_book,
+        "public/ticker": ticker,
         "public/get_order_book": perp_book,
         "public/get_index_price": {"index_price": 29716.47, "estimated_delivery_price": 29716.47},
         "public/auth": {

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -70,6 +70,7 @@ from bot.venues.errors import (
     VenueError,
 )
 from bot.venues.ratelimit import RateBuckets
+from bot.venues.reads import gather_or_cancel
 from bot.venues.venue_clock import VenueClock
 
 log = structlog.get_logger("hedgebot.venues.deribit")
@@ -132,6 +133,7 @@ class DeribitVenue:
         self._timed: RequestTimer = request_timer or (lambda op: contextlib.nullcontext())
         limits = settings.rate_limits
         self._facts: Mapping[str, CurrencyFacts] = settings.facts
+        self._ticker_max = settings.marks_ticker_max
         self._clock = clock
         self._retry = retry or RetryPolicy()
         self._rng = rng
@@ -306,21 +308,25 @@ class DeribitVenue:
             raise DataError(f"account summary of {currency}: no info in {str(balance)[:200]}")
         return m.account_from_summary(info, currency, self._clock.now())
 
-    async def marks(self, currency: str) -> list[Mark]:
-        """Every option and future of ``currency``: one book-summary read per kind. Options
-        without ``mark_iv`` or ``underlying_price`` get them derived (see ``derive``)."""
+    async def marks(self, currency: str, instruments: Collection[str] | None = None) -> list[Mark]:
+        """Marks of ``instruments`` (the held ones), or of every option and future of
+        ``currency`` when None. A few instruments (up to ``venue.marks_ticker_max``) are read
+        by ``public/ticker`` each, concurrently; more by one book-summary read per kind, of
+        which only the named rows are parsed. Options without ``mark_iv`` or
+        ``underlying_price`` get them derived (see ``derive``). A named instrument without a
+        usable mark fails the read: a held instrument is never dropped silently."""
         now = self._clock.now()
-        rows: dict[str, list[Mapping[str, Any]]] = {}
-        for kind in ("option", "future"):
-            op = f"get_book_summary_by_currency({kind})"
-            response = await self._read(
-                op,
-                partial(
-                    self._ex.publicGetGetBookSummaryByCurrency, {"currency": currency, "kind": kind}
-                ),
-            )
-            rows[kind] = _rows(response, op)
-        done = complete_summaries(rows["option"], rows["future"], now)
+        wanted = None if instruments is None else set(instruments)
+        if wanted is not None and not wanted:
+            return []
+        if wanted is not None and len(wanted) <= self._ticker_max:
+            options, futures = await self._ticker_rows(currency, sorted(wanted))
+        else:
+            options = await self._summaries(currency, "option")
+            futures = await self._summaries(currency, "future")
+            if wanted is not None:
+                options = [r for r in options if r.get("instrument_name") in wanted]
+        done = complete_summaries(options, futures, now)
         if done.iv_source or done.forward_source:
             sources = [*done.forward_source.values(), *(f"iv_{v}" for v in done.iv_source.values())]
             log.info(
@@ -328,18 +334,23 @@ class DeribitVenue:
                 currency=currency,
                 counts={s: sources.count(s) for s in sorted(set(sources))},
             )
+        if wanted is not None:  # the futures read to derive forwards are not asked for
+            futures = [r for r in futures if r.get("instrument_name") in wanted]
         out: list[Mark] = []
-        for row in [*done.rows, *rows["future"]]:
+        failed: dict[str, str] = {}
+        for row in [*done.rows, *futures]:
             try:
                 mark = m.mark_from_summary(row, now)
             except m.FieldError as exc:
+                why = done.unsolved.get(exc.instrument)
                 log.warning(
                     "mark_skipped",
                     instrument=exc.instrument,
                     field=exc.field,
                     value=exc.value,
-                    why=done.unsolved.get(exc.instrument),
+                    why=why,
                 )
+                failed[exc.instrument] = why or f"{exc.field}={exc.value!r}"
                 continue
             name = mark.instrument_name
             if name in done.iv_source or name in done.forward_source:
@@ -349,7 +360,52 @@ class DeribitVenue:
                     forward_source=done.forward_source.get(name, "venue"),
                 )
             out.append(mark)
+        if wanted is not None:
+            missing = sorted(wanted - {mark.instrument_name for mark in out})
+            if missing:
+                reasons = ", ".join(f"{n} ({failed.get(n, 'not in the answer')})" for n in missing)
+                raise DataError(f"marks of {currency}: no usable mark for {reasons}")
         return out
+
+    async def _summaries(self, currency: str, kind: str) -> list[Mapping[str, Any]]:
+        """``public/get_book_summary_by_currency`` of one kind: every listed instrument."""
+        op = f"get_book_summary_by_currency({kind})"
+        response = await self._read(
+            op,
+            partial(
+                self._ex.publicGetGetBookSummaryByCurrency, {"currency": currency, "kind": kind}
+            ),
+        )
+        return _rows(response, op)
+
+    async def _ticker_rows(
+        self, currency: str, names: list[str]
+    ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+        """(option rows, future rows) from one ``public/ticker`` per instrument, read together
+        (each paced on the ``other`` bucket), in the book summary's field names. The futures'
+        summary is read too only when an option leaves out its ``underlying_price``."""
+        rows = await gather_or_cancel(*(self._ticker_row(name) for name in names))
+        options: list[Mapping[str, Any]] = []
+        futures: list[Mapping[str, Any]] = []
+        for row in rows:
+            is_option = str(row.get("instrument_name")).endswith(("-C", "-P"))
+            (options if is_option else futures).append(row)
+        if any(r.get("underlying_price") is None for r in options):
+            held = {str(r.get("instrument_name")) for r in futures}
+            listed = await self._summaries(currency, "future")
+            futures += [r for r in listed if r.get("instrument_name") not in held]
+        return options, futures
+
+    async def _ticker_row(self, name: str) -> Mapping[str, Any]:
+        response = await self._read(
+            "ticker", partial(self._ex.publicGetTicker, {"instrument_name": name})
+        )
+        row = _result(response, "ticker")
+        if not isinstance(row, Mapping):
+            raise DataError(f"ticker {name}: not an object: {str(row)[:200]}")
+        if row.get("instrument_name") != name:
+            raise DataError(f"ticker {name}: answered for {row.get('instrument_name')!r}")
+        return m.summary_from_ticker(row)
 
     async def order_book(
         self, instrument_name: str, depth: int = 10

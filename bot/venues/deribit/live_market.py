@@ -18,7 +18,7 @@ ledger.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import structlog
@@ -233,8 +233,8 @@ class LivePaperVenue:
     async def account(self, currency: str) -> Account:
         return await (await self._ready()).account(currency)
 
-    async def marks(self, currency: str) -> list[Mark]:
-        return await (await self._ready()).marks(currency)
+    async def marks(self, currency: str, instruments: Collection[str] | None = None) -> list[Mark]:
+        return await (await self._ready()).marks(currency, instruments)
 
     async def quote(self, instrument_name: str) -> Quote:
         return await (await self._ready()).quote(instrument_name)

@@ -254,6 +254,22 @@ def mark_from_summary(row: Row, now: datetime) -> Mark:
     )
 
 
+def summary_from_ticker(row: Row) -> dict[str, Any]:
+    """A ``public/ticker`` answer in the book summary's field names, for
+    :func:`mark_from_summary`: the ticker stamps ``timestamp`` and quotes ``best_bid_price`` /
+    ``best_ask_price`` where the summary has ``creation_timestamp`` / ``bid_price`` /
+    ``ask_price`` (Deribit API docs, ``public/ticker``). Absent fields stay absent."""
+    out = dict(row)
+    for ticker_key, summary_key in (
+        ("timestamp", "creation_timestamp"),
+        ("best_bid_price", "bid_price"),
+        ("best_ask_price", "ask_price"),
+    ):
+        if summary_key not in out and row.get(ticker_key) is not None:
+            out[summary_key] = row[ticker_key]
+    return out
+
+
 class EmptyBookSide(DataError):
     """The hedge instrument's book has no bids or no asks: nothing to price a hedge against."""
 

@@ -12,7 +12,7 @@ has traded through. There is no margin model: ``available`` equals equity.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -36,6 +36,7 @@ from bot.domain import (
     Side,
     utc,
 )
+from bot.venues.base import select_marks
 from bot.venues.errors import (
     OrderNotFound,
     OrderRejected,
@@ -413,9 +414,9 @@ class PaperVenue:
         self._read()
         return self._market.instruments(currency)
 
-    async def marks(self, currency: str) -> list[Mark]:
+    async def marks(self, currency: str, instruments: Collection[str] | None = None) -> list[Mark]:
         self._read()
-        return self._market.marks(currency)
+        return select_marks(currency, self._market.marks(currency), instruments)
 
     async def quote(self, instrument_name: str) -> Quote:
         self._read()
