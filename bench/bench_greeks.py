@@ -13,6 +13,11 @@ Each baseline's numbers are checked against ours before it is timed. py_vollib's
 finite differences, so its gamma, vega and theta are checked to 1% at the median, its price and
 delta to 1e-6. Targets (issue 13): ≥ 1.0× plain numpy at 1e3 and ≥ 1.5× at 1e5 and 1e6;
 ≥ 30× py_vollib_vectorized and ≥ 200× the QuantLib loop at 1e5 and 1e6.
+
+At 1e5 and 1e6 a second set of rows, "black76 (out=)", times the same call writing into one
+preallocated buffer reused by every repeat (``black76(..., out=greeks_buffer(n))``, checked bit
+for bit against the allocating call first), as a caller that values the same number of options
+again and again would; the baselines keep their normal calling convention (fresh arrays).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import numpy.typing as npt
 from scipy.special import ndtr
 
 from bench.common import Row, interleaved_seconds
-from bot.greeks import black76
+from bot.greeks import OptionGreeks, black76, greeks_buffer
 
 Array = npt.NDArray[np.float64]
 Inputs = tuple[Array, Array, Array, Array, npt.NDArray[np.bool_]]
@@ -41,6 +46,7 @@ QUANTLIB_TARGET = {100_000: 200.0, 1_000_000: 200.0}
 # interleaved with the others at each size (its rate at another moment of a loaded machine would
 # not be comparable).
 QUANTLIB_SIZE = 5_000
+OUT_SIZES = (100_000, 1_000_000)  # sizes that also time black76 into a reused buffer
 
 
 def chain(n: int, seed: int = 7) -> Inputs:
@@ -141,39 +147,66 @@ def run() -> list[Row]:
         inputs = chain(n)
         name = f"greeks.black76, 1e{round(math.log10(n))} options"
         _check_same(inputs, plain_numpy(*inputs))
-        fns: list[Callable[[], object]] = [partial(black76, *inputs), partial(plain_numpy, *inputs)]
+        fns: dict[str, Callable[[], object]] = {
+            "ours": partial(black76, *inputs),
+            "plain": partial(plain_numpy, *inputs),
+        }
         with_vollib = have_vollib and n in VOLLIB_TARGET
         with_quantlib = have_quantlib and n in QUANTLIB_TARGET
         if with_vollib:
             _check_same(inputs, vollib(inputs), loose=("gamma", "vega", "theta"))
-            fns.append(partial(vollib, inputs))
+            fns["vollib"] = partial(vollib, inputs)
         if with_quantlib:
-            fns.append(partial(quantlib, small))
-        times = interleaved_seconds(fns, repeat=5 if n < 1_000_000 else 3)
-        ours = n / times[0]
-        rows.append(
-            Row(name, ours, "opt/s", "plain one-pass numpy", n / times[1], target=PLAIN_TARGET[n])
-        )
-        if with_vollib:
+            fns["quantlib"] = partial(quantlib, small)
+        if n in OUT_SIZES:
+            buffer = greeks_buffer(n)
+            _check_bit_identical(black76(*inputs), black76(*inputs, out=buffer))
+            fns["out"] = partial(black76, *inputs, out=buffer)
+        seconds = interleaved_seconds(list(fns.values()), repeat=5 if n < 1_000_000 else 3)
+        times = dict(zip(fns, seconds, strict=True))
+        variants = [(name, n / times["ours"])]
+        if "out" in times:
+            variants.append(
+                (f"{name} (out=: one reused buffer; baselines allocate)", n / times["out"])
+            )
+        for label, ours in variants:
             rows.append(
                 Row(
-                    name,
+                    label,
                     ours,
                     "opt/s",
-                    "py_vollib_vectorized",
-                    n / times[2],
-                    target=VOLLIB_TARGET[n],
+                    "plain one-pass numpy",
+                    n / times["plain"],
+                    target=PLAIN_TARGET[n],
                 )
             )
-        if with_quantlib:
-            rows.append(
-                Row(
-                    name,
-                    ours,
-                    "opt/s",
-                    f"QuantLib loop ({QUANTLIB_SIZE:,} options)",
-                    QUANTLIB_SIZE / times[-1],
-                    target=QUANTLIB_TARGET[n],
+            if with_vollib:
+                rows.append(
+                    Row(
+                        label,
+                        ours,
+                        "opt/s",
+                        "py_vollib_vectorized",
+                        n / times["vollib"],
+                        target=VOLLIB_TARGET[n],
+                    )
                 )
-            )
+            if with_quantlib:
+                rows.append(
+                    Row(
+                        label,
+                        ours,
+                        "opt/s",
+                        f"QuantLib loop ({QUANTLIB_SIZE:,} options)",
+                        QUANTLIB_SIZE / times["quantlib"],
+                        target=QUANTLIB_TARGET[n],
+                    )
+                )
     return rows
+
+
+def _check_bit_identical(fresh: OptionGreeks, reused: OptionGreeks) -> None:
+    """The buffered call must compute exactly what the allocating one does."""
+    for field in OptionGreeks.__dataclass_fields__:
+        if not np.array_equal(getattr(fresh, field), getattr(reused, field), equal_nan=True):
+            raise AssertionError(f"black76(out=) differs from black76 on {field}")

@@ -150,7 +150,7 @@ def _erfc_scaled(y: float) -> float:
 
 
 @numba.njit(inline="always")
-def _ncdf(d: float, e: float) -> float:
+def ncdf(d: float, e: float) -> float:
     """The standard normal CDF N(d), given ``e = exp(-d²/2)``.
 
     Taking the exponential from the caller lets one exp serve N(d1), N(d2) and the pdf. The
@@ -226,8 +226,8 @@ def _option(
     # One exp serves both normals and the pdf: exp(-d2²/2) = exp(-d1²/2)·F/K, since
     # d1² - d2² = 2·ln(F/K). Far in the tail (exp(-d1²/2) below the normal range) d2 gets its own.
     e2 = e1 * moneyness if d1 * d1 < _SHARED_EXP_MAX else math.exp(-0.5 * d2 * d2)
-    n1 = _ncdf(w * d1, e1)
-    n2 = _ncdf(w * d2, e2)
+    n1 = ncdf(w * d1, e1)
+    n2 = ncdf(w * d2, e2)
     pdf = e1 * _INV_SQRT_2PI
     fpdf = f * pdf
     p = max(w * (f * n1 - k * n2), 0.0)

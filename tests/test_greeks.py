@@ -33,6 +33,7 @@ from bot.greeks import (
     OptionGreeks,
     black76,
     deribit_expiry,
+    greeks_buffer,
     portfolio_greeks,
     settlement_factor,
     settlement_factor_tau,
@@ -279,6 +280,66 @@ def test_large_inputs_run_in_parallel_chunks_with_the_same_results_as_small_ones
         for field in OptionGreeks.__dataclass_fields__:
             small = getattr(part, field)[0]
             assert getattr(big, field)[lo] == pytest.approx(small, rel=1e-13, abs=1e-15), field
+
+
+@pytest.mark.parametrize(
+    "n", [1, 1_000, black76_kernel.BLOCK * 2 + 5, black76_kernel.PARALLEL_MIN + 1]
+)
+def test_black76_into_a_reused_buffer_is_bit_identical_to_the_allocating_call(n: int) -> None:
+    F, K, t, s = random_options(n, seed=11)
+    t[::5] = -1.0  # expired options too
+    calls = np.arange(n) % 2 == 0
+    buf = greeks_buffer(n)
+    buf.fill(np.nan)  # stale contents must not leak into the result
+    for rate in (0.0, 0.03):
+        fresh = black76(F, K, t, s, calls, rate)
+        reused = black76(F, K, t, s, calls, rate, out=buf)
+        for field in OptionGreeks.__dataclass_fields__:
+            a, b = getattr(fresh, field), getattr(reused, field)
+            np.testing.assert_array_equal(a, b, err_msg=field, strict=True)
+            assert np.shares_memory(b, buf), field
+
+
+def test_black76_into_a_buffer_broadcasts_like_the_allocating_call() -> None:
+    paths = np.array([[88_000.0], [90_000.0], [93_000.0]])
+    strikes = np.array([85_000.0, 95_000.0])
+    calls = np.array([True, False])
+    buf = greeks_buffer((3, 2))
+    got = black76(paths, strikes, 7 / 365, 0.6, calls, out=buf)
+    want = black76(paths, strikes, 7 / 365, 0.6, calls)
+    assert got.delta.shape == (3, 2)
+    np.testing.assert_array_equal(got.theta, want.theta)
+    np.testing.assert_array_equal(got.gamma, want.gamma)
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        (np.empty((9, 4)), "shape"),
+        (np.empty((8, 3)), "shape"),
+        (np.empty((9, 3), dtype=np.float32), "float64"),
+        (np.empty((3, 9)).T, "C-contiguous"),
+        ([[0.0] * 3] * 9, "numpy array"),
+    ],
+)
+def test_black76_rejects_an_out_it_cannot_fill_with_a_clear_error(
+    out: object, message: str
+) -> None:
+    F, K, t, s = random_options(3, seed=2)
+    with pytest.raises(ValueError, match=message):
+        black76(F, K, t, s, True, out=out)  # type: ignore[arg-type]
+
+
+def test_black76_rejects_an_out_that_overlaps_its_inputs() -> None:
+    buf = greeks_buffer(3)
+    buf[:] = 1.0
+    read_only = greeks_buffer(3)
+    read_only.flags.writeable = False
+    F, K, t, s = random_options(3, seed=2)
+    with pytest.raises(ValueError, match="overlap"):
+        black76(buf[0], K, t, s, True, out=buf)
+    with pytest.raises(ValueError, match="writeable"):
+        black76(F, K, t, s, True, out=read_only)
 
 
 def test_prices_and_greeks_keep_their_precision_deep_in_the_tails() -> None:

@@ -1,9 +1,13 @@
-"""The compiled inner loop of the book's valuation: delta and gamma of one leg, one pass.
+"""The compiled inner loop of the book's valuation: delta and gamma of one leg.
 
-Per path-step it reads the price once and adds ``size · N(d1)`` (or ``N(d1) − 1``) to the delta
-and ``size · φ(d1) / (S σ √τ)`` to the gamma, where numpy would make a dozen passes over
+Per path-step it adds ``size · N(d1)`` (put: ``N(d1) − 1``) to the delta and
+``size · φ(d1) / (S σ √τ)`` to the gamma, where plain numpy would make a dozen passes over
 memory. Same formulas as :func:`bot.backtest.book.bs_greeks` (Black–Scholes on spot with a
-rate), which stays the reference; ``N`` is ``erfc(−x/√2)/2``. numba compiles it once, cached.
+rate), which stays the reference. As in :mod:`bot.black76_kernel`: numpy's SIMD loops take
+the log of S/K and the exp of −d1²/2 (several path-steps per instruction, where numba calls
+libm once per path-step), and that one exp serves both N(d1), through the rational normal CDF
+:func:`bot.black76_kernel.ncdf`, and φ(d1): libm's ``erfc``, ``log`` and ``exp`` per path-step
+cost half again as much. numba compiles it once, cached.
 """
 
 from __future__ import annotations
@@ -15,36 +19,51 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from bot.black76_kernel import ncdf
+
 Array = npt.NDArray[np.float64]
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _exponent(x: Array, q: Array, tau: Array, sigma: float, rate: float) -> None:
+    """``x``: ln(S/K) in, d1 out; ``q = −d1²/2``."""
+    rows, paths = x.shape
+    for r in range(rows):
+        vol_t = sigma * math.sqrt(tau[r])
+        growth = rate * tau[r]
+        inv_vol = 1.0 / vol_t
+        half_vol = 0.5 * vol_t
+        for p in range(paths):
+            d1 = (x[r, p] + growth) * inv_vol + half_vol
+            x[r, p] = d1
+            q[r, p] = -0.5 * d1 * d1
 
 
 @numba.njit(cache=True, nogil=True)
 def _add_leg(
     prices: Array,
-    strike: Array,
+    d1: Array,
+    e1: Array,
     tau: Array,
     sigma: float,
     is_call: bool,
-    rate: float,
     size: float,
     delta: Array,
     gamma: Array,
     with_gamma: bool,
 ) -> None:
+    """Add the leg given ``d1`` and ``e1 = exp(−d1²/2)``; a put's ``N(d1) − 1`` is taken as
+    ``−N(−d1)``, without the cancellation."""
     rows, paths = prices.shape
+    w = 1.0 if is_call else -1.0
     for r in range(rows):
-        vol_t = sigma * math.sqrt(tau[r])
-        growth = rate * tau[r]
-        inv_vol = 1.0 / vol_t
+        inv_vol = 1.0 / (sigma * math.sqrt(tau[r]))
         for p in range(paths):
-            s = prices[r, p]
-            d1 = (math.log(s / strike[p]) + growth) * inv_vol + 0.5 * vol_t
-            n1 = 0.5 * math.erfc(-d1 * _INV_SQRT_2)
-            delta[r, p] += size * (n1 if is_call else n1 - 1.0)
+            e = e1[r, p]
+            delta[r, p] += size * w * ncdf(w * d1[r, p], e)
             if with_gamma:
-                gamma[r, p] += size * math.exp(-0.5 * d1 * d1) * _INV_SQRT_2PI * inv_vol / s
+                gamma[r, p] += size * e * _INV_SQRT_2PI * inv_vol / prices[r, p]
 
 
 def add_leg(
@@ -64,16 +83,13 @@ def add_leg(
 
     ``prices``, ``delta`` and ``gamma`` are ``(rows, paths)``, ``strike`` ``(paths,)`` and
     ``tau`` ``(rows,)`` years, all positive."""
+    exponent: Any = _exponent
     kernel: Any = _add_leg
-    kernel(
-        np.ascontiguousarray(prices),
-        np.ascontiguousarray(strike, dtype=np.float64),
-        np.ascontiguousarray(tau, dtype=np.float64),
-        float(sigma),
-        bool(is_call),
-        float(rate),
-        float(size),
-        delta,
-        gamma,
-        bool(with_gamma),
-    )
+    s = np.ascontiguousarray(prices, dtype=np.float64)
+    t = np.ascontiguousarray(tau, dtype=np.float64)
+    x = np.divide(s, np.asarray(strike, dtype=np.float64))
+    np.log(x, out=x)
+    q = np.empty_like(x)
+    exponent(x, q, t, float(sigma), float(rate))
+    np.exp(q, out=q)
+    kernel(s, x, q, t, float(sigma), bool(is_call), float(size), delta, gamma, bool(with_gamma))

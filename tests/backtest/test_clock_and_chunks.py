@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -173,3 +174,17 @@ def test_each_block_of_paths_is_the_generator_run_on_the_blocks_own_seed(kind: s
         returns = log_returns(grid_prices)
         alone = bootstrap(rng, returns, model.s0, 48, 500, model.block, model.demean)
     np.testing.assert_array_equal(whole[:, 1000:], alone)
+
+
+def test_a_deep_out_of_the_money_puts_delta_keeps_its_relative_precision() -> None:
+    from scipy.special import ndtr
+
+    # d1 from 6 to 9: N(d1) - 1 would cancel to 0 or a few ulps; the put's delta is -N(-d1).
+    prices = np.array([[100.0 * math.exp(x)] for x in (1.2, 1.5, 1.8)]).T  # (1, 3)
+    strike, tau, sigma = np.full(3, 100.0), np.array([0.04]), 1.0
+    delta, gamma = np.zeros_like(prices), np.zeros_like(prices)
+    add_leg(prices, strike, tau, sigma, False, 0.0, 1.0, delta, gamma, with_gamma=False)
+    vol_t = sigma * math.sqrt(tau[0])
+    d1 = np.log(prices[0] / strike) / vol_t + 0.5 * vol_t
+    assert (d1 > 6.0).all()
+    np.testing.assert_allclose(delta[0], -ndtr(-d1), rtol=1e-12)
