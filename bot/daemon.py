@@ -91,6 +91,8 @@ class Daemon:
         self._grace = stop_grace_seconds
         self.stats = DaemonStats()
         self._last_beat = ctx.clock.now()
+        self._until: datetime | None = None
+        self._max_cycles: int | None = None
 
     async def run(
         self,
@@ -99,16 +101,21 @@ class Daemon:
         until: datetime | None = None,
         max_cycles: int | None = None,
     ) -> DaemonStats:
+        self._until, self._max_cycles = until, max_cycles
         monitor = self._monitor
         if monitor:
             monitor.starting(self._currencies, self._every)
         try:
-            for currency in self._currencies:
-                await reconcile(self._ctx, currency)  # refuses to start on failure
+            started = await self._start_up(stop)
         except Exception as exc:
             if monitor:
                 monitor.refused(str(exc))
             raise
+        if not started:
+            log.info("daemon_stopped_during_start_up")
+            if monitor:
+                monitor.stopped(True, "asked to stop during start-up", 0)
+            return self.stats
         if monitor:
             monitor.reconciled()
         log.info("daemon_started", currencies=list(self._currencies), every_seconds=self._every)
@@ -129,6 +136,27 @@ class Daemon:
                 monitor.stopped(self.stats.halted is None, why, self.stats.cycles)
         log.info("daemon_stopped", cycles=self.stats.cycles, abandoned=self.stats.abandoned)
         return self.stats
+
+    async def _start_up(self, stop: asyncio.Event) -> bool:
+        """Reconcile every currency (raises: refuses to start); False when a stop request came
+        first. Start-up may wait out ``unknown_grace_seconds`` per currency, so a signal must
+        not wait for it: the reconcile is abandoned, which is as safe as abandoning a cycle
+        (everything it does is by label and done again at the next start)."""
+        for currency in self._currencies:
+            task = asyncio.create_task(reconcile(self._ctx, currency))
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stopper
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                log.warning("start_up_abandoned", currency=currency)
+                return False
+            task.result()
+        return True
 
     def _start_stream(self) -> tuple[asyncio.Task[None], asyncio.Event] | None:
         if self._events is None:
@@ -170,9 +198,7 @@ class Daemon:
         clock = self._ctx.clock
         self._last_beat = tick = clock.now()
         while not stop.is_set() and await self._guard():
-            if until is not None and clock.now() >= until:
-                break
-            if max_cycles is not None and self.stats.cycles >= max_cycles:
+            if self._run_over():
                 break
             if self._monitor:
                 self._monitor.loop()
@@ -181,13 +207,20 @@ class Daemon:
                 if result is None:
                     break
                 self._counted(currency, result)
-            if not await self._guard():
-                break
+            if not await self._guard() or self._run_over():
+                break  # the last cycle of a bounded run: no sleep after it
             self._beat_if_due()
             tick = self._next_tick(tick, clock.now())
             wake = tick if until is None else min(tick, until)  # never sleep past the end
             if not await self._sleep(stop, (wake - clock.now()).total_seconds()):
                 break
+
+    def _run_over(self) -> bool:
+        """The run's end time or cycle count is reached (event cycles count too)."""
+        clock = self._ctx.clock
+        if self._until is not None and clock.now() >= self._until:
+            return True
+        return self._max_cycles is not None and self.stats.cycles >= self._max_cycles
 
     def _counted(self, currency: str, result: CycleResult) -> None:
         """Count a finished cycle, tell the monitor, and anchor the event trigger on it."""
@@ -226,7 +259,7 @@ class Daemon:
         if trigger is None:
             return True
         for currency in trigger.due():
-            if stop.is_set() or not await self._guard():
+            if stop.is_set() or self._run_over() or not await self._guard():
                 return False
             result = await self._one(currency, stop, self._ctx.clock.now())
             if result is None:
@@ -287,7 +320,7 @@ class Daemon:
         clock = self._ctx.clock
         end = clock.now() + timedelta(seconds=seconds)
         while not stop.is_set():
-            if not await self._event_cycles(stop):
+            if not await self._event_cycles(stop) or self._run_over():
                 return False
             left = (end - clock.now()).total_seconds()
             if left <= 0:

@@ -99,11 +99,16 @@ class EventTrigger:
         self._fired: dict[str, deque[datetime]] = {}
         self._deferred: dict[str, tuple[datetime, float]] = {}  # currency -> (gap end, price)
         self._ready: set[str] = set()
+        self._capped_at: dict[str, datetime] = {}  # the window whose cap was last logged
         self.wake = asyncio.Event()
         self.counts: dict[Verdict, int] = {v: 0 for v in Verdict}
 
     def anchor(self, currency: str, anchor: Anchor | None) -> None:
-        """Set (or with None, drop) ``currency``'s anchor after a cycle."""
+        """Set (or with None, drop) ``currency``'s anchor after a cycle. A move heard while
+        that cycle ran was judged against the anchor before it: the cycle has looked since, so
+        such a move asks for no second cycle (the next ticker is judged against the new one)."""
+        self._ready.discard(currency)
+        self._deferred.pop(currency, None)
         if anchor is None:
             self._anchors.pop(currency, None)
         else:
@@ -144,7 +149,9 @@ class EventTrigger:
             fired.popleft()
         self._deferred.pop(currency, None)
         if len(fired) >= self._s.max_per_minute:
-            log.warning("event_cycles_capped", currency=currency, per_minute=len(fired))
+            if self._capped_at.get(currency) != fired[0]:  # once per cap, not once per push
+                self._capped_at[currency] = fired[0]
+                log.warning("event_cycles_capped", currency=currency, per_minute=len(fired))
             return Verdict.CAPPED
         fired.append(now)
         self._anchors.pop(currency, None)  # a burst asks once; the cycle anchors again

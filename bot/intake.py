@@ -2,8 +2,9 @@
 
 A fill that is malformed, of another instrument or side than its order, or larger than its
 order is refused unrecorded (:func:`bot.risk.check_fill`): nothing sized on it can be trusted.
-A well-formed fill priced beyond its order's limit, or charged far more than the fee schedule,
-did happen at the venue: it is recorded (no fill is lost), and then
+A well-formed fill priced beyond its order's limit, charged far more than the fee schedule, or
+taking its order's recorded fills past the order's amount, did happen at the venue: it is
+recorded (no fill is lost), and then
 :class:`~bot.risk.FillOutOfBounds` is raised, which halts trading wherever it surfaces. Only
 fills recorded by this call are judged against the bounds, so a halt is raised once, not at
 every later look-up of the same order.
@@ -67,6 +68,7 @@ class FillIntake:
         given = OrderTerms.of(order) if order is not None else None
         recorded: list[Fill] = []
         problems: list[str] = []
+        over: set[str] = set()  # orders already found overfilled in this call
         for fill in fills:
             terms = given or self.terms_of(fill)
             if terms is None:  # an order of ours the ledger lost: no terms to hold it to
@@ -94,12 +96,29 @@ class FillIntake:
                 inverse=True if instrument is None else instrument.inverse,
                 bounds=self.bounds,
             )
+            if problem is None and terms is not None:
+                problem = self._overfilled(fill, terms, over)
             if problem is not None:
                 log.error("fill_out_of_bounds", trade_id=fill.trade_id, problem=problem)
                 problems.append(problem)
         if problems:
             raise FillOutOfBounds("; ".join(problems))
         return tuple(recorded)
+
+    def _overfilled(self, fill: Fill, terms: OrderTerms, over: set[str]) -> str | None:
+        """Each fill may be within its order and their sum not (the same trade reported under
+        two ids, say): the sum recorded for the order is held to its amount too."""
+        order_id = fill.venue_order_id
+        if not order_id or order_id in over:
+            return None
+        total = self._ledger.filled_amount_of(order_id)
+        if total <= terms.amount * (1 + 1e-9):
+            return None
+        over.add(order_id)
+        return (
+            f"the fills of order {fill.label or order_id} add up to {total:,.2f}, "
+            f"more than its {terms.amount:,.2f}"
+        )
 
 
 def _without_bad_index(fill: Fill) -> Fill:

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 from bot.clock import FakeClock
 from bot.daemon import Daemon
-from bot.domain import OrderRequest, OrderState
+from bot.domain import OrderRequest, OrderState, OrderType, Side, TimeInForce
 from bot.store.db import open_ledger
 from bot.venues.base import Venue
 from bot.venues.errors import TransientError
@@ -255,3 +255,43 @@ async def test_the_heartbeat_comes_at_its_own_interval_even_when_cycles_are_furt
     assert last["cycles_today"] == 10
     assert sum(last["by_status_today"].values()) == 10
     assert set(last) >= {"fees_today", "pnl_today", "day"}
+
+
+class GraceNeverEnds(FakeClock):
+    """Time that moves at once, except that a wait of an hour or more never ends."""
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds >= 3600:
+            await asyncio.Event().wait()
+        await super().sleep(seconds)
+
+
+async def test_a_stop_while_start_up_waits_out_an_unknown_orders_grace_ends_the_run_promptly(
+    tmp_path: Path,
+) -> None:
+    clock = GraceNeverEnds(NOW)
+    app = stack(tmp_path, clock=clock, execution={"unknown_grace_seconds": 3600})
+    req = OrderRequest(
+        label="hb-lost-1",
+        instrument_name="BTC-PERPETUAL",
+        side=Side.BUY,
+        amount=500,
+        order_type=OrderType.MARKET,
+        time_in_force=TimeInForce.IOC,
+    )
+    app.ledger.record_order(req, cycle_id="lost", rebalance_id=None, decision_mid=None, ts=NOW)
+    daemon = Daemon(app.ctx, ("BTC",), 60, heartbeat_seconds=600, stop_grace_seconds=1)
+    stop = asyncio.Event()
+    run = asyncio.create_task(daemon.run(stop))
+    for _ in range(200):  # start-up reaches its wait; it never ends by itself
+        await asyncio.sleep(0.01)
+    assert not run.done()
+    stop.set()
+    try:
+        stats = await asyncio.wait_for(run, 30)
+    finally:
+        run.cancel()
+    assert stats.cycles == 0
+    row = app.ledger.order("hb-lost-1")
+    assert row is not None
+    assert not row.status.terminal  # nothing concluded without the venue

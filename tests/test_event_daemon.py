@@ -204,3 +204,21 @@ async def test_a_dropped_session_makes_the_venue_cancel_our_resting_order_and_th
 
 async def _none_open(rig: EventRig) -> bool:
     return await rig.open_labels() == []
+
+
+async def test_a_run_of_one_cycle_ends_after_it_and_runs_no_event_cycle_past_its_count(
+    tmp_path: Path,
+) -> None:
+    async with event_rig(tmp_path, **NARROW) as rig:
+        stop = asyncio.Event()
+        run = asyncio.create_task(rig.daemon.run(stop, max_cycles=1))
+        try:
+            await wait_for(lambda: rig.daemon.stats.cycles >= 1 or run.done(), what="a cycle")
+            if not run.done():
+                await rig.move(60)  # a move past the band while the run should be over
+            stats = await asyncio.wait_for(asyncio.shield(run), 30)
+        finally:
+            stop.set()
+            await asyncio.wait_for(run, 30)
+        assert stats.cycles == 1
+        assert stats.event_cycles == 0

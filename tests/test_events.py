@@ -225,3 +225,46 @@ def test_a_paper_daemon_holds_no_stream_session_even_with_events_on(tmp_path: Pa
     app = stack(tmp_path, daemon={"events": {"enabled": True}})
     assert build_events(app) is None
     assert app.pushes is None
+
+
+def test_a_move_heard_while_a_cycle_of_that_currency_runs_asks_for_no_second_cycle_after_it() -> (
+    None
+):
+    clock = FakeClock(NOW)
+    t = trigger(clock)
+    t.anchor("ETH", Anchor(3_000.0, -0.01, 0.0, -0.1, 0.1))
+    assert t.on_price("BTC", 90_100.0) is Verdict.FIRE  # judged against the last cycle's anchor
+    assert t.on_price("ETH", 3_020.0) is Verdict.FIRE
+    clock.advance(1)
+    t.anchor("BTC", Anchor(90_100.0, -0.001, 0.0, -0.1, 0.1))  # BTC's cycle ends: it saw that
+    assert t.due() == ("ETH",)  # only the currency no cycle has looked at since
+
+
+def test_a_deferred_move_is_dropped_when_a_cycle_of_that_currency_anchors_again() -> None:
+    clock = FakeClock(NOW)
+    t = trigger(clock, min_gap_seconds=10)
+    assert t.on_price("BTC", 90_100.0) is Verdict.FIRE
+    assert t.due() == ("BTC",)
+    t.anchor("BTC", ANCHOR)
+    assert t.on_price("BTC", 90_100.0) is Verdict.DEFER
+    t.anchor("BTC", Anchor(90_100.0, -0.001, 0.0, -0.1, 0.1))  # a scheduled cycle saw it
+    assert t.next_deferred() is None
+    clock.advance(11)
+    assert t.due() == ()
+
+
+def test_a_flood_of_moves_past_the_per_minute_cap_runs_no_more_cycles_and_warns_once() -> None:
+    from structlog.testing import capture_logs
+
+    clock = FakeClock(NOW)
+    t = trigger(clock, max_per_minute=2, min_gap_seconds=0.01)
+    fired = 0
+    with capture_logs() as logs:
+        for i in range(1_000):
+            t.anchor("BTC", ANCHOR)  # as if a cycle ran after every push
+            if t.on_price("BTC", 95_000.0 + i) is Verdict.FIRE:
+                fired += 1
+            clock.advance(0.01)  # 1,000 pushes in 10 s
+    assert fired == 2
+    capped = [e for e in logs if e["event"] == "event_cycles_capped"]
+    assert len(capped) == 1

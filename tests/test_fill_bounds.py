@@ -172,3 +172,28 @@ def test_a_fee_charged_in_dollars_is_judged_against_the_dollar_notional() -> Non
     )
     assert problem is not None
     assert "USDC" in problem
+
+
+class ReportedTwice(LyingFills):
+    """Every trade comes back twice under two trade ids: each fill fits its order, the sum not."""
+
+    async def fills(self, currency: str, since: datetime | None = None) -> Any:
+        out: list[Fill] = []
+        for fill in await self.inner.fills(currency, since):
+            out += [fill, replace(fill, trade_id=f"{fill.trade_id}-again")]
+        return out
+
+
+async def test_fills_that_add_up_to_more_than_their_order_are_recorded_then_trading_halts(
+    tmp_path: Path,
+) -> None:
+    app = stack(tmp_path, clock=FakeClock(NOW), wrap=ReportedTwice, **TIGHT)
+    result = await rebalance_once(app.ctx, "BTC")
+    assert result.status == "failed", result.reason
+    assert "add up to" in result.reason
+    assert len(app.ledger.fills()) == 2, "both were reported: both are on record"
+    assert app.ledger.get_trading_state().state is TradingState.HALTED
+    placed = app.venue.count.placed  # type: ignore[attr-defined]
+    app.clock.advance(60)
+    later = await rebalance_once(app.ctx, "BTC")
+    assert app.venue.count.placed == placed, later.reason  # type: ignore[attr-defined]

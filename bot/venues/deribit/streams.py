@@ -188,16 +188,22 @@ class DeribitStreams:
             task.result()
 
     async def _session(self, client: Any, on_price: PriceCallback, attempt: int) -> None:
+        # Each set-up request gets the silence limit: ccxt.pro waits for a reply forever, so a
+        # venue that accepts the connection and never answers would hold the session (and any
+        # reconnect) for good.
         private = bool(getattr(client, "apiKey", None))
         if private:
-            await client.authenticate()
+            await self._within(client.authenticate(), self._unanswered("public/auth"))
         if self._plan.cancel_on_disconnect:
             if not private:
                 raise ExchangeError("cancel-on-disconnect needs the venue keys")
-            await client.call("private/enable_cancel_on_disconnect", {"scope": "connection"})
+            await self._within(
+                client.call("private/enable_cancel_on_disconnect", {"scope": "connection"}),
+                self._unanswered("private/enable_cancel_on_disconnect"),
+            )
             log.info("cancel_on_disconnect_enabled", scope="connection")
         if self._plan.tickers:
-            await client.load_markets()
+            await self._within(client.load_markets(), self._unanswered("the markets"))
         tickers = self._plan.tickers
 
         def heard(data: Mapping[str, Any]) -> None:
@@ -225,6 +231,9 @@ class DeribitStreams:
         if not tickers:
             self._up(attempt)  # cancel-on-disconnect only: live once enabled
         await asyncio.gather(*watchers)
+
+    def _unanswered(self, what: str) -> StreamSilent:
+        return StreamSilent(f"no answer to {what} in {self._plan.silence_seconds} s")
 
     def _up(self, attempt: int) -> None:
         if not self.connected.is_set():
