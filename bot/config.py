@@ -566,10 +566,13 @@ class DaemonSettings(_Section):
     )
     cancel_on_disconnect: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="the daemon keeps a WebSocket session with Deribit's "
-        "private/enable_cancel_on_disconnect (scope connection): if the daemon dies, the venue "
-        "cancels our resting orders. auto: on for venue.kind deribit, off for the simulated "
-        "venue (whose kill tests keep orders resting on purpose)",
+        description="the daemon's WebSocket session enables Deribit's "
+        "private/enable_cancel_on_disconnect (scope connection). Deribit cancels only orders "
+        "created over that connection (https://docs.deribit.com/api-reference/session-management"
+        "/private-enable_cancel_on_disconnect), and hedgebot sends its orders over REST, so on a "
+        "real Deribit this does not yet cancel our orders when the daemon dies (the simulated "
+        "venue cancels every open order of the account instead). auto: on for venue.kind "
+        "deribit, off for the simulated venue (whose kill tests keep orders resting on purpose)",
     )
     events: EventSettings = Field(
         EventSettings(), description="event-driven cycles from the venue's streams"
