@@ -59,7 +59,7 @@ class StormPlan:
     hours: float = 24.0
     kills: int = 50
     sim_restarts: int = 10
-    check_seconds: int = 3600
+    check_seconds: int = 900
 
 
 @dataclass(frozen=True)
