@@ -243,6 +243,24 @@ class Storm:
             self.advance(UNKNOWN_GRACE_S + 1)
         return self.start_daemon()
 
+    def settle(self) -> None:
+        """The next start after the day, as an operator's would be: its start-up resolves, from
+        venue evidence, an order the day's last daemon left of unknown outcome (sent just before
+        the day ended); the day's record is compared after it."""
+        for _ in range(MAX_REFUSALS + 1):
+            final: Child | None = self.start_daemon()
+            assert final is not None
+            final.wait_gone(GUARD_S * 5)
+            if final.exit_code() == 0:
+                return
+            again = self.restart_refused(final)
+            if again is None:
+                break
+            again.wait_gone(GUARD_S * 5)
+            if again.exit_code() == 0:
+                return
+        raise AssertionError("the settling start after the day did not end cleanly")
+
     def run(self) -> StormFigures:
         """The whole day: returns its figures; raises on a daemon that failed."""
         t0 = time.monotonic()
@@ -270,6 +288,7 @@ class Storm:
         assert daemon is not None
         last = daemon.exit_code()
         assert last == 0, f"daemon {daemon.pid} exited {last}: {_text(daemon.err)[-3000:]}"
+        self.settle()
         self.figures.sim_hours = (self.sim_now() - START).total_seconds() / 3600
         self.stop_sim()
         self.figures.wall_s = time.monotonic() - t0
