@@ -17,6 +17,7 @@ kernel (SIGCHLD ignored). The server exits when stdin closes.
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import importlib
 import json
@@ -94,6 +95,9 @@ def _child(request: dict[str, Any]) -> None:
             target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.dup2(target, fd)
             os.close(target)
+        # A child that dies of a signal of its own (a fault in a C extension after the fork)
+        # leaves its Python stack in its stderr instead of vanishing without a word.
+        faulthandler.enable(all_threads=True)
         sys.stdin.close()
         os.environ.clear()
         os.environ.update(request["env"])

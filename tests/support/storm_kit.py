@@ -247,19 +247,19 @@ class Storm:
         """The next start after the day, as an operator's would be: its start-up resolves, from
         venue evidence, an order the day's last daemon left of unknown outcome (sent just before
         the day ended); the day's record is compared after it."""
+        final = self.start_daemon()
         for _ in range(MAX_REFUSALS + 1):
-            final: Child | None = self.start_daemon()
-            assert final is not None
             final.wait_gone(GUARD_S * 5)
             if final.exit_code() == 0:
                 return
             again = self.restart_refused(final)
             if again is None:
                 break
-            again.wait_gone(GUARD_S * 5)
-            if again.exit_code() == 0:
-                return
-        raise AssertionError("the settling start after the day did not end cleanly")
+            final = again
+        raise AssertionError(
+            f"the settling start after the day did not end cleanly: daemon {final.pid} exited"
+            f" {final.exit_code()}: {_text(final.err)[-3000:]}"
+        )
 
     def run(self) -> StormFigures:
         """The whole day: returns its figures; raises on a daemon that failed."""
