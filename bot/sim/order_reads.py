@@ -66,8 +66,13 @@ class OrderReadsApi:
 
     async def _order_state_by_label(self, p: Params, _: CallInfo) -> Any:
         label = p.text("label")
-        found = await self._visible(currency_param(p, self._served))
-        return [self._t.order_json(r) for r in found if r.label == label]
+        currency = currency_param(p, self._served)
+        found = [r for r in await self._visible(currency) if r.label == label]
+        if not found:  # placed before this server started: the venue still holds it
+            recalled = await self._dir.resolve_label(currency, label)
+            if recalled is not None and recalled.visible_from <= self._now():
+                found = [recalled]
+        return [self._t.order_json(r) for r in found]
 
     async def _open(
         self, currencies: tuple[str, ...], keep: Callable[[OrderRecord], bool]

@@ -257,21 +257,54 @@ class OrderDirectory:
         return trade
 
     async def resolve(self, order_id: str, currencies: tuple[str, ...]) -> OrderRecord | None:
-        """The order ``order_id``; one placed before this server started is looked up through
-        the label of its fills (the venue port finds orders by label only)."""
+        """The order ``order_id``. One placed before this server started (a restart forgets
+        its index, never the venue's orders) is recalled from the venue by id, or through the
+        label of its fills."""
         found = self._orders.get(order_id)
         if found is not None:
             return found
         for currency in currencies:
-            for fill in await self._venue.fills(currency):
-                if fill.venue_order_id != order_id:
-                    continue
-                state = await self._venue.order_by_label(currency, fill.label)
-                if state is not None and state.venue_order_id == order_id:
-                    record = self.record_new(state, TimeInForce.GTC, state.timestamp)
-                    await self.refresh(currency)
-                    return record
+            state = await self._venue.order_by_id(currency, order_id)
+            if state is None:
+                state = await self._by_fills(currency, order_id)
+            if state is not None:
+                return await self._recall(currency, state)
         return None
+
+    async def resolve_label(self, currency: str, label: str) -> OrderRecord | None:
+        """The newest order carrying ``label``, recalled from the venue when this server has
+        not seen it: Deribit answers a label look-up for a closed order too."""
+        state = await self._venue.order_by_label(currency, label)
+        if state is None:
+            return None
+        owner = self._owner.get(state.venue_order_id)
+        if owner is not None:
+            return self._orders[owner]
+        return await self._recall(currency, state)
+
+    async def _by_fills(self, currency: str, order_id: str) -> OrderState | None:
+        for fill in await self._venue.fills(currency):
+            if fill.venue_order_id != order_id:
+                continue
+            state = await self._venue.order_by_label(currency, fill.label)
+            if state is not None and state.venue_order_id == order_id:
+                return state
+        return None
+
+    async def _recall(self, currency: str, state: OrderState) -> OrderRecord:
+        """Index an order the venue holds from before this server started, with the fills of
+        it this server has already read (they were read while its owner was unknown)."""
+        record = self.record_new(state, TimeInForce.GTC, state.timestamp)
+        part = record.live_part
+        for trade in self._trade_list:
+            fill = trade.fill
+            if fill.venue_order_id == state.venue_order_id:
+                part.filled += fill.amount
+                part.paid += fill.price * fill.amount
+                part.fees += fill.fee
+                record.updated = max(record.updated, fill.timestamp)
+        await self.refresh(currency)
+        return record
 
     # --- questions ------------------------------------------------------------------------
 

@@ -573,6 +573,45 @@ async def test_serve_prints_port_and_keys_and_keeps_the_account_across_restarts(
     assert [o["order_id"] for o in labelled["result"]] == [order_id]
 
 
+async def test_a_restarted_server_still_answers_for_orders_that_closed_before_it_started(
+    tmp_path: Path,
+) -> None:
+    """A venue restart must not forget an acknowledged order: the daemon settles an order of
+    unknown outcome only from the venue's word on it (found by the kill storm)."""
+    url = f"sqlite:///{tmp_path / 'sim.db'}"
+    clock = FakeClock(NOW)
+
+    async def trade(base: str) -> tuple[str, str]:
+        _, ticker = await raw_get(base, "public/ticker", {"instrument_name": PERP})
+        price = ticker["result"]["best_bid_price"] - 30
+        params = {"instrument_name": PERP, "amount": 20, "price": price, "label": "gone"}
+        _, placed = await raw_get(base, "private/buy", params)
+        gone: str = placed["result"]["order"]["order_id"]
+        await raw_get(base, "private/cancel", {"order_id": gone})
+        market = {"instrument_name": PERP, "amount": 30, "type": "market", "label": "traded"}
+        _, bought = await raw_get(base, "private/buy", market)
+        traded: str = bought["result"]["order"]["order_id"]
+        return gone, traded
+
+    async def look(base: str) -> list[dict[str, Any]]:
+        seen = []
+        for order_id, label in ((gone, "gone"), (traded, "traded")):
+            _, by_id = await raw_get(base, "private/get_order_state", {"order_id": order_id})
+            query = {"currency": "BTC", "label": label}
+            _, labelled = await raw_get(base, "private/get_order_state_by_label", query)
+            seen += [by_id["result"], *labelled["result"]]
+        return seen
+
+    _, (gone, traded) = await _serving(url, clock, trade)
+    _, seen = await _serving(url, clock, look)
+    assert [(o["order_id"], o["order_state"], o["filled_amount"]) for o in seen] == [
+        (gone, "cancelled", 0),
+        (gone, "cancelled", 0),
+        (traded, "filled", 30),
+        (traded, "filled", 30),
+    ]
+
+
 def test_env_credentials_are_used_as_given_and_the_local_pair_otherwise() -> None:
     assert credentials({KEY_ENV: "k", SECRET_ENV: "s"}) == Credentials("k", "s", generated=False)
     assert credentials({}) == Credentials(SIM_API_KEY, SIM_API_SECRET, generated=False)

@@ -286,6 +286,12 @@ class Storm:
                 break
             daemon, refusals = again, refusals + 1
         assert daemon is not None
+        if refusals > MAX_REFUSALS:
+            daemon.wait_gone(GUARD_S * 5)
+            raise AssertionError(
+                f"{refusals} refused starts in a row, the last (daemon {daemon.pid}, exit"
+                f" {daemon.exit_code()}): {_text(daemon.err)[-3000:]}"
+            )
         last = daemon.exit_code()
         assert last == 0, f"daemon {daemon.pid} exited {last}: {_text(daemon.err)[-3000:]}"
         self.settle()
