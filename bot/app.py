@@ -212,7 +212,7 @@ def venue_connection(settings: Settings) -> VenueSettings:
 
 def cancel_on_disconnect(settings: Settings) -> bool:
     """Whether the daemon's stream session enables Deribit's cancel-on-disconnect (``auto``:
-    for a real Deribit only; the simulated venue's kill tests keep orders resting on purpose)."""
+    for a real Deribit only)."""
     mode = settings.daemon.cancel_on_disconnect
     return mode == "on" or (mode == "auto" and settings.venue.kind == "deribit")
 

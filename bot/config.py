@@ -532,7 +532,7 @@ class EventSettings(_Section):
         ge=1,
         le=3600,
         description="no ticker this long: the stream is reconnected (the schedule runs "
-        "meanwhile, and reconnecting ends the old session, so cancel-on-disconnect fires)",
+        "meanwhile; reconnecting ends the old session and its cancel-on-disconnect)",
     )
     reconnect_min_seconds: float = Field(
         0.5, gt=0, le=60, description="first wait before reconnecting a dropped stream"
@@ -570,9 +570,9 @@ class DaemonSettings(_Section):
         "private/enable_cancel_on_disconnect (scope connection). Deribit cancels only orders "
         "created over that connection (https://docs.deribit.com/api-reference/session-management"
         "/private-enable_cancel_on_disconnect), and hedgebot sends its orders over REST, so on a "
-        "real Deribit this does not yet cancel our orders when the daemon dies (the simulated "
-        "venue cancels every open order of the account instead). auto: on for venue.kind "
-        "deribit, off for the simulated venue (whose kill tests keep orders resting on purpose)",
+        "real Deribit this does not yet cancel our orders when the daemon dies (nor on the "
+        "simulated venue, which does as Deribit does); the next cycle or start cancels them. "
+        "auto: on for venue.kind deribit, off for the simulated venue",
     )
     events: EventSettings = Field(
         EventSettings(), description="event-driven cycles from the venue's streams"

@@ -11,7 +11,7 @@ hidden from label look-ups and open-order lists for a while (the fault plan's re
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -289,9 +289,9 @@ class TradingApi:
             return lambda r: wanted == "all"
         return lambda r: r.order_type.value == wanted
 
-    async def cancel_all_open(self) -> int:
-        """Cancel every open order of the account (cancel-on-disconnect); how many."""
-        return await self._cancel_where(self._served, lambda r: True)
+    async def cancel_open(self, order_ids: Collection[str]) -> int:
+        """Cancel those of ``order_ids`` still open (cancel-on-disconnect); how many."""
+        return await self._cancel_where(self._served, lambda r: r.order_id in order_ids)
 
     async def _cancel_all(self, p: Params, _: CallInfo) -> Any:
         return await self._cancel_where(self._served, lambda r: True)

@@ -10,11 +10,11 @@ channels. Channels served:
 - ``user.trades.{kind}.{currency}.{interval}`` and ``user.trades.{instrument}.{interval}``;
 - ``user.portfolio.{currency}``: the account summary when it changes.
 
-``private/enable_cancel_on_disconnect`` (and ``disable_``, ``get_``) are honoured per
-connection: when a connection that enabled it closes, every open order of the account is
-cancelled, as Deribit does (https://docs.deribit.com/#private-enable_cancel_on_disconnect;
-the simulated account has one connection's worth of orders, so scope ``connection`` and
-``account`` act alike).
+``private/enable_cancel_on_disconnect`` (and ``disable_``, ``get_``) act as Deribit's do
+(https://docs.deribit.com/api-reference/session-management/private-enable_cancel_on_disconnect):
+when a connection that enabled it closes, the orders created over that connection and still
+open are cancelled; orders created over HTTP or another connection stay. Scope ``account``
+sets what every connection opened afterwards starts with.
 
 A background task looks at the market and the account every ``push_interval_s`` of wall time
 (a push cadence, not market time; the market moves with the clock it was given):
@@ -52,6 +52,7 @@ INTERVALS = ("100ms", "raw", "agg2")
 KINDS = ("future", "option", "any")
 _SUBSCRIBE = ("public/subscribe", "private/subscribe")
 _UNSUBSCRIBE = ("public/unsubscribe", "private/unsubscribe")
+_PLACING = ("private/buy", "private/sell")  # an edit leaves an order with its connection
 _CANCEL_ON_DISCONNECT = (
     "private/enable_cancel_on_disconnect",
     "private/disable_cancel_on_disconnect",
@@ -113,6 +114,7 @@ class Session:
     outbox: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     seen: dict[str, tuple[object, ...]] = field(default_factory=dict)  # channel -> last pushed
     cancel_on_disconnect: bool = False
+    created: set[str] = field(default_factory=set)  # order ids placed over this connection
 
     def push(self, channel: str, data: Any) -> None:
         message = {
@@ -163,6 +165,7 @@ class WsHub:
         self._account = account
         self._interval = push_interval_s
         self._sessions: set[Session] = set()
+        self._account_cod = False  # scope "account": what a new connection starts with
         self._tasks: set[asyncio.Task[None]] = set()
         self._publisher: asyncio.Task[None] | None = None
         server.directory.order_listeners.append(self._on_order)
@@ -198,7 +201,7 @@ class WsHub:
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        session = Session(ws)
+        session = Session(ws, cancel_on_disconnect=self._account_cod)
         self._sessions.add(session)
         writer = asyncio.create_task(self._write(session))
         try:
@@ -211,8 +214,8 @@ class WsHub:
             self._sessions.discard(session)
             session.outbox.put_nowait(None)
             await writer
-            if session.cancel_on_disconnect:
-                cancelled = await self._trading.cancel_all_open()
+            if session.cancel_on_disconnect and session.created:
+                cancelled = await self._trading.cancel_open(session.created)
                 log.info("sim_cancel_on_disconnect", cancelled=cancelled)
         return ws
 
@@ -267,6 +270,10 @@ class WsHub:
             return
         if method == "public/auth" and outcome.error is None:
             session.authed = True
+        if method in _PLACING and outcome.error is None and isinstance(outcome.result, dict):
+            order = outcome.result.get("order")
+            if isinstance(order, dict) and isinstance(order.get("order_id"), str):
+                session.created.add(order["order_id"])
         session.outbox.put_nowait(outcome.text(request.get("id")))
 
     def _local(
@@ -285,8 +292,12 @@ class WsHub:
     async def _cancel_on_disconnect(self, session: Session, method: str, params: Params) -> Any:
         scope = params.choice("scope", ("connection", "account"), "connection")
         if method == "private/get_cancel_on_disconnect":
-            return {"scope": scope, "enabled": session.cancel_on_disconnect}
-        session.cancel_on_disconnect = method == "private/enable_cancel_on_disconnect"
+            enabled = session.cancel_on_disconnect if scope == "connection" else self._account_cod
+            return {"scope": scope, "enabled": enabled}
+        enable = method == "private/enable_cancel_on_disconnect"
+        session.cancel_on_disconnect = enable
+        if scope == "account":
+            self._account_cod = enable
         return "ok"
 
     # --- subscriptions --------------------------------------------------------------------

@@ -3,8 +3,9 @@ cancel-on-disconnect.
 
 One session at a time: connect, ``public/auth`` (when keys are set), then
 ``private/enable_cancel_on_disconnect`` with scope ``connection`` when asked
-(https://docs.deribit.com/#private-enable_cancel_on_disconnect: when this connection closes,
-the venue cancels every open order of the account, so a daemon that dies leaves nothing resting),
+(https://docs.deribit.com/api-reference/session-management/private-enable_cancel_on_disconnect:
+when this connection closes, the venue cancels the orders created over it; hedgebot's orders go
+over REST, so none of them yet, and the next cycle or start cancels what a dead daemon left),
 then ``ticker.{perpetual}.{raw|100ms}`` (https://docs.deribit.com/#ticker-instrument_name-interval)
 and ``user.orders.any.any.raw``. Each ticker's ``index_price`` goes to the caller's callback,
 each order push's label and state to ``on_order`` (they wake a resting order's wait; the
