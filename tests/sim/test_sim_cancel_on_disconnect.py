@@ -72,7 +72,7 @@ async def open_order_ids(sim: Sim, expected: set[str]) -> set[str]:
     return orders
 
 
-async def test_a_connection_with_cancel_on_disconnect_cancels_the_orders_it_created_when_it_drops() -> (
+async def test_cancel_on_disconnect_cancels_the_orders_created_over_the_connection_that_drops() -> (
     None
 ):
     async with running() as sim:
