@@ -5,6 +5,9 @@ stamps the trade time, pays fees and spread on the notional, counts the trade, t
 the move and funding: in numpy a dozen passes over memory and as many temporary arrays per
 step and policy. This kernel does the same arithmetic, operation for operation (so the same
 bits), in one pass without allocating. numba compiles it once, cached.
+
+:func:`book_delta` is the other per-step pass: the book's delta plus a hedge's, into a buffer
+the loop reuses, while it checks that the book's delta is finite.
 """
 
 from __future__ import annotations
@@ -69,6 +72,36 @@ def _settle(
             funding[p] += funding_rate * usd
 
 
+@numba.njit(cache=True, nogil=True)
+def _add_checked(book: Array, coin: Array, out: Array) -> bool:
+    """``out = book + coin``; whether every ``book`` value is finite (``x − x`` is 0 for a
+    finite ``x`` and NaN for an infinite or NaN one: a test without a branch, which vectorises)."""
+    finite = True
+    for p in range(out.shape[0]):
+        x = book[p]
+        if x - x != 0.0:
+            finite = False
+        out[p] = x + coin[p]
+    return finite
+
+
+def book_delta(book: Array, coin: Array, out: Array) -> bool:
+    """``out = book + coin`` (``out`` and ``coin`` of shape ``(n,)``; ``book`` broadcasts) and
+    whether ``book`` is finite everywhere; the same sums as ``np.add``."""
+    kernel: Any = _add_checked
+    if _is_column(book, out.shape[0]):
+        return bool(kernel(book, coin, out))
+    np.add(book, coin, out=out)
+    return bool(np.isfinite(book).all())
+
+
+def _is_column(x: object, n: int) -> bool:
+    """Whether ``x`` is already what the kernels take: a contiguous float64 array ``(n,)``."""
+    return (
+        type(x) is np.ndarray and x.dtype == np.float64 and x.shape == (n,) and x.flags.c_contiguous
+    )
+
+
 def settle(
     amount: Array,
     delta_change: Array,
@@ -98,6 +131,8 @@ def settle(
     n = coin.shape[0]
 
     def column(x: Array) -> Array:
+        if _is_column(x, n):  # most calls: no broadcast view, no copy
+            return x
         return np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=np.float64), (n,)))
 
     kernel: Any = _settle

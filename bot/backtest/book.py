@@ -138,7 +138,9 @@ def option_book(
     # the marks of the block before stay valid while the next one is valued.
     shape = (min(STEP_BLOCK, prices.shape[0]), n_paths)
     buffers = [(np.empty(shape), np.empty(shape)) for _ in range(2)]
+    work = (np.empty(shape), np.empty(shape))  # the kernel's scratch, reused by every leg
     no_gamma = np.asarray(np.nan)  # a policy that reads it fails loudly (HedgeState checks)
+    mean_sigma: dict[tuple[int, ...], float] = {}  # by the legs alive: one mean per set
     blocks = [0]
 
     def fill(k0: int) -> None:
@@ -150,7 +152,8 @@ def option_book(
         blocks[0] += 1
         delta, gamma = delta_buf[:n], gamma_buf[:n]
         delta.fill(0.0)
-        gamma.fill(0.0)
+        if with_gamma:
+            gamma.fill(0.0)
         valued = [j for j in range(n) if value_steps is None or k0 + j in value_steps]
         value = np.zeros((len(valued), n_paths))
         for i, leg in enumerate(legs):
@@ -159,7 +162,14 @@ def option_book(
             is_call = leg.option_type == "call"
             if live:
                 args = (strikes[i], tau[:live, 0], sigmas[i], is_call, rate, leg.size)
-                add_leg(block[:live], *args, delta[:live], gamma[:live], with_gamma=with_gamma)
+                add_leg(
+                    block[:live],
+                    *args,
+                    delta[:live],
+                    gamma[:live],
+                    with_gamma=with_gamma,
+                    work=(work[0][:live], work[1][:live]),
+                )
             rows = [j for j in valued if j < live]
             if rows:
                 v, _, _ = bs_greeks(block[rows], strikes[i], tau[rows], sigmas[i], is_call, rate)
@@ -182,12 +192,14 @@ def option_book(
         nan_value = np.asarray(np.nan)
         for j in range(n):
             k = k0 + j
-            alive = [i for i in range(len(legs)) if expiry[i] > k * step_seconds]
+            alive = tuple(i for i in range(len(legs)) if expiry[i] > k * step_seconds)
+            if alive and alive not in mean_sigma:
+                mean_sigma[alive] = float(np.mean([sigmas[i] for i in alive]))
             cache[k] = BookMarks(
                 value=value[valued.index(j)] if j in valued else nan_value,
                 delta=delta[j],
                 gamma=gamma[j] if with_gamma else no_gamma,
-                sigma=float(np.mean([sigmas[i] for i in alive])) if alive else default_sigma,
+                sigma=mean_sigma[alive] if alive else default_sigma,
                 tau=min(expiry[i] - k * step_seconds for i in alive) / SECONDS_PER_YEAR
                 if alive
                 else 0.0,

@@ -78,18 +78,20 @@ def add_leg(
     gamma: Array,
     *,
     with_gamma: bool,
+    work: tuple[Array, Array] | None = None,
 ) -> None:
     """Add one live leg's delta and gamma (``size`` units) to ``delta``/``gamma`` in place.
 
     ``prices``, ``delta`` and ``gamma`` are ``(rows, paths)``, ``strike`` ``(paths,)`` and
-    ``tau`` ``(rows,)`` years, all positive."""
+    ``tau`` ``(rows,)`` years, all positive. ``work``: two scratch arrays of that shape (a
+    caller that values block after block passes the same ones, warm in the cache)."""
     exponent: Any = _exponent
     kernel: Any = _add_leg
     s = np.ascontiguousarray(prices, dtype=np.float64)
     t = np.ascontiguousarray(tau, dtype=np.float64)
-    x = np.divide(s, np.asarray(strike, dtype=np.float64))
+    x, q = (np.empty_like(s), np.empty_like(s)) if work is None else work
+    np.divide(s, np.asarray(strike, dtype=np.float64), out=x)
     np.log(x, out=x)
-    q = np.empty_like(x)
     exponent(x, q, t, float(sigma), float(rate))
     np.exp(q, out=q)
     kernel(s, x, q, t, float(sigma), bool(is_call), float(size), delta, gamma, bool(with_gamma))

@@ -20,7 +20,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from bot.backtest.accounts import settle
+from bot.backtest.accounts import book_delta, settle
 from bot.backtest.book import BookAt, BookMarks, OptionLeg, option_book
 from bot.backtest.results import CostModel, PathOutcome, PolicyResult, PolicyRun
 from bot.domain import DataError
@@ -45,6 +45,7 @@ class _Hedger:
         n = coin0.shape[0]
         self.run = run
         self.coin = coin0.copy()  # hedge delta, units of the underlying
+        self.delta = np.empty(n)  # the book's delta plus the hedge's, refilled every step
         self.amount = np.full(n, float(amount0))  # position in the lot's unit
         self.last = np.full(n, -np.inf)  # due instant of the last trade, s (-inf: never)
         self.out = {k: np.zeros(n) for k in _KEYS}
@@ -75,25 +76,31 @@ def _check(prices: Array, times: Array, rates: Array) -> None:
         raise ValueError(f"funding_8h needs shape ({n_steps},), got {rates.shape}")
 
 
-def _check_book(book: BookMarks, target: Array, gamma: bool) -> None:
+def _check_book(book: BookMarks, target: Array, gamma: bool, delta_finite: bool) -> None:
     """Raise the policies' own :class:`DataError` when the step's book is not finite.
 
-    Prices were checked for the whole run (:func:`_check`) and the clock and the hedge are the
-    loop's own, so only the book's marks can still be bad: checked here once per step, the
-    policies are then handed a :class:`~strategies.validate.CheckedState` and skip their
-    per-call checks (a third of the run's time when they ran for every policy and step).
+    Prices were checked for the whole run (:func:`_check`), the target before the loop, and
+    the clock and the hedge are the loop's own, so only the book's marks can still be bad:
+    checked here once per step (the delta as it is added to the hedge's,
+    :func:`~bot.backtest.accounts.book_delta`), the policies are then handed a
+    :class:`~strategies.validate.CheckedState` and skip their per-call checks (a third of the
+    run's time when they ran for every policy and step).
     """
-    names = ("delta", "target", "gamma", "sigma", "tau") if gamma else ("delta", "target")
-    values = (book.delta, target, book.gamma, book.sigma, book.tau)[: len(names)]
-    if all(np.isfinite(v).all() for v in values) and (
-        not gamma or (book.sigma >= 0 and book.tau >= 0)
+    if delta_finite and (
+        not gamma or (np.isfinite(book.gamma).all() and _finite_non_negative(book.sigma, book.tau))
     ):
         return
+    names = ("delta", "target", "gamma", "sigma", "tau") if gamma else ("delta", "target")
+    values = (book.delta, target, book.gamma, book.sigma, book.tau)[: len(names)]
     fields = {n: np.asarray(v, dtype=np.float64) for n, v in zip(names, values, strict=True)}
     ones = np.ones(1)
     state = HedgeState(**{n: fields.get(n, ones) for n in HedgeState.__dataclass_fields__})
     state_arrays(state, names)
     raise DataError(f"the book's marks are not finite: {', '.join(names)}")
+
+
+def _finite_non_negative(*values: float) -> bool:
+    return all(math.isfinite(v) and v >= 0 for v in values)
 
 
 def hedge_outcomes(
@@ -138,18 +145,22 @@ def hedge_outcomes(
     # Without a rate every discount is 1: the rows themselves, not a product per step.
     discounted = rate != 0.0
     next_price = discount[0] * prices[0] if discounted else prices[0]
+    move = np.empty(n_paths)
     for k in range(n_steps):
         price = prices[k]
         price_now = next_price
         next_price = discount[k + 1] * prices[k + 1] if discounted else prices[k + 1]
-        move = next_price - price_now  # discounted: the hedge account is financed at `rate`
+        # discounted: the hedge account is financed at `rate`
+        np.subtract(next_price, price_now, out=move)
         now = _scalar(times[k])
         funding_share = rates[k] * (times[k + 1] - times[k]) / FUNDING_PERIOD_SECONDS
         sigma, tau = _scalar(book.sigma), _scalar(book.tau)
-        _check_book(book, target, gamma)
-        for h in hedgers:
+        for i, h in enumerate(hedgers):
+            finite = book_delta(book.delta, h.coin, h.delta)
+            if i == 0:
+                _check_book(book, target, gamma, finite)
             state = CheckedState(
-                delta=book.delta + h.coin,
+                delta=h.delta,
                 target=target,
                 gamma=book.gamma,
                 price=price,
