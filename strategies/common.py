@@ -7,6 +7,7 @@ same code. Deltas are in coin, gamma in coin per USD, prices in USD, times in se
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -86,3 +87,22 @@ class HedgeOrders:
     band_high: Array
     reason: npt.NDArray[np.int8]
     warnings: tuple[str, ...] = ()
+
+
+def reason_codes(
+    default: Reason, levels: Sequence[tuple[npt.NDArray[np.bool_], Reason]]
+) -> npt.NDArray[np.int8]:
+    """Per book, the reason of the last level whose mask holds, else ``default``.
+
+    Each mask must lie within the one before it (a trade is wanted only where one is due, and
+    is below the minimum only where wanted), so the code is ``default`` plus, per level, the
+    step from the previous code where its mask holds: nested ``np.where`` gives the same codes,
+    but its per-element branches cost several times these passes over one byte per book.
+    """
+    code = np.asarray(int(default), dtype=np.int8)
+    before = int(default)
+    for mask, reason in levels:
+        if int(reason) != before:
+            code = code + np.asarray(mask).view(np.int8) * np.int8(int(reason) - before)
+        before = int(reason)
+    return np.array(code, dtype=np.int8)

@@ -44,15 +44,18 @@ class Rounded:
 
 
 def round_half_away(x: Array) -> Array:
-    """Round to the nearest integer, halves away from zero (2.5 → 3, −2.5 → −3).
+    """Round to the nearest integer, halves away from zero (2.5 → 3, −2.5 → −3); zero is +0.0.
 
-    ``x − trunc(x)`` is exact in floating point, so values just below a half (0.49999999999999994)
-    are not pushed over it the way ``floor(x + 0.5)`` would.
+    ``rint`` rounds to the nearest integer exactly (there is no ``x + 0.5`` to round, so values
+    just below a half, 0.49999999999999994, stay below it) and differs only on exact halves,
+    which it sends to even. ``x − rint(x)`` is exact, so those halves are found and moved away
+    from zero: the numbers of ``trunc(x) ± (|x − trunc(x)| ≥ 0.5)`` in fewer passes.
     """
-    whole = np.trunc(x)
-    frac = x - whole  # same sign as x, so |frac| >= 0.5 steps away from zero
-    whole = whole + (frac >= 0.5)
-    whole -= frac <= -0.5
+    whole = np.rint(x)
+    halves = np.abs(x - whole) == 0.5
+    if halves.any():  # rare: exact halves
+        whole = np.where(halves, np.trunc(x) + np.sign(x), whole)
+    whole = whole + 0.0  # -0.0 (from -0.3, say) as 0.0
     return np.asarray(whole, dtype=np.float64)
 
 
@@ -81,17 +84,28 @@ def round_to_lots(
     When at most half the books want a change (a band policy on most steps), only those rows
     are rounded and the rest are zeros: the same numbers, element by element, for less work.
     """
-    wanted, price = np.broadcast_arrays(np.asarray(delta_change, dtype=np.float64), price)
+    wanted, price = _aligned(np.asarray(delta_change, dtype=np.float64), price)
     if wanted.ndim == 1:
-        rows = np.flatnonzero(wanted)
-        if 2 * rows.size <= wanted.size:
-            part = _rounded(wanted[rows], price[rows], lot, outward)
+        count = int(np.count_nonzero(wanted))  # a cheap pass: the row list only when it pays
+        if 2 * count <= wanted.size:
             amount, change = np.zeros(wanted.shape), np.zeros(wanted.shape)
             below_min = np.zeros(wanted.shape, dtype=np.bool_)
-            amount[rows], change[rows] = part.amount, part.delta_change
-            below_min[rows] = part.below_min
+            if count:
+                rows = np.flatnonzero(wanted)
+                part = _rounded(wanted[rows], price[rows], lot, outward)
+                amount[rows], change[rows] = part.amount, part.delta_change
+                below_min[rows] = part.below_min
             return Rounded(amount=amount, delta_change=change, below_min=below_min)
     return _rounded(wanted, price, lot, outward)
+
+
+def _aligned(wanted: Array, price: Array) -> tuple[Array, Array]:
+    """``wanted`` and ``price`` broadcast to one shape (as they are, when they already share
+    one: the common case, where broadcasting would only cost time)."""
+    if type(price) is np.ndarray and price.shape == wanted.shape and price.dtype == np.float64:
+        return wanted, price
+    a, b = np.broadcast_arrays(wanted, price)
+    return a, b
 
 
 def _rounded(delta_change: Array, price: Array, lot: LotSpec, outward: bool) -> Rounded:
@@ -101,9 +115,14 @@ def _rounded(delta_change: Array, price: Array, lot: LotSpec, outward: bool) -> 
         steps = np.sign(units) * np.ceil(np.maximum(np.abs(units) - TOLERANCE_LOTS, 0.0))
     else:
         steps = round_half_away(units)
-    amount = np.round(steps * lot.step, step_decimals(lot.step))
+    # In place from here (``steps`` is this call's own array): the same operations, in order.
+    amount = np.asarray(steps)
+    np.multiply(amount, lot.step, out=amount)
+    np.round(amount, step_decimals(lot.step), out=amount)
     too_small = np.abs(amount) < lot.min_amount
-    amount = np.where(too_small, 0.0, amount) + 0.0  # + 0.0 turns -0.0 into 0.0
+    if too_small.any():
+        np.copyto(amount, 0.0, where=too_small)
+    amount += 0.0  # turns -0.0 into 0.0
     change = amount / price if lot.inverse else amount
     return Rounded(
         amount=amount,

@@ -26,19 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from strategies.common import Array, HedgeOrders, HedgeState, LotSpec, Reason
+from strategies.common import Array, HedgeOrders, HedgeState, LotSpec, Reason, reason_codes
 from strategies.lots import TOLERANCE_LOTS, round_to_lots
 from strategies.validate import state_arrays
 
 TIME_TOLERANCE_SECONDS = 1e-3
 """Slack on the due test, seconds: below it a rebalance counts as due (see the module docstring)."""
-
-_IN_BAND, _SCHEDULED, _NOT_DUE, _BELOW_MIN_LOT = (
-    int(Reason.IN_BAND),
-    int(Reason.SCHEDULED),
-    int(Reason.NOT_DUE),
-    int(Reason.BELOW_MIN_LOT),
-)
 
 
 @dataclass(frozen=True)
@@ -74,20 +67,35 @@ def time_band(state: HedgeState, params: TimeBandParams, lot: LotSpec) -> HedgeO
     delta, target, price, now, last = state_arrays(
         state, ("delta", "target", "price", "now", "last_rebalance")
     )
-    half_lot = 0.5 * lot.coin_per_step(price)
+    half_lot = lot.coin_per_step(price)
+    half_lot *= 0.5
+    band_low, band_high = target - half_lot, target + half_lot
     due = is_due(now, last, params.interval_seconds)
+    if not due.any():  # off schedule on every book: nothing to weigh or round
+        shape = np.broadcast_shapes(*(np.shape(a) for a in (delta, target, price, now, last)))
+        return HedgeOrders(
+            amount=np.zeros(shape),
+            delta_change=np.zeros(shape),
+            band_low=band_low,
+            band_high=band_high,
+            reason=np.full(shape, int(Reason.NOT_DUE), dtype=np.int8),
+        )
     gap = target - delta
     wants = due & (np.abs(gap) > half_lot * (1.0 + 2.0 * TOLERANCE_LOTS))
-    rounded = round_to_lots(np.where(wants, gap, 0.0), price, lot)
-    reason = np.where(
-        due,
-        np.where(wants, np.where(rounded.below_min, _BELOW_MIN_LOT, _SCHEDULED), _IN_BAND),
-        _NOT_DUE,
-    ).astype(np.int8)
+    every = wants.all() and gap.shape == wants.shape  # then the gap itself is the trade wanted
+    rounded = round_to_lots(gap if every else np.where(wants, gap, 0.0), price, lot)
+    reason = reason_codes(
+        Reason.NOT_DUE,
+        (
+            (due, Reason.IN_BAND),
+            (wants, Reason.SCHEDULED),
+            (rounded.below_min, Reason.BELOW_MIN_LOT),
+        ),
+    )
     return HedgeOrders(
         amount=rounded.amount,
         delta_change=rounded.delta_change,
-        band_low=target - half_lot,
-        band_high=target + half_lot,
+        band_low=band_low,
+        band_high=band_high,
         reason=reason,
     )
