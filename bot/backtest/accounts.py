@@ -27,6 +27,8 @@ def _settle(
     delta_change: Array,
     price: Array,
     move: Array,
+    move_from: Array,
+    from_price: bool,
     now: float,
     disc: float,
     fee_rate: float,
@@ -66,7 +68,8 @@ def _settle(
             turn[p] += notional
             if a != 0.0:
                 trades[p] += 1
-        hedge[p] += coin[p] * move[p]
+        step = move[p] - move_from[p] if from_price else move[p]
+        hedge[p] += coin[p] * step
         if funding_rate != 0.0:
             usd = position[p] if inverse else position[p] * price[p]
             funding[p] += funding_rate * usd
@@ -119,6 +122,7 @@ def settle(
     last: Array,
     trades: npt.NDArray[np.int64],
     out: dict[str, Array],
+    move_from: Array | None = None,
 ) -> None:
     """One step of one policy's account over every path, in place.
 
@@ -127,7 +131,9 @@ def settle(
     ``inverse``, times ``disc``) is charged ``fee_rate`` and ``half_spread`` and counted in
     ``turn``. Every path then earns ``coin · move`` and pays ``funding_rate`` (already the
     step's share, discounted) on the position's USD value. ``out`` holds the ``hedge``,
-    ``fees``, ``spread``, ``funding`` and ``turn`` columns."""
+    ``fees``, ``spread``, ``funding`` and ``turn`` columns. With ``move_from``, ``move`` is the
+    price the move ends at and the move is ``move − move_from``, taken in the same pass (the
+    same subtraction, without a pass and a buffer of its own)."""
     n = coin.shape[0]
 
     def column(x: Array) -> Array:
@@ -136,11 +142,14 @@ def settle(
         return np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=np.float64), (n,)))
 
     kernel: Any = _settle
+    moved = column(move)
     kernel(
         column(amount),
         column(delta_change),
         column(price),
-        column(move),
+        moved,
+        moved if move_from is None else column(move_from),
+        move_from is not None,
         float(now),
         float(disc),
         float(fee_rate),

@@ -67,7 +67,9 @@ def _scalar(x: float) -> Array:
 def _check(prices: Array, times: Array, rates: Array) -> None:
     if prices.ndim != 2 or prices.shape[0] < 2:
         raise DataError(f"prices must be (n_steps + 1, n_paths), got shape {prices.shape}")
-    if not np.isfinite(prices).all() or prices.min() <= 0:
+    # Two reductions, no temporary: a NaN, -inf or non-positive price makes the minimum fail,
+    # +inf (or NaN) the maximum.
+    if not (prices.min() > 0 and math.isfinite(prices.max())):
         raise DataError("prices must be positive and finite")
     n_steps = prices.shape[0] - 1
     if times.shape != (n_steps + 1,) or np.any(np.diff(times) <= 0):
@@ -145,13 +147,10 @@ def hedge_outcomes(
     # Without a rate every discount is 1: the rows themselves, not a product per step.
     discounted = rate != 0.0
     next_price = discount[0] * prices[0] if discounted else prices[0]
-    move = np.empty(n_paths)
     for k in range(n_steps):
         price = prices[k]
         price_now = next_price
         next_price = discount[k + 1] * prices[k + 1] if discounted else prices[k + 1]
-        # discounted: the hedge account is financed at `rate`
-        np.subtract(next_price, price_now, out=move)
         now = _scalar(times[k])
         funding_share = rates[k] * (times[k + 1] - times[k]) / FUNDING_PERIOD_SECONDS
         sigma, tau = _scalar(book.sigma), _scalar(book.tau)
@@ -171,11 +170,13 @@ def hedge_outcomes(
             )
             orders = decide(h.run.policy, state, h.run.params, lot)
             h.warnings.update(orders.warnings)
+            # The hedge earns the move from price_now to next_price (discounted: the hedge
+            # account is financed at `rate`).
             settle(
                 orders.amount,
                 orders.delta_change,
                 price,
-                move,
+                next_price,
                 now=float(times[k]),
                 disc=float(discount[k]),
                 fee_rate=costs.fee_rate,
@@ -187,6 +188,7 @@ def hedge_outcomes(
                 last=h.last,
                 trades=h.trades,
                 out=h.out,
+                move_from=price_now,
             )
         book = book_at(k + 1)
 

@@ -26,6 +26,7 @@ Array = npt.NDArray[np.float64]
 PATH_BLOCK = 1000
 """Simulated paths are drawn in blocks of this many, block ``b`` from the seed ``(seed, b)``:
 any chunk made of whole blocks gets the same numbers as the whole run would."""
+_BLOCK_BYTES = 1 << 20  # rows turned into prices at a time: well inside a 2 MiB L2 cache
 
 
 def _check_grid(s0: float, dt: float, n_steps: int, n_paths: int) -> None:
@@ -299,12 +300,29 @@ def generate(
         else:
             out[:, done : done + count] = _block_draw(m, rng, n, dt, count, returns)
     if m.kind == "gbm":
-        out[1:] += (m.mu - 0.5 * m.sigma**2) * dt
-        out[0] = 0.0
-        # The running sum row by row over the whole chunk: the same additions in the same
-        # order as cumsum down each column (so the same bits), but on contiguous rows.
-        for k in range(1, n + 1):
-            out[k] += out[k - 1]
-        np.exp(out, out=out)
-        out *= m.s0
+        _log_increments_to_prices(out, (m.mu - 0.5 * m.sigma**2) * dt, m.s0)
     return GeneratedPaths(out, None, notes)
+
+
+def _log_increments_to_prices(out: Array, drift: float, s0: float) -> None:
+    """Rows ``1 …`` of ``out`` hold ``σ√dt·z``; make every row a price, in place.
+
+    Adds the drift, takes the running sum down each column, then ``s0 · exp``: the additions
+    of ``cumsum`` in its order (so the same bits) but row by row on contiguous rows, and a few
+    rows at a time, so each block goes through every pass while it is in the cache instead of
+    the whole chunk going through memory once per pass.
+    """
+    rows = max(1, _BLOCK_BYTES // (8 * out.shape[1]))
+    before = np.zeros(out.shape[1])  # the log price of the row before the block
+    out[0] = 0.0
+    np.exp(out[:1], out=out[:1])
+    out[:1] *= s0
+    for k0 in range(1, out.shape[0], rows):
+        block = out[k0 : k0 + rows]
+        block += drift
+        np.add(block[0], before, out=block[0])
+        for j in range(1, block.shape[0]):
+            block[j] += block[j - 1]
+        before[:] = block[-1]
+        np.exp(block, out=block)
+        block *= s0

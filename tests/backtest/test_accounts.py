@@ -94,3 +94,33 @@ def test_settle_gives_the_numpy_bookkeepings_bits_over_many_steps(
     for key, want in ref.items():
         np.testing.assert_array_equal(ours[key], want, err_msg=key)
     assert ours["trades"].sum() > 0
+
+
+def test_settle_with_the_move_as_two_prices_gives_the_bits_of_the_move_taken_first() -> None:
+    rng = np.random.default_rng(12)
+    n = 300
+    given, fused = fresh(n), fresh(n)
+    price = 90_000.0 * np.exp(rng.normal(0.0, 0.01, n))
+    for step in range(30):
+        after = price * np.exp(rng.normal(0.0, 0.01, n))
+        amount = np.where(rng.random(n) < 0.5, np.round(rng.normal(0, 50, n)) * 10.0, 0.0)
+        knobs = dict(now=900.0 * step, disc=1.0, fee_rate=0.0005, half_spread=0.0, inverse=True)
+        for state, move, move_from in ((given, after - price, None), (fused, after, price)):
+            settle(
+                amount,
+                amount / price,
+                price,
+                move,
+                **knobs,  # type: ignore[arg-type]
+                funding_rate=1e-6,
+                coin=state["coin"],
+                position=state["position"],
+                last=state["last"],
+                trades=state["trades"],
+                out={k: state[k] for k in KEYS},
+                move_from=move_from,
+            )
+        price = after
+    for key, want in given.items():
+        np.testing.assert_array_equal(fused[key], want, err_msg=key)
+    assert np.abs(fused["hedge"]).sum() > 0
