@@ -51,11 +51,16 @@ def round_half_away(x: Array) -> Array:
     which it sends to even. ``x − rint(x)`` is exact, so those halves are found and moved away
     from zero: the numbers of ``trunc(x) ± (|x − trunc(x)| ≥ 0.5)`` in fewer passes.
     """
+    return np.asarray(_nearest(x) + 0.0, dtype=np.float64)  # + 0.0: -0.0 (from -0.3) as 0.0
+
+
+def _nearest(x: Array) -> Array:
+    """:func:`round_half_away` but for the sign of a zero result (``-0.3`` gives ``-0.0``)."""
     whole = np.rint(x)
-    halves = np.abs(x - whole) == 0.5
+    off = x - whole
+    halves = np.abs(off, out=off) == 0.5 if isinstance(off, np.ndarray) else abs(off) == 0.5
     if halves.any():  # rare: exact halves
         whole = np.where(halves, np.trunc(x) + np.sign(x), whole)
-    whole = whole + 0.0  # -0.0 (from -0.3, say) as 0.0
     return np.asarray(whole, dtype=np.float64)
 
 
@@ -86,16 +91,18 @@ def round_to_lots(
     """
     wanted, price = _aligned(np.asarray(delta_change, dtype=np.float64), price)
     if wanted.ndim == 1:
-        count = int(np.count_nonzero(wanted))  # a cheap pass: the row list only when it pays
+        nonzero = wanted != 0.0  # a cheap pass: the row list only when it pays
+        count = int(np.count_nonzero(nonzero))
         if 2 * count <= wanted.size:
             amount, change = np.zeros(wanted.shape), np.zeros(wanted.shape)
             below_min = np.zeros(wanted.shape, dtype=np.bool_)
             if count:
-                rows = np.flatnonzero(wanted)
+                rows = np.flatnonzero(nonzero)
                 part = _rounded(wanted[rows], price[rows], lot, outward)
                 amount[rows], change[rows] = part.amount, part.delta_change
                 below_min[rows] = part.below_min
             return Rounded(amount=amount, delta_change=change, below_min=below_min)
+        return _rounded(wanted, price, lot, outward, nonzero)
     return _rounded(wanted, price, lot, outward)
 
 
@@ -108,13 +115,20 @@ def _aligned(wanted: Array, price: Array) -> tuple[Array, Array]:
     return a, b
 
 
-def _rounded(delta_change: Array, price: Array, lot: LotSpec, outward: bool) -> Rounded:
-    """:func:`round_to_lots` on every row given."""
+def _rounded(
+    delta_change: Array,
+    price: Array,
+    lot: LotSpec,
+    outward: bool,
+    nonzero: npt.NDArray[np.bool_] | None = None,
+) -> Rounded:
+    """:func:`round_to_lots` on every row given; ``nonzero``: ``delta_change != 0`` when the
+    caller has it."""
     units = amount_units(delta_change, price, lot)
     if outward:
         steps = np.sign(units) * np.ceil(np.maximum(np.abs(units) - TOLERANCE_LOTS, 0.0))
     else:
-        steps = round_half_away(units)
+        steps = _nearest(units)  # a zero's sign is settled below
     # In place from here (``steps`` is this call's own array): the same operations, in order.
     amount = np.asarray(steps)
     np.multiply(amount, lot.step, out=amount)
@@ -127,5 +141,5 @@ def _rounded(delta_change: Array, price: Array, lot: LotSpec, outward: bool) -> 
     return Rounded(
         amount=amount,
         delta_change=np.asarray(change, dtype=np.float64),
-        below_min=too_small & (delta_change != 0),
+        below_min=too_small & (delta_change != 0 if nonzero is None else nonzero),
     )

@@ -52,25 +52,34 @@ def _settle(
             traded = True
             break
     charged = fee_rate != 0.0 or half_spread != 0.0
-    for p in range(n):
-        a = amount[p]
-        if traded:
+    # Short loops over a few arrays each, every condition decided once outside them: with ten
+    # arrays in one loop the compiler cannot rule out that they overlap and leaves it scalar;
+    # these it vectorises. Each element sees the same operations in the same order.
+    if traded:
+        for p in range(n):
             coin[p] += delta_change[p]
-            position[p] += a
-            if a != 0.0:
-                last[p] = now
-            notional = abs(a) if inverse else abs(a) * price[p]
+        for p in range(n):
+            position[p] += amount[p]
+        for p in range(n):
+            last[p] = now if amount[p] != 0.0 else last[p]
+        for p in range(n):
+            trades[p] += 1 if amount[p] != 0.0 else 0
+        for p in range(n):
+            notional = abs(amount[p]) if inverse else abs(amount[p]) * price[p]
             if disc != 1.0:
                 notional = notional * disc
+            turn[p] += notional
             if charged:
                 fees[p] += fee_rate * notional
                 spread[p] += half_spread * notional
-            turn[p] += notional
-            if a != 0.0:
-                trades[p] += 1
-        step = move[p] - move_from[p] if from_price else move[p]
-        hedge[p] += coin[p] * step
-        if funding_rate != 0.0:
+    if from_price:
+        for p in range(n):
+            hedge[p] += coin[p] * (move[p] - move_from[p])
+    else:
+        for p in range(n):
+            hedge[p] += coin[p] * move[p]
+    if funding_rate != 0.0:
+        for p in range(n):
             usd = position[p] if inverse else position[p] * price[p]
             funding[p] += funding_rate * usd
 
