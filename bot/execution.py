@@ -233,15 +233,19 @@ class Executor:
         self, row: OrderRow, trades: tuple[Fill, ...], now: datetime, *, closed: bool
     ) -> bool:
         """An order the venue no longer shows by label or id but did acknowledge or trade: its
-        trades are the evidence left. Fully traded ends it FILLED. Partly traded, it ends
-        CANCELLED with what traded only once ``closed`` (past the grace and absent from the
-        venue's open orders, which were just read); otherwise it stays unresolved."""
+        trades are the evidence left. Fully traded ends it FILLED. Otherwise it ends CANCELLED
+        with what traded (nothing, maybe) only once ``closed``: past the grace and absent from
+        the venue's open orders, which were just read. Deribit keeps a closed order readable
+        for 30 minutes only, its trades for good (the older ones with ``historical``, which
+        the adapter's trade read asks for: https://docs.deribit.com/articles/
+        accessing-historical-trades-orders), so an order that closed unfilled while no
+        hedgebot ran is known by these two reads alone. Until then it stays unresolved."""
         self.intake.ingest(trades, row)  # raises: halt
         traded = sum(f.amount for f in trades)
         full = traded + 1e-9 >= row.amount
-        if full or (closed and trades):
-            venue_id = row.venue_order_id or trades[0].venue_order_id
-            price = sum(f.amount * f.price for f in trades) / traded
+        if full or closed:
+            venue_id = row.venue_order_id or (trades[0].venue_order_id if trades else "")
+            price = sum(f.amount * f.price for f in trades) / traded if trades else None
             final = OrderState(
                 label=row.label,
                 venue_order_id=venue_id,
@@ -255,7 +259,7 @@ class Executor:
                 order_type=row.order_type,
                 timestamp=now,
             )
-            how = "fill it" if full else f"fill {traded} and it is no longer open"
+            how = "fill it" if full else f"fill {traded:g} and it is no longer open"
             self._ledger.update_order(
                 row.label, final, now, f"venue no longer shows the order; its trades {how}"
             )

@@ -7,7 +7,8 @@ Checks: the network (testnet or MAINNET, loudly), connectivity and round trip, t
 to the venue, the key's scopes (trading needs ``trade:read_write``; a key that may withdraw,
 ``wallet:read_write``, fails unless ``venue.allow_withdraw_scope``), the account (main or
 subaccount, positions the ledger does not know), the instrument facts against the settings,
-the ledger's schema, and the first rebalance's plan. Deribit's scopes: docs.deribit.com,
+the ledger's schema, a live daemon on the book (its lease), another hedgebot's orders or
+trades on the account, and the first rebalance's plan. Deribit's scopes: docs.deribit.com,
 "Access scope".
 """
 
@@ -17,6 +18,7 @@ import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # annotations only: `hedgebot --help` imports nothing heavy
@@ -31,6 +33,9 @@ class Check:
     name: str
     status: Status
     detail: str
+
+
+OTHERS_LOOKBACK = timedelta(days=1)  # how far back ``check`` looks for another hedgebot's trades
 
 
 def register(sub: Any) -> None:
@@ -244,6 +249,8 @@ async def _ledger_checks(app: Any) -> list[Check]:
                     f"{options} option positions, {hedge} {held:+,.0f} as the ledger expects",
                 )
             )
+        out.append(_daemon_check(app, currency))
+        out.append(await _others_check(app, currency))
         result = await rebalance_once(app.ctx, currency, dry_run=True)
         if result.plan is not None:
             p = result.plan
@@ -262,3 +269,46 @@ async def _ledger_checks(app: Any) -> list[Check]:
         else:
             out.append(Check(f"plan {currency}", "ok", f"no trade: {result.reason}"))
     return out
+
+
+def _daemon_check(app: Any, currency: str) -> Check:
+    """Whether a live daemon holds the book's lease: a second ``hedgebot run`` would be
+    refused while it lives (the lease clock is the wall clock, as the daemon's)."""
+    from bot.lock import account_identity, book_key
+    from bot.store.lease import LeaseStore
+
+    book = book_key(account_identity(app.settings, app.paper), currency)
+    holder = LeaseStore(app.ledger.engine).holder(book)
+    name = f"daemon {currency}"
+    if holder is not None and holder.expires_at > app.lease_clock.now():
+        return Check(
+            name, "warn", f"held by {holder.describe()}: a second `hedgebot run` is refused"
+        )
+    return Check(name, "ok", "no live daemon holds this book")
+
+
+async def _others_check(app: Any, currency: str) -> Check:
+    """Another hedgebot's open orders or trades (of the last day) on this venue account: the
+    daemon would halt on them (see bot.exclusion); read only, nothing is recorded here."""
+    from bot.domain import DataError
+    from bot.venues.errors import VenueError
+
+    watch = app.ctx.watch
+    name = f"other hedgebots {currency}"
+    try:
+        orders = await app.venue.open_orders(currency)
+        fills = await app.venue.fills(currency, since=app.clock.now() - OTHERS_LOOKBACK)
+    except (VenueError, DataError) as exc:
+        return Check(name, "fail", f"{type(exc).__name__}: {exc}")
+    seen = sorted({o.label for o in orders if watch.foreign(o.label)})
+    seen += sorted({f.label for f in fills if watch.foreign(f.label)} - set(seen))
+    if not seen:
+        return Check(name, "ok", "no other hedgebot's orders or trades on this account")
+    ledgers = sorted({watch.labels.ledger_of(label) or "without an id" for label in seen})
+    return Check(
+        name,
+        "fail",
+        f"{len(seen)} order(s) or trade(s) of another hedgebot (ledger {', '.join(ledgers)};"
+        f" first {seen[0]}), not in this ledger {watch.labels.ledger_id}: the daemon would"
+        " halt; two ledgers on one account double every hedge",
+    )

@@ -4,7 +4,8 @@ Answers come from the :class:`~bot.sim.orders.OrderDirectory`, refreshed from th
 before each read. Label look-ups, open-order lists and history leave out orders still inside the
 fault plan's visibility delay; a look-up by id does not (the id came from the reply itself).
 Trade pages follow Deribit: ``count`` (default 10), ``sorting`` (newest first unless "asc"),
-``has_more``; time and sequence bounds inclusive.
+``has_more``; time and sequence bounds inclusive; trades older than 24 hours only with
+``historical: true``, as Deribit keeps its recent store (here without the indexing delay).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from bot.sim.trading import KINDS, TradingApi, kind_of
 
 Json = dict[str, Any]
 SORTINGS = ("asc", "desc", "default")
+# Trades older than this are served only with ``historical: true``
+# (https://docs.deribit.com/articles/accessing-historical-trades-orders).
+RECENT_TRADES_MS = 24 * 3_600_000
 
 
 class OrderReadsApi:
@@ -133,6 +137,9 @@ class OrderReadsApi:
     # --- trades ---------------------------------------------------------------------------
 
     def _trade_page(self, p: Params, trades: list[TradeRecord]) -> Json:
+        if not p.flag("historical"):  # Deribit serves its recent store only: the last 24 h
+            recent_ms = dj.ms(self._now()) - RECENT_TRADES_MS
+            trades = [t for t in trades if dj.ms(t.fill.timestamp) >= recent_ms]
         start_ms, end_ms = p.opt_integer("start_timestamp"), p.opt_integer("end_timestamp")
         if start_ms is not None:
             trades = [t for t in trades if dj.ms(t.fill.timestamp) >= start_ms]

@@ -8,11 +8,14 @@ from typing import Any
 import pytest
 
 from bot.cli.check import Check, run_checks, scope_check
-from bot.clock import FakeClock
+from bot.clock import FakeClock, SystemClock
 from bot.config import Settings, load_settings
+from bot.labels import Labels
+from bot.lock import BookLease, account_identity, book_key
 from bot.sim.faults import WireFaultPlan
-from bot.store.db import upgrade
-from tests.support.sim_server_kit import KEY, NOW, SECRET, running
+from bot.store.db import make_engine, upgrade
+from bot.store.lease import LeaseStore
+from tests.support.sim_server_kit import KEY, NOW, PERP, SECRET, raw_get, running
 
 
 def _settings(tmp_path: Path, sim_url: str, **venue: Any) -> Settings:
@@ -120,3 +123,40 @@ async def test_check_warns_of_a_hedge_position_the_ledger_does_not_know(tmp_path
     assert (
         "BTC-PERPETUAL +1,000 held, the ledger knows none of it" in checks["positions BTC"].detail
     )
+
+
+async def test_check_warns_of_a_live_daemon_on_the_book_and_fails_another_hedgebots_order(
+    tmp_path: Path,
+) -> None:
+    """Preflight before a second start: the book's lease is held, and a resting order carries
+    another ledger's hedgebot label (two ledgers on one account double every hedge)."""
+    other = Labels("hb", "0badc0de").make("0123456789abcdef", 1)
+    async with running() as sim:
+        settings = _settings(tmp_path, sim.url)
+        upgrade(settings.database.url)
+        _, ticker = await raw_get(sim, "public/ticker", {"instrument_name": PERP})
+        price = round(ticker["result"]["best_bid_price"] * 0.9)
+        order = {"instrument_name": PERP, "amount": 10, "price": price, "label": other}
+        await raw_get(sim, "private/buy", order)
+        book = book_key(account_identity(settings, False), "BTC")
+        store = LeaseStore(make_engine(settings.database.url))
+        lease = BookLease(store, (book,), SystemClock(), 60.0, "daemon", pid=4242, host="box")
+        with lease:
+            checks = _by_name(await run_checks(settings, FakeClock(NOW)))
+    assert checks["daemon BTC"].status == "warn"
+    assert "pid 4242 on box" in checks["daemon BTC"].detail
+    assert checks["other hedgebots BTC"].status == "fail"
+    assert other in checks["other hedgebots BTC"].detail
+    assert "0badc0de" in checks["other hedgebots BTC"].detail
+
+
+async def test_check_passes_a_book_whose_last_daemon_is_gone(tmp_path: Path) -> None:
+    async with running() as sim:
+        settings = _settings(tmp_path, sim.url)
+        upgrade(settings.database.url)
+        book = book_key(account_identity(settings, False), "BTC")
+        store = LeaseStore(make_engine(settings.database.url))
+        BookLease(store, (book,), FakeClock(NOW), 60.0, "daemon").acquire()  # expired long ago
+        checks = _by_name(await run_checks(settings, FakeClock(NOW)))
+    assert checks["daemon BTC"] == Check("daemon BTC", "ok", "no live daemon holds this book")
+    assert checks["other hedgebots BTC"].status == "ok"

@@ -270,3 +270,36 @@ async def test_a_partly_filled_order_the_restarted_venue_forgot_ends_cancelled_w
     assert row is not None
     assert row.status is OrderStatus.CANCELLED
     assert 0 < row.filled_amount < row.amount
+
+
+async def test_an_acknowledged_order_that_closed_unfilled_and_was_forgotten_ends_cancelled(
+    tmp_path: Path,
+) -> None:
+    """Deribit keeps a closed order readable for 30 minutes: one that closed unfilled while no
+    hedgebot ran is gone from every order read. Absent from the open orders past the grace,
+    with no trade, it closed with nothing filled; it must not block every later cycle."""
+    w = World(tmp_path, Faults())
+    await w.cycle()
+    quote = await w.truth.quote("BTC-PERPETUAL")
+    label = w.app.ctx.executor.labels.make("0123456789abcdef", 1)
+    resting = OrderRequest(
+        label=label,
+        instrument_name="BTC-PERPETUAL",
+        side=Side.BUY,
+        amount=100,
+        price=round(quote.bid * 0.8),
+        post_only=True,
+    )
+    now = w.clock.now()
+    w.ledger.record_order(resting, cycle_id="c", rebalance_id=None, decision_mid=None, ts=now)
+    placed = await w.truth.place_order(resting)
+    w.ledger.update_order(label, placed, now)  # acknowledged, then the process died
+    await w.truth.cancel_order(placed.venue_order_id)  # closed at the venue, nothing filled
+    w.faults.forget_closed = True  # and long enough ago that no order read shows it
+    w.restart()
+    await run(w, 2)
+    row = w.ledger.order(label)
+    assert row is not None
+    assert row.status is OrderStatus.CANCELLED
+    assert row.filled_amount == 0
+    assert w.ledger.open_orders() == []

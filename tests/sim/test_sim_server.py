@@ -612,6 +612,22 @@ async def test_a_restarted_server_still_answers_for_orders_that_closed_before_it
     ]
 
 
+async def test_trades_older_than_a_day_are_served_only_from_the_historical_store() -> None:
+    """As Deribit keeps its recent store of trades for 24 hours
+    (https://docs.deribit.com/articles/accessing-historical-trades-orders)."""
+    async with running() as sim:
+        market = {"instrument_name": PERP, "amount": 10, "type": "market", "label": "day-old"}
+        await raw_get(sim, "private/buy", market)
+        sim.clock.advance(25 * 3600)
+        read = {"currency": "BTC", "count": 100}
+        _, recent = await raw_get(sim, "private/get_user_trades_by_currency", read)
+        _, old = await raw_get(
+            sim, "private/get_user_trades_by_currency", {**read, "historical": "true"}
+        )
+    assert recent["result"]["trades"] == []
+    assert [t["label"] for t in old["result"]["trades"]] == ["day-old"]
+
+
 def test_env_credentials_are_used_as_given_and_the_local_pair_otherwise() -> None:
     assert credentials({KEY_ENV: "k", SECRET_ENV: "s"}) == Credentials("k", "s", generated=False)
     assert credentials({}) == Credentials(SIM_API_KEY, SIM_API_SECRET, generated=False)

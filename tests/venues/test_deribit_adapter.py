@@ -742,6 +742,37 @@ async def test_fills_page_by_timestamp_dedupe_and_return_oldest_first() -> None:
     assert starts == [str(t0), str(t0 + 1000)]
 
 
+async def test_fills_reaching_back_past_a_day_read_the_historical_store_then_the_recent_one() -> (
+    None
+):
+    """Deribit serves trades older than 24 h only with ``historical`` and indexes new ones there
+    after a delay: both stores are read and merged, and a recent page the historical store
+    already gave still moves the window on (trade 3 comes after it)."""
+    t0 = m.to_ms(NOW - timedelta(days=2))
+    recent = m.to_ms(NOW - timedelta(minutes=5))
+    old = [user_trade(trade_id=str(i), timestamp=t0 + 1000 * i) for i in range(2)]
+    new = [user_trade(trade_id=str(i), timestamp=recent + 1000 * i) for i in range(2, 4)]
+    pages = [
+        {"result": {"trades": [*old, new[0]], "has_more": False}},  # historical: 3 not indexed
+        {"result": {"trades": [new[0]], "has_more": True}},  # recent: already had it
+        {"result": {"trades": new, "has_more": False}},
+    ]
+    venue, client, _ = scripted_venue({"private/get_user_trades_by_currency_and_time": pages})
+    fills = await venue.fills("BTC", since=NOW - timedelta(days=2))
+    assert [f.trade_id for f in fills] == ["0", "1", "2", "3"]
+    calls = [p for path, p in client.calls if "user_trades" in path]
+    assert [c["historical"] for c in calls] == ["true", "false", "false"]
+    assert calls[2]["start_timestamp"] == str(recent + 2000)
+
+
+async def test_fills_of_the_last_day_read_only_the_recent_store() -> None:
+    pages = [{"result": {"trades": [], "has_more": False}}]
+    venue, client, _ = scripted_venue({"private/get_user_trades_by_currency_and_time": pages})
+    assert await venue.fills("BTC", since=NOW - timedelta(hours=12)) == []
+    calls = [p for path, p in client.calls if "user_trades" in path]
+    assert [c["historical"] for c in calls] == ["false"]
+
+
 async def test_token_bucket_lets_a_burst_through_then_paces_on_the_clock() -> None:
     clock = FakeClock(NOW)
     bucket = TokenBucket(rate=5.0, burst=20.0, timer=clock_seconds(clock))

@@ -76,7 +76,8 @@ from bot.venues.venue_clock import VenueClock
 log = structlog.get_logger("hedgebot.venues.deribit")
 
 TRADES_PAGE = 1000  # Deribit's largest ``count`` for user trades
-MAX_TRADE_PAGES = 50  # bound on one fills() read: 50,000 trades
+MAX_TRADE_PAGES = 50  # bound on one fills() read of one store: 50,000 trades
+RECENT_TRADES_MS = 24 * 3_600_000  # Deribit's recent store of trades; older need historical
 _CLOCK_SKEW_MS = 3_600_000  # end_timestamp margin: a venue clock ahead of ours loses no trades
 
 __all__ = [  # the client and pacing pieces, where callers have always found them
@@ -507,10 +508,28 @@ class DeribitVenue:
         return [m.order_from_row(r) for r in _rows(response, "get_open_orders_by_currency")]
 
     async def fills(self, currency: str, since: datetime | None = None) -> list[Fill]:
-        """Our trades since ``since`` (inclusive), oldest first, paged by timestamp."""
+        """Our trades since ``since`` (inclusive), oldest first, paged by timestamp.
+
+        Deribit serves trades of the last 24 hours from its recent store and older ones only
+        with ``historical: true``, which in turn shows a trade after a short indexing delay
+        (https://docs.deribit.com/articles/accessing-historical-trades-orders): a window that
+        reaches back that far reads both, merged by trade id, so no fill is missed either
+        side of the line."""
         start = m.to_ms(utc(since)) if since is not None else 0
-        end = m.to_ms(self._clock.now()) + _CLOCK_SKEW_MS
+        now = m.to_ms(self._clock.now())
+        end = now + _CLOCK_SKEW_MS
         seen: dict[str, Fill] = {}
+        if start < now - RECENT_TRADES_MS + _CLOCK_SKEW_MS:
+            await self._trade_pages(currency, start, end, seen, historical=True)
+        await self._trade_pages(currency, start, end, seen, historical=False)
+        cutoff = utc(since) if since is not None else None
+        kept = [f for f in seen.values() if cutoff is None or f.timestamp >= cutoff]
+        return sorted(kept, key=lambda f: (f.timestamp, f.trade_id))
+
+    async def _trade_pages(
+        self, currency: str, start: int, end: int, seen: dict[str, Fill], *, historical: bool
+    ) -> None:
+        """Every trade from ``start`` to ``end`` (ms) of one store into ``seen``."""
         for _ in range(MAX_TRADE_PAGES):
             request = {
                 "currency": currency,
@@ -518,6 +537,7 @@ class DeribitVenue:
                 "end_timestamp": end,
                 "count": TRADES_PAGE,
                 "sorting": "asc",
+                "historical": historical,
             }
             response = await self._read(
                 "get_user_trades_by_currency_and_time",
@@ -527,16 +547,16 @@ class DeribitVenue:
             trades = page.get("trades") if isinstance(page, Mapping) else None
             if not isinstance(trades, list):
                 raise DataError(f"user trades of {currency}: no trades list in {str(page)[:200]}")
-            fresh = [m.fill_from_trade(t) for t in trades if str(t.get("trade_id")) not in seen]
+            fills = [m.fill_from_trade(t) for t in trades]
+            fresh = [f for f in fills if f.trade_id not in seen]
             seen.update((f.trade_id, f) for f in fresh)
-            if not page.get("has_more") or not fresh:
-                break
-            start = max(m.to_ms(f.timestamp) for f in fresh)
-        else:
-            log.warning("fills_truncated", currency=currency, pages=MAX_TRADE_PAGES)
-        cutoff = utc(since) if since is not None else None
-        kept = [f for f in seen.values() if cutoff is None or f.timestamp >= cutoff]
-        return sorted(kept, key=lambda f: (f.timestamp, f.trade_id))
+            if not page.get("has_more") or not fills:
+                return
+            last = max(m.to_ms(f.timestamp) for f in fills)
+            if last <= start and not fresh:
+                return  # a page that neither moves on nor adds anything: nothing more to read
+            start = last  # a page the other store already gave still moves the window on
+        log.warning("fills_truncated", currency=currency, pages=MAX_TRADE_PAGES)
 
     async def facts(self, currency: str) -> VenueFacts | None:
         """The venue's instrument facts for ``currency`` from ccxt's markets, checked once

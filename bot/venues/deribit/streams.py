@@ -147,10 +147,11 @@ class DeribitStreams:
 
     async def run(self, on_price: PriceCallback, stop: asyncio.Event) -> None:
         """Stream until ``stop``; never raises (the schedule goes on whatever happens here)."""
-        attempt = 0
+        attempt = 0  # failed sessions since the last one that came up
         while not stop.is_set():
             client = self._factory()
             self.sessions += 1
+            up = False
             try:
                 await self._until_stop(self._session(client, on_price, attempt), stop)
                 if stop.is_set():
@@ -161,9 +162,12 @@ class DeribitStreams:
                 self.drops += 1
                 log.warning("stream_down", error=f"{type(exc).__name__}: {exc}"[:300])
             finally:
+                up = self.connected.is_set()
                 self.connected.clear()
                 with contextlib.suppress(Exception):
                     await client.close()
+            if up:  # it came up, then dropped: a fresh failure, not the n-th in a row
+                attempt = 0
             wait = self._backoff(attempt)
             attempt += 1
             await self._until_stop(self._clock.sleep(wait), stop)
