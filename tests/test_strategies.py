@@ -33,6 +33,7 @@ from strategies import (
     time_band,
     whalley_wilmott_band,
 )
+from strategies.common import reason_codes
 
 BTC_PERP = LotSpec(step=10.0, min_amount=10.0, inverse=True)
 LINEAR = LotSpec(step=0.001, min_amount=0.01, inverse=False)
@@ -83,6 +84,29 @@ def test_rounding_takes_halves_away_from_zero_and_leaves_just_below_half_down() 
     # 25/1024 coin at 1,024 USD is exactly 25 USD: 2.5 lots of $10 → $30, the sign kept
     rounded = round_to_lots(arr(25 / 1024, -25 / 1024), arr(1024.0, 1024.0), BTC_PERP)
     assert rounded.amount.tolist() == [30.0, -30.0]
+
+
+def test_round_half_away_gives_the_bits_of_truncating_then_stepping_off_halves() -> None:
+    """The rint-based rounding against the plain definition, bit for bit, zeros' signs too."""
+
+    def by_definition(x: np.ndarray) -> np.ndarray:
+        whole = np.trunc(x)
+        frac = x - whole
+        return (whole + (frac >= 0.5)) - (frac <= -0.5)
+
+    rng = np.random.default_rng(21)
+    edges = arr(0.49999999999999994, -0.49999999999999994, 2**52 + 1, -(2**52) - 1.0, 2.0**53)
+    x = np.concatenate(
+        [
+            rng.normal(0.0, 3.0, 20_000),
+            rng.normal(0.0, 1e9, 1_000),
+            np.arange(-40, 41) / 4,  # exact halves and quarters, both signs
+            edges,
+            arr(4503599627370495.5, -4503599627370495.5, 1e300, -1e300, -0.0, 0.0, 5e-324),
+        ]
+    )
+    assert round_half_away(x).tobytes() == by_definition(x).tobytes()
+    assert np.signbit(round_half_away(arr(-0.3, -0.0))).tolist() == [False, False]
 
 
 def test_linear_instrument_rounds_in_coin_steps_without_float_noise() -> None:
@@ -152,6 +176,43 @@ def test_time_band_suppresses_a_scheduled_trade_below_the_instrument_minimum() -
     orders = time_band(book(0.004, price=1.0), TimeBandParams(HOUR), LINEAR)
     assert orders.reason.tolist() == [Reason.BELOW_MIN_LOT]
     assert orders.amount.tolist() == [0.0]
+
+
+def test_time_band_off_schedule_on_every_book_answers_each_as_it_would_beside_a_due_one() -> None:
+    deltas, last = arr(5.0, -3.0, 0.2, 0.0), arr(4 * HOUR, 4 * HOUR, 4.5 * HOUR, 4 * HOUR)
+    now = 5 * HOUR - 1
+    idle = time_band(
+        book(deltas[:3], now=now, last_rebalance=last[:3]), TimeBandParams(HOUR), LINEAR
+    )
+    beside = time_band(
+        book(deltas, now=now, last_rebalance=np.append(last[:3], -math.inf)),
+        TimeBandParams(HOUR),
+        LINEAR,
+    )
+
+    assert idle.reason.tolist() == [Reason.NOT_DUE] * 3
+    assert beside.reason.tolist() == [Reason.NOT_DUE] * 3 + [Reason.IN_BAND]
+    for field in ("amount", "delta_change", "band_low", "band_high", "reason"):
+        mine, theirs = getattr(idle, field), getattr(beside, field)[:3]
+        assert mine.dtype == theirs.dtype, field
+        assert mine.tobytes() == theirs.tobytes(), field
+
+
+def test_reason_codes_of_nested_masks_are_those_of_nested_where() -> None:
+    rng = np.random.default_rng(8)
+    due = rng.random(5_000) < 0.7
+    wants = due & (rng.random(5_000) < 0.6)
+    below = wants & (rng.random(5_000) < 0.2)
+    nested = np.where(
+        due,
+        np.where(wants, np.where(below, Reason.BELOW_MIN_LOT, Reason.SCHEDULED), Reason.IN_BAND),
+        Reason.NOT_DUE,
+    ).astype(np.int8)
+    levels = ((due, Reason.IN_BAND), (wants, Reason.SCHEDULED), (below, Reason.BELOW_MIN_LOT))
+    codes = reason_codes(Reason.NOT_DUE, levels)
+    assert codes.dtype == np.int8
+    assert np.array_equal(codes, nested)
+    assert set(codes.tolist()) == {0, 2, 3, 4}  # every level occurs
 
 
 def test_time_band_params_refuse_a_non_positive_or_nan_interval() -> None:

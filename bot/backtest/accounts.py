@@ -4,7 +4,7 @@ After a policy answers, the loop of :mod:`bot.backtest.loop` adds the trade to t
 stamps the trade time, pays fees and spread on the notional, counts the trade, then earns
 the move and funding: in numpy a dozen passes over memory and as many temporary arrays per
 step and policy. This kernel does the same arithmetic, operation for operation (so the same
-bits), in one pass without allocating. numba compiles it once, cached.
+bits), in a few short compiled loops without allocating. numba compiles it once, cached.
 
 :func:`book_delta` is the other per-step pass: the book's delta plus a hedge's, into a buffer
 the loop reuses, while it checks that the book's delta is finite.
@@ -87,7 +87,8 @@ def _settle(
 @numba.njit(cache=True, nogil=True)
 def _add_checked(book: Array, coin: Array, out: Array) -> bool:
     """``out = book + coin``; whether every ``book`` value is finite (``x − x`` is 0 for a
-    finite ``x`` and NaN for an infinite or NaN one: a test without a branch, which vectorises)."""
+    finite ``x`` and NaN for an infinite or NaN one: a test the compiler turns into a select
+    and vectorises, where ``math.isfinite`` per value would branch)."""
     finite = True
     for p in range(out.shape[0]):
         x = book[p]

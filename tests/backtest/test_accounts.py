@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.backtest.accounts import settle
+from bot.backtest.accounts import book_delta, settle
 
 KEYS = ("hedge", "fees", "spread", "funding", "turn")
 
@@ -124,3 +124,17 @@ def test_settle_with_the_move_as_two_prices_gives_the_bits_of_the_move_taken_fir
     for key, want in given.items():
         np.testing.assert_array_equal(fused[key], want, err_msg=key)
     assert np.abs(fused["hedge"]).sum() > 0
+
+
+def test_book_delta_adds_the_hedge_and_says_whether_the_books_delta_is_finite() -> None:
+    rng = np.random.default_rng(13)
+    book, coin, out = rng.normal(0.0, 1.0, 1000), rng.normal(0.0, 1.0, 1000), np.empty(1000)
+    assert book_delta(book, coin, out)
+    assert out.tobytes() == (book + coin).tobytes()
+    for bad in (np.nan, np.inf, -np.inf):
+        spoilt = book.copy()
+        spoilt[997] = bad
+        assert not book_delta(spoilt, coin, out)
+    assert book_delta(np.asarray(0.25), coin, out)  # a book delta that broadcasts
+    assert out.tobytes() == (0.25 + coin).tobytes()
+    assert not book_delta(np.asarray(np.nan), coin, out)

@@ -176,6 +176,17 @@ def test_each_block_of_paths_is_the_generator_run_on_the_blocks_own_seed(kind: s
     np.testing.assert_array_equal(whole[:, 1000:], alone)
 
 
+def test_a_chunk_turned_into_prices_a_few_rows_at_a_time_is_each_blocks_own_gbm() -> None:
+    # 20,000 paths: a few rows at a time fit the cache, so 48 steps take several row blocks
+    model = PathModel(kind="gbm", mu=0.1)
+    whole = generate(model, 5, 48, 3600.0, 20_000, first_path=3000).prices
+    dt = 3600.0 / (365 * 86_400.0)
+    for block in (0, 7, 19):
+        rng = np.random.default_rng([5, 3 + block])
+        alone = gbm(rng, model.s0, model.sigma, dt, 48, 1000, model.mu)
+        np.testing.assert_array_equal(whole[:, 1000 * block : 1000 * (block + 1)], alone)
+
+
 def test_a_deep_out_of_the_money_puts_delta_keeps_its_relative_precision() -> None:
     from scipy.special import ndtr
 
