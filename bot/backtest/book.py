@@ -151,9 +151,13 @@ def option_book(
         delta_buf, gamma_buf = buffers[blocks[0] % 2]
         blocks[0] += 1
         delta, gamma = delta_buf[:n], gamma_buf[:n]
-        delta.fill(0.0)
-        if with_gamma:
-            gamma.fill(0.0)
+        zeroed = False  # the first leg live on every row writes 0 + its own, the others add
+
+        def zero() -> None:
+            delta.fill(0.0)
+            if with_gamma:
+                gamma.fill(0.0)
+
         valued = [j for j in range(n) if value_steps is None or k0 + j in value_steps]
         value = np.zeros((len(valued), n_paths))
         for i, leg in enumerate(legs):
@@ -161,6 +165,10 @@ def option_book(
             live = int(np.count_nonzero(tau[:, 0] > 0))  # rows are in time order
             is_call = leg.option_type == "call"
             if live:
+                fresh = not zeroed and live == n
+                if not (fresh or zeroed):
+                    zero()
+                zeroed = True
                 args = (strikes[i], tau[:live, 0], sigmas[i], is_call, rate, leg.size)
                 add_leg(
                     block[:live],
@@ -169,6 +177,7 @@ def option_book(
                     gamma[:live],
                     with_gamma=with_gamma,
                     work=(work[0][:live], work[1][:live]),
+                    fresh=fresh,
                 )
             rows = [j for j in valued if j < live]
             if rows:
@@ -188,6 +197,8 @@ def option_book(
                             / SECONDS_PER_YEAR
                         )
                         value[r] += np.asarray(settled[i]) * grown
+        if not zeroed:  # no leg is live in this block
+            zero()
         cache.clear()
         nan_value = np.asarray(np.nan)
         for j in range(n):

@@ -52,18 +52,21 @@ def _add_leg(
     delta: Array,
     gamma: Array,
     with_gamma: bool,
+    fresh: bool,
 ) -> None:
     """Add the leg given ``d1`` and ``e1 = exp(−d1²/2)``; a put's ``N(d1) − 1`` is taken as
-    ``−N(−d1)``, without the cancellation."""
+    ``−N(−d1)``, without the cancellation. ``fresh``: add to 0.0, not to what is there."""
     rows, paths = prices.shape
     w = 1.0 if is_call else -1.0
     for r in range(rows):
         inv_vol = 1.0 / (sigma * math.sqrt(tau[r]))
         for p in range(paths):
             e = e1[r, p]
-            delta[r, p] += size * w * ncdf(w * d1[r, p], e)
+            before = 0.0 if fresh else delta[r, p]
+            delta[r, p] = before + size * w * ncdf(w * d1[r, p], e)
             if with_gamma:
-                gamma[r, p] += size * e * _INV_SQRT_2PI * inv_vol / prices[r, p]
+                before = 0.0 if fresh else gamma[r, p]
+                gamma[r, p] = before + size * e * _INV_SQRT_2PI * inv_vol / prices[r, p]
 
 
 def add_leg(
@@ -79,8 +82,11 @@ def add_leg(
     *,
     with_gamma: bool,
     work: tuple[Array, Array] | None = None,
+    fresh: bool = False,
 ) -> None:
-    """Add one live leg's delta and gamma (``size`` units) to ``delta``/``gamma`` in place.
+    """Add one live leg's delta and gamma (``size`` units) to ``delta``/``gamma`` in place;
+    ``fresh``: to zeros instead (``0.0 + leg``, the numbers of zeroing them first, one pass
+    over the block fewer).
 
     ``prices``, ``delta`` and ``gamma`` are ``(rows, paths)``, ``strike`` ``(paths,)`` and
     ``tau`` ``(rows,)`` years, all positive. ``work``: two scratch arrays of that shape (a
@@ -94,4 +100,5 @@ def add_leg(
     np.log(x, out=x)
     exponent(x, q, t, float(sigma), float(rate))
     np.exp(q, out=q)
-    kernel(s, x, q, t, float(sigma), bool(is_call), float(size), delta, gamma, bool(with_gamma))
+    args = (float(sigma), bool(is_call), float(size), delta, gamma, bool(with_gamma), bool(fresh))
+    kernel(s, x, q, t, *args)

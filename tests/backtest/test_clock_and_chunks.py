@@ -154,6 +154,20 @@ def test_the_compiled_delta_and_gamma_equal_the_numpy_black_scholes(
     np.testing.assert_allclose(gamma, 1.0 - 2.0 * g, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("is_call", [True, False])
+def test_a_fresh_leg_writes_over_the_block_the_bits_of_adding_to_zeros(is_call: bool) -> None:
+    rng = np.random.default_rng(6)
+    prices = 100.0 * np.exp(rng.normal(0, 0.3, (4, 500)))
+    prices[0, :3] = (1e-3, 1e5, 100.0)  # deep in and out of the money: N(d1) at 0 (−0.0 too)
+    strike, tau = np.full(500, 100.0), np.linspace(0.3, 0.001, 4)
+    added = (np.zeros_like(prices), np.zeros_like(prices))
+    written = (np.full_like(prices, np.nan), np.full_like(prices, np.nan))
+    for out, fresh in ((added, False), (written, True)):
+        add_leg(prices, strike, tau, 0.5, is_call, 0.0, -3.0, *out, with_gamma=True, fresh=fresh)
+    for a, w in zip(added, written, strict=True):
+        assert a.tobytes() == w.tobytes()
+
+
 @pytest.mark.parametrize("kind", ["gbm", "merton", "bootstrap"])
 def test_each_block_of_paths_is_the_generator_run_on_the_blocks_own_seed(kind: str) -> None:
     csv = PRICES / "btc_usd_1h_cryptocompare_2022_2026.csv"
