@@ -99,10 +99,13 @@ def reason_codes(
     step from the previous code where its mask holds: nested ``np.where`` gives the same codes,
     but its per-element branches cost several times these passes over one byte per book.
     """
-    code = np.asarray(int(default), dtype=np.int8)
+    code: npt.NDArray[np.int8] | None = None
     before = int(default)
     for mask, reason in levels:
-        if int(reason) != before:
-            code = code + np.asarray(mask).view(np.int8) * np.int8(int(reason) - before)
-        before = int(reason)
-    return np.array(code, dtype=np.int8)
+        step, before = int(reason) - before, int(reason)
+        if step:
+            term = np.multiply(np.asarray(mask).view(np.int8), step, dtype=np.int8)
+            code = term if code is None else np.add(code, term, dtype=np.int8)
+    if code is None:
+        return np.array(before, dtype=np.int8)
+    return np.add(code, int(default), dtype=np.int8)
