@@ -19,7 +19,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from bot.black76_kernel import ncdf
+from bot.black76_kernel import HART_MAX, hart_tail, ncdf
 
 Array = npt.NDArray[np.float64]
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -40,7 +40,9 @@ def _exponent(x: Array, q: Array, tau: Array, sigma: float, rate: float) -> None
             q[r, p] = -0.5 * d1 * d1
 
 
-@numba.njit(cache=True, nogil=True)
+# error_model="numpy": a division by zero would give inf rather than raise, so no check per
+# division keeps the loops from vectorising (none divides by zero: taus and prices are positive).
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _add_leg(
     prices: Array,
     d1: Array,
@@ -58,15 +60,29 @@ def _add_leg(
     ``−N(−d1)``, without the cancellation. ``fresh``: add to 0.0, not to what is there."""
     rows, paths = prices.shape
     w = 1.0 if is_call else -1.0
+    near = np.empty(paths)
     for r in range(rows):
         inv_vol = 1.0 / (sigma * math.sqrt(tau[r]))
+        d_row, e_row, s_row = d1[r], e1[r], prices[r]
+        # N(w·d1) as :func:`ncdf` takes it where |d1| < HART_MAX, for every path: without the
+        # branch to the far tail the loop vectorises (Hart's formula is the dearest part).
         for p in range(paths):
-            e = e1[r, p]
-            before = 0.0 if fresh else delta[r, p]
-            delta[r, p] = before + size * w * ncdf(w * d1[r, p], e)
-            if with_gamma:
-                before = 0.0 if fresh else gamma[r, p]
-                gamma[r, p] = before + size * e * _INV_SQRT_2PI * inv_vol / prices[r, p]
+            d = w * d_row[p]
+            tail = hart_tail(abs(d), e_row[p])
+            near[p] = 1.0 - tail if d > 0.0 else tail
+        for p in range(paths):  # the far tail where it applies: ncdf's numbers everywhere
+            d = w * d_row[p]
+            if abs(d) >= HART_MAX:
+                near[p] = ncdf(d, e_row[p])
+        delta_row = delta[r]
+        for p in range(paths):
+            before = 0.0 if fresh else delta_row[p]
+            delta_row[p] = before + size * w * near[p]
+        if with_gamma:
+            gamma_row = gamma[r]
+            for p in range(paths):
+                before = 0.0 if fresh else gamma_row[p]
+                gamma_row[p] = before + size * e_row[p] * _INV_SQRT_2PI * inv_vol / s_row[p]
 
 
 def add_leg(
