@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import numba
 import numpy as np
 import pytest
 
@@ -21,6 +22,7 @@ from bot.backtest.engine import (
 from bot.backtest.history import load_prices
 from bot.backtest.kernel import add_leg
 from bot.backtest.paths import PathModel, bootstrap, gbm, generate, log_returns, merton
+from bot.black76_kernel import ncdf
 from strategies.common import HedgeState
 from strategies.delta_band import DeltaBandParams
 from strategies.time_band import TIME_TOLERANCE_SECONDS, TimeBandParams, is_due, time_band
@@ -152,6 +154,28 @@ def test_the_compiled_delta_and_gamma_equal_the_numpy_black_scholes(
     assert g is not None
     np.testing.assert_allclose(delta, -2.0 * d, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(gamma, 1.0 - 2.0 * g, rtol=1e-12, atol=1e-14)
+
+
+@numba.njit
+def _ncdf_each(d: np.ndarray, e: np.ndarray) -> np.ndarray:
+    out = np.empty_like(d)
+    for i in range(d.shape[0]):
+        out[i] = ncdf(d[i], e[i])
+    return out
+
+
+@pytest.mark.parametrize("is_call", [True, False])
+def test_the_books_delta_is_ncdf_path_by_path_in_both_tails_bit_for_bit(is_call: bool) -> None:
+    prices = np.exp(np.linspace(-12.0, 12.0, 2_001))[None, :] * 100.0  # |d1| up to about 40
+    strike, tau = np.full(2_001, 100.0), np.array([0.09])
+    delta, gamma = np.zeros_like(prices), np.zeros_like(prices)
+    add_leg(prices, strike, tau, 0.6, is_call, 0.0, -1.5, delta, gamma, with_gamma=False)
+    vol = 0.6 * math.sqrt(0.09)  # the kernel's own d1 and exp(−d1²/2), operation for operation
+    d1 = (np.log(prices[0] / strike) + 0.0) * (1.0 / vol) + 0.5 * vol
+    w = 1.0 if is_call else -1.0
+    want = 0.0 + -1.5 * w * _ncdf_each(w * d1, np.exp(-0.5 * d1 * d1))
+    assert delta[0].tobytes() == want.tobytes()
+    assert np.count_nonzero(np.abs(d1) >= 3.0) > 1_000  # the far tail is really exercised
 
 
 @pytest.mark.parametrize("is_call", [True, False])
