@@ -7,7 +7,9 @@ rate), which stays the reference. As in :mod:`bot.black76_kernel`: numpy's SIMD 
 the log of S/K and the exp of −d1²/2 (several path-steps per instruction, where numba calls
 libm once per path-step), and that one exp serves both N(d1), through the rational normal CDF
 :func:`bot.black76_kernel.ncdf`, and φ(d1): libm's ``erfc``, ``log`` and ``exp`` per path-step
-cost half again as much. numba compiles it once, cached.
+cost half again as much. N(d1) is taken in three loops per row, the branch-free Hart tail for
+every path (which vectorises), ``ncdf`` again only where |d1| is beyond it, then the sums: the
+numbers of ``ncdf`` per path-step. numba compiles it once, cached.
 """
 
 from __future__ import annotations
