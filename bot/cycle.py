@@ -150,6 +150,7 @@ async def _cycle(
             book.hedge_position(),
             ctx.clock.now(),
             s.risk.position_tolerance,
+            halt=not dry_run,
         ):
             return rec.skip(halt)
         baseline = load_baseline(ctx.ledger, currency, book.hedge_instrument.name)

@@ -163,6 +163,32 @@ async def test_a_dry_run_beside_a_live_daemon_leaves_its_working_order_open(
     assert row.status is OrderStatus.OPEN
 
 
+async def test_a_dry_run_that_finds_a_fill_not_yet_recorded_skips_without_halting(
+    tmp_path: Path,
+) -> None:
+    """A live daemon's order filled and its fill is not recorded yet (or the hedge was traded
+    by hand): the dry run `hedgebot check` makes says so, and leaves the daemon trading."""
+    app = stack(tmp_path, **TIGHT)
+    first = await rebalance_once(app.ctx, "BTC")  # the baseline and our first hedge
+    assert first.status == "traded"
+    quote = await app.venue.quote("BTC-PERPETUAL")
+    unrecorded = OrderRequest(
+        label="manual-1",
+        instrument_name="BTC-PERPETUAL",
+        side=Side.BUY,
+        amount=100,
+        price=round(quote.ask * 1.01),
+    )
+    await app.venue.place_order(unrecorded)
+    result = await rebalance_once(app.ctx, "BTC", dry_run=True)
+    assert result.status == "skipped"
+    assert "not explained by our fills" in result.reason
+    assert app.ledger.get_trading_state().state is TradingState.ACTIVE
+    live = await rebalance_once(app.ctx, "BTC")
+    assert live.status == "skipped"
+    assert app.ledger.get_trading_state().state is TradingState.HALTED
+
+
 async def test_a_declined_confirmation_sends_nothing(tmp_path: Path) -> None:
     app = stack(tmp_path, wrap=CountingVenue, **TIGHT)
 
