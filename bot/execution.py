@@ -201,14 +201,7 @@ class Executor:
         state = await self._find(currency, label, row.venue_order_id)
         now = self._clock.now()
         if state is not None:
-            if not state.status.terminal:
-                if not cancel:
-                    return False  # working: not ours to cancel here
-                log.info("order_readopted", label=label, status=state.status.value)
-                state = await self._cancel(currency, state)
-            await self.settle(currency, state, row.created_at)
-            fresh = self._ledger.order(label)
-            return fresh is not None and fresh.status.terminal
+            return await self._settle_found(currency, row, state, cancel)
         working = [o for o in await self._venue.open_orders(currency) if o.label == label]
         if working:  # a label look-up can lag the list of open orders: it arrived
             if not cancel:
@@ -219,6 +212,13 @@ class Executor:
             fresh = self._ledger.order(label)
             return fresh is not None and fresh.status.terminal
         trades = await self._trades_of(currency, label, row.venue_order_id, row.created_at)
+        if trades and not row.venue_order_id:
+            # Its reply was lost, its trades name it: a label look-up and the open-order list
+            # can lag a new order, a look-up by id does not. One still working is re-adopted,
+            # never concluded cancelled beside the hedge the next cycle would send.
+            state = await self._venue.order_by_id(currency, trades[0].venue_order_id)
+            if state is not None and state.label == label:
+                return await self._settle_found(currency, row, state, cancel)
         acknowledged = bool(row.venue_order_id) or row.status is OrderStatus.OPEN
         age = (now - row.created_at).total_seconds()
         if acknowledged or trades:
@@ -234,6 +234,20 @@ class Executor:
         )
         log.warning("order_never_arrived", label=label, age_seconds=age, was=row.status.value)
         return True
+
+    async def _settle_found(
+        self, currency: str, row: OrderRow, state: OrderState, cancel: bool
+    ) -> bool:
+        """The venue's word on the order: one still working is re-adopted (cancelled) unless
+        ``cancel`` is false, then its fills and state are recorded."""
+        if not state.status.terminal:
+            if not cancel:
+                return False  # working: not ours to cancel here
+            log.info("order_readopted", label=row.label, status=state.status.value)
+            state = await self._cancel(currency, state)
+        await self.settle(currency, state, row.created_at)
+        fresh = self._ledger.order(row.label)
+        return fresh is not None and fresh.status.terminal
 
     def _settle_from_trades(
         self, row: OrderRow, trades: tuple[Fill, ...], now: datetime, *, closed: bool
