@@ -289,15 +289,22 @@ def _daemon_check(app: Any, currency: str) -> Check:
 
 async def _others_check(app: Any, currency: str) -> Check:
     """Another hedgebot's open orders or trades (of the last day) on this venue account: the
-    daemon would halt on them (see bot.exclusion); read only, nothing is recorded here."""
+    daemon would halt on them (see bot.exclusion); read only, nothing is recorded here. Trades
+    from before the hedge's position baseline (less the fill lookback) are left out, as
+    start-up leaves them: ``hedgebot db rebaseline`` accepted them."""
     from bot.domain import DataError
+    from bot.store.accounting import LedgerAccounts
     from bot.venues.errors import VenueError
 
     watch = app.ctx.watch
     name = f"other hedgebots {currency}"
+    since = app.clock.now() - OTHERS_LOOKBACK
+    base = LedgerAccounts(app.ledger.engine).baseline(app.settings.venue.facts[currency].perpetual)
+    if base is not None:
+        since = max(since, base.ts - app.ctx.executor.fill_lookback)
     try:
         orders = await app.venue.open_orders(currency)
-        fills = await app.venue.fills(currency, since=app.clock.now() - OTHERS_LOOKBACK)
+        fills = await app.venue.fills(currency, since=since)
     except (VenueError, DataError) as exc:
         return Check(name, "fail", f"{type(exc).__name__}: {exc}")
     seen = sorted({o.label for o in orders if watch.foreign(o.label)})
