@@ -148,6 +148,8 @@ async def test_check_warns_of_a_live_daemon_on_the_book_and_fails_another_hedgeb
             checks = _by_name(await run_checks(settings, FakeClock(NOW)))
     assert checks["daemon BTC"].status == "warn"
     assert "pid 4242 on box" in checks["daemon BTC"].detail
+    # no dry run beside a live daemon: it would read (and record) its orders mid-flight
+    assert checks["plan BTC"].detail == "not planned: the live daemon hedges it"
     assert checks["other hedgebots BTC"].status == "fail"
     assert other in checks["other hedgebots BTC"].detail
     assert "0badc0de" in checks["other hedgebots BTC"].detail
