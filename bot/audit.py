@@ -87,10 +87,18 @@ def expected_position(ledger: Ledger, instrument: str) -> float | None:
 
 
 def halt_unless_fills_explain(
-    ledger: Ledger, instrument: str, venue_position: float, now: datetime, tolerance: float
+    ledger: Ledger,
+    instrument: str,
+    venue_position: float,
+    now: datetime,
+    tolerance: float,
+    *,
+    halt: bool = True,
 ) -> str | None:
     """The per-cycle check: None when the position agrees with the fills; otherwise trading is
-    set to halted with both figures, and the reason is returned for the cycle to record."""
+    set to halted with both figures, and the reason is returned for the cycle to record.
+    ``halt`` false (a dry run, ``check``, perhaps beside a live daemon between its fill and
+    the record of it) only returns the reason."""
     audit = audit_position(ledger, instrument, venue_position, now)
     if audit.agrees(tolerance):
         return None
@@ -98,6 +106,9 @@ def halt_unless_fills_explain(
         f"{POSITION_HALT}: {audit.describe(tolerance)}. A fill may be missing from the ledger "
         "or the hedge was traded outside hedgebot; check, then `hedgebot db rebaseline`"
     )
+    if not halt:
+        log.warning("position_fills_mismatch", difference=audit.difference, halted=False)
+        return reason
     ledger.set_trading_state(TradingState.HALTED, reason, now)
     log.error(
         "position_fills_mismatch",

@@ -129,8 +129,9 @@ async def _cycle(
     if foreign is not None:  # a dry run only reports it; it changes nothing
         return rec.skip(foreign) if dry_run else rec.halt(foreign)
     try:
-        unresolved = await ctx.executor.resolve_unknown(currency)
-        if not dry_run:  # a dry run sends nothing, cancels included
+        # A dry run sends nothing, cancels included: an order still working stays unresolved.
+        unresolved = await ctx.executor.resolve_unknown(currency, cancel=not dry_run)
+        if not dry_run:
             await ctx.executor.cancel_strays(currency)
     except FillExceedsOrder as exc:
         return rec.halt(f"while resolving earlier orders: {exc}")
@@ -149,6 +150,7 @@ async def _cycle(
             book.hedge_position(),
             ctx.clock.now(),
             s.risk.position_tolerance,
+            halt=not dry_run,
         ):
             return rec.skip(halt)
         baseline = load_baseline(ctx.ledger, currency, book.hedge_instrument.name)

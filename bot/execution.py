@@ -161,12 +161,14 @@ class Executor:
         """How far before an order's creation its fills are read (the venue's clock may lag)."""
         return timedelta(seconds=self._settings.fill_lookback_seconds)
 
-    async def resolve_unknown(self, currency: str) -> list[str]:
+    async def resolve_unknown(self, currency: str, *, cancel: bool = True) -> list[str]:
         """Settle every non-terminal order of ``currency`` we recorded, from venue evidence.
 
         Orders still working at the venue (left by a stopped process, say) are re-adopted:
-        cancelled, with their fills recorded. Returns the labels still unresolved: while any
-        remain, the cycle sends nothing (an order in an instrument we do not know stays so).
+        cancelled, with their fills recorded. ``cancel`` false (a dry run, ``check``: perhaps
+        beside a live daemon whose order this is) leaves them working and unresolved. Returns
+        the labels still unresolved: while any remain, the cycle sends nothing (an order in an
+        instrument we do not know stays so).
         """
         unresolved: list[str] = []
         for row in self._ledger.open_orders():
@@ -178,7 +180,7 @@ class Executor:
             if instrument.currency != currency:
                 continue
             try:
-                if not await self._resolve_one(currency, row):
+                if not await self._resolve_one(currency, row, cancel):
                     unresolved.append(row.label)
             except _Unresolved:
                 unresolved.append(row.label)
@@ -193,26 +195,30 @@ class Executor:
             state = await self._venue.order_by_id(currency, venue_order_id)
         return state
 
-    async def _resolve_one(self, currency: str, row: OrderRow) -> bool:
+    async def _resolve_one(self, currency: str, row: OrderRow, cancel: bool = True) -> bool:
         """True when the order ended up settled (terminal, every fill recorded)."""
         label = row.label
         state = await self._find(currency, label, row.venue_order_id)
         now = self._clock.now()
         if state is not None:
-            if not state.status.terminal:
-                log.info("order_readopted", label=label, status=state.status.value)
-                state = await self._cancel(currency, state)
-            await self.settle(currency, state, row.created_at)
-            fresh = self._ledger.order(label)
-            return fresh is not None and fresh.status.terminal
+            return await self._settle_found(currency, row, state, cancel)
         working = [o for o in await self._venue.open_orders(currency) if o.label == label]
         if working:  # a label look-up can lag the list of open orders: it arrived
+            if not cancel:
+                return False
             log.info("order_readopted", label=label, status="open", via="open_orders")
             final = await self._cancel(currency, working[0])
             await self.settle(currency, final, row.created_at)
             fresh = self._ledger.order(label)
             return fresh is not None and fresh.status.terminal
         trades = await self._trades_of(currency, label, row.venue_order_id, row.created_at)
+        if trades and not row.venue_order_id:
+            # Its reply was lost, its trades name it: a label look-up and the open-order list
+            # can lag a new order, a look-up by id does not. One still working is re-adopted,
+            # never concluded cancelled beside the hedge the next cycle would send.
+            state = await self._venue.order_by_id(currency, trades[0].venue_order_id)
+            if state is not None and state.label == label:
+                return await self._settle_found(currency, row, state, cancel)
         acknowledged = bool(row.venue_order_id) or row.status is OrderStatus.OPEN
         age = (now - row.created_at).total_seconds()
         if acknowledged or trades:
@@ -228,6 +234,20 @@ class Executor:
         )
         log.warning("order_never_arrived", label=label, age_seconds=age, was=row.status.value)
         return True
+
+    async def _settle_found(
+        self, currency: str, row: OrderRow, state: OrderState, cancel: bool
+    ) -> bool:
+        """The venue's word on the order: one still working is re-adopted (cancelled) unless
+        ``cancel`` is false, then its fills and state are recorded."""
+        if not state.status.terminal:
+            if not cancel:
+                return False  # working: not ours to cancel here
+            log.info("order_readopted", label=row.label, status=state.status.value)
+            state = await self._cancel(currency, state)
+        await self.settle(currency, state, row.created_at)
+        fresh = self._ledger.order(row.label)
+        return fresh is not None and fresh.status.terminal
 
     def _settle_from_trades(
         self, row: OrderRow, trades: tuple[Fill, ...], now: datetime, *, closed: bool

@@ -133,6 +133,62 @@ async def test_a_dry_run_leaves_a_stray_order_of_ours_open(tmp_path: Path) -> No
     assert label not in [o.label for o in await app.venue.open_orders("BTC")]
 
 
+async def test_a_dry_run_beside_a_live_daemon_leaves_its_working_order_open(
+    tmp_path: Path,
+) -> None:
+    """`hedgebot check` plans with a dry run while a daemon may hold the book: the daemon's
+    resting order, recorded and working, is neither cancelled nor written off by it."""
+    app = stack(tmp_path, **TIGHT)
+    quote = await app.venue.quote("BTC-PERPETUAL")
+    label = app.ctx.executor.labels.make("0123456789abcdef", 1)
+    resting = OrderRequest(
+        label=label,
+        instrument_name="BTC-PERPETUAL",
+        side=Side.BUY,
+        amount=100,
+        price=round(quote.bid * 0.9),
+        post_only=True,
+    )
+    app.ledger.record_order(
+        resting, cycle_id="c", rebalance_id=None, decision_mid=None, ts=app.clock.now()
+    )
+    placed = await app.venue.place_order(resting)
+    app.ledger.update_order(label, placed, app.clock.now())  # the daemon waits on it
+    result = await rebalance_once(app.ctx, "BTC", dry_run=True)
+    assert result.status == "skipped"
+    assert label in result.reason
+    assert [o.label for o in await app.venue.open_orders("BTC")] == [label]
+    row = app.ledger.order(label)
+    assert row is not None
+    assert row.status is OrderStatus.OPEN
+
+
+async def test_a_dry_run_that_finds_a_fill_not_yet_recorded_skips_without_halting(
+    tmp_path: Path,
+) -> None:
+    """A live daemon's order filled and its fill is not recorded yet (or the hedge was traded
+    by hand): the dry run `hedgebot check` makes says so, and leaves the daemon trading."""
+    app = stack(tmp_path, **TIGHT)
+    first = await rebalance_once(app.ctx, "BTC")  # the baseline and our first hedge
+    assert first.status == "traded"
+    quote = await app.venue.quote("BTC-PERPETUAL")
+    unrecorded = OrderRequest(
+        label="manual-1",
+        instrument_name="BTC-PERPETUAL",
+        side=Side.BUY,
+        amount=100,
+        price=round(quote.ask * 1.01),
+    )
+    await app.venue.place_order(unrecorded)
+    result = await rebalance_once(app.ctx, "BTC", dry_run=True)
+    assert result.status == "skipped"
+    assert "not explained by our fills" in result.reason
+    assert app.ledger.get_trading_state().state is TradingState.ACTIVE
+    live = await rebalance_once(app.ctx, "BTC")
+    assert live.status == "skipped"
+    assert app.ledger.get_trading_state().state is TradingState.HALTED
+
+
 async def test_a_declined_confirmation_sends_nothing(tmp_path: Path) -> None:
     app = stack(tmp_path, wrap=CountingVenue, **TIGHT)
 

@@ -187,3 +187,49 @@ async def test_a_trade_the_ledger_does_not_know_halts_the_cycle_with_both_figure
     assert app.venue.count.placed == sent + 1  # type: ignore[attr-defined]  # the manual one only
     again = await rebalance_once(app.ctx, "BTC")
     assert again.status != "traded"
+
+
+class ListsLag(Passthrough):
+    """Label look-ups and the open-order list miss a new order for a while (the simulated
+    venue's visibility delay); a look-up by id does not."""
+
+    lagging = "hb-lag-1"
+
+    async def order_by_label(self, currency: str, label: str) -> OrderState | None:
+        return None if label == self.lagging else await super().order_by_label(currency, label)
+
+    async def open_orders(self, currency: str) -> list[OrderState]:
+        return [o for o in await super().open_orders(currency) if o.label != self.lagging]
+
+
+async def test_an_order_whose_reply_was_lost_and_that_partly_traded_is_looked_up_by_its_trades_id(
+    tmp_path: Path,
+) -> None:
+    """Its trades name the order: while it still works at the venue it is not concluded
+    cancelled (the next cycle would hedge again beside it), it is re-adopted: cancelled, what
+    traded recorded."""
+    app = stack(tmp_path, wrap=ListsLag)
+    quote = await app.venue.quote("BTC-PERPETUAL")
+    req = OrderRequest(
+        label="hb-lag-1",
+        instrument_name="BTC-PERPETUAL",
+        side=Side.BUY,
+        amount=2_000_000,
+        price=quote.ask,
+        order_type=OrderType.LIMIT,
+        time_in_force=TimeInForce.GTC,
+    )
+    app.ledger.record_order(
+        req, cycle_id="lag", rebalance_id=None, decision_mid=None, ts=app.clock.now()
+    )
+    placed = await app.venue.place_order(req)  # part trades at once, the rest rests
+    app.ledger.update_order("hb-lag-1", OrderStatus.UNKNOWN, app.clock.now(), "reply lost")
+    assert 0 < placed.filled_amount < placed.amount
+    app.clock.advance(2 * app.ctx.executor.grace)
+    assert await app.ctx.executor.resolve_unknown("BTC") == []
+    assert await app.venue.inner.open_orders("BTC") == []  # type: ignore[attr-defined]
+    row = app.ledger.order("hb-lag-1")
+    assert row is not None
+    assert row.status is OrderStatus.CANCELLED
+    assert row.venue_order_id == placed.venue_order_id
+    assert sum(f.amount for f in app.ledger.fills()) == placed.filled_amount

@@ -1,10 +1,12 @@
 """The stream's reconnect backoff doubles while sessions keep failing and starts over after a
-session that came up: a venue that drops a healthy connection once a day must not leave the
-daemon waiting the maximum backoff after each drop. Fakes come in by constructor."""
+session that stayed up: a venue that drops a healthy connection once a day must not leave the
+daemon waiting the maximum backoff after each drop, and one that drops every connection as
+soon as it is up must not be reconnected to twice a second. Fakes come in by constructor."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,10 @@ class BackoffClock(SystemClock):
 
     def __init__(self) -> None:
         self.waits: list[float] = []
+        self.ahead = 0.0  # seconds a session's life has moved this clock past the wall
+
+    def now(self) -> datetime:
+        return super().now() + timedelta(seconds=self.ahead)
 
     async def sleep(self, seconds: float) -> None:
         if seconds == SILENCE_S:
@@ -33,12 +39,15 @@ class BackoffClock(SystemClock):
 
 
 class DroppingClient:
-    """A public stream client whose ticker watch fails, after one ticker when ``comes_up``."""
+    """A public stream client whose ticker watch fails, after one ticker when ``comes_up``
+    and ``lasts`` seconds of ``clock`` time later."""
 
     apiKey = None  # noqa: N815 - ccxt's attribute name
 
-    def __init__(self, comes_up: bool) -> None:
+    def __init__(self, comes_up: bool, clock: BackoffClock, lasts: float) -> None:
         self._comes_up = comes_up
+        self._clock = clock
+        self._lasts = lasts
         self.ticker_listeners: list[Any] = []
         self.order_listeners: list[Any] = []
 
@@ -52,16 +61,19 @@ class DroppingClient:
         if self._comes_up:
             for listener in self.ticker_listeners:
                 listener({"instrument_name": symbol, "index_price": 90_000.0})
+            self._clock.ahead += self._lasts
         raise ConnectionError("connection dropped")
 
     async def close(self) -> None:
         return None
 
 
-async def backoffs(comes_up: bool, sessions: int = 6) -> list[float]:
+async def backoffs(comes_up: bool, lasts: float = 0.0, sessions: int = 6) -> list[float]:
     clock = BackoffClock()
     plan = StreamPlan({"BTC-PERPETUAL": "BTC"}, False, SILENCE_S, MIN_S, MAX_S)
-    stream = DeribitStreams(plan, lambda: DroppingClient(comes_up), clock, np.random.default_rng(3))
+    stream = DeribitStreams(
+        plan, lambda: DroppingClient(comes_up, clock, lasts), clock, np.random.default_rng(3)
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(stream.run(lambda currency, price: None, stop))
 
@@ -84,6 +96,13 @@ async def test_sessions_that_keep_failing_wait_twice_as_long_each_time_up_to_the
         assert base / 2 <= wait <= base, (n, waits)
 
 
-async def test_a_session_that_came_up_before_it_dropped_starts_the_backoff_over() -> None:
-    waits = await backoffs(comes_up=True)
+async def test_a_session_that_stayed_up_before_it_dropped_starts_the_backoff_over() -> None:
+    waits = await backoffs(comes_up=True, lasts=MAX_S)
     assert all(MIN_S / 2 <= wait <= MIN_S for wait in waits), waits
+
+
+async def test_sessions_that_drop_as_soon_as_they_come_up_still_wait_longer_each_time() -> None:
+    waits = await backoffs(comes_up=True, lasts=0.0)
+    for n, wait in enumerate(waits):
+        base = min(MAX_S, MIN_S * 2**n)
+        assert base / 2 <= wait <= base, (n, waits)

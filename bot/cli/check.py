@@ -8,7 +8,8 @@ to the venue, the key's scopes (trading needs ``trade:read_write``; a key that m
 ``wallet:read_write``, fails unless ``venue.allow_withdraw_scope``), the account (main or
 subaccount, positions the ledger does not know), the instrument facts against the settings,
 the ledger's schema, a live daemon on the book (its lease), another hedgebot's orders or
-trades on the account, and the first rebalance's plan. Deribit's scopes: docs.deribit.com,
+trades on the account, and the first rebalance's plan (not while a live daemon holds the book:
+a dry run beside it would read its orders mid-flight). Deribit's scopes: docs.deribit.com,
 "Access scope".
 """
 
@@ -249,8 +250,11 @@ async def _ledger_checks(app: Any) -> list[Check]:
                     f"{options} option positions, {hedge} {held:+,.0f} as the ledger expects",
                 )
             )
-        out.append(_daemon_check(app, currency))
-        out.append(await _others_check(app, currency))
+        daemon = _daemon_check(app, currency)
+        out += [daemon, await _others_check(app, currency)]
+        if daemon.status != "ok":  # a dry run beside it would read its orders mid-flight
+            out.append(Check(f"plan {currency}", "ok", "not planned: the live daemon hedges it"))
+            continue
         result = await rebalance_once(app.ctx, currency, dry_run=True)
         if result.plan is not None:
             p = result.plan
@@ -289,15 +293,22 @@ def _daemon_check(app: Any, currency: str) -> Check:
 
 async def _others_check(app: Any, currency: str) -> Check:
     """Another hedgebot's open orders or trades (of the last day) on this venue account: the
-    daemon would halt on them (see bot.exclusion); read only, nothing is recorded here."""
+    daemon would halt on them (see bot.exclusion); read only, nothing is recorded here. Trades
+    from before the hedge's position baseline (less the fill lookback) are left out, as
+    start-up leaves them: ``hedgebot db rebaseline`` accepted them."""
     from bot.domain import DataError
+    from bot.store.accounting import LedgerAccounts
     from bot.venues.errors import VenueError
 
     watch = app.ctx.watch
     name = f"other hedgebots {currency}"
+    since = app.clock.now() - OTHERS_LOOKBACK
+    base = LedgerAccounts(app.ledger.engine).baseline(app.settings.venue.facts[currency].perpetual)
+    if base is not None:
+        since = max(since, base.ts - app.ctx.executor.fill_lookback)
     try:
         orders = await app.venue.open_orders(currency)
-        fills = await app.venue.fills(currency, since=app.clock.now() - OTHERS_LOOKBACK)
+        fills = await app.venue.fills(currency, since=since)
     except (VenueError, DataError) as exc:
         return Check(name, "fail", f"{type(exc).__name__}: {exc}")
     seen = sorted({o.label for o in orders if watch.foreign(o.label)})

@@ -261,6 +261,12 @@ class WsHub:
         outcome = await self._server.process(method, params, authorize, local)
         if outcome.unavailable:
             outcome = Outcome(error=RpcError.of(10040), us_in=outcome.us_in, us_out=outcome.us_out)
+        # Created over this connection even when the reply is lost (and the connection with
+        # it): that is the order cancel-on-disconnect is for.
+        if method in _PLACING and outcome.error is None and isinstance(outcome.result, dict):
+            order = outcome.result.get("order")
+            if isinstance(order, dict) and isinstance(order.get("order_id"), str):
+                session.created.add(order["order_id"])
         if outcome.drop:
 
             async def close() -> None:
@@ -270,10 +276,6 @@ class WsHub:
             return
         if method == "public/auth" and outcome.error is None:
             session.authed = True
-        if method in _PLACING and outcome.error is None and isinstance(outcome.result, dict):
-            order = outcome.result.get("order")
-            if isinstance(order, dict) and isinstance(order.get("order_id"), str):
-                session.created.add(order["order_id"])
         session.outbox.put_nowait(outcome.text(request.get("id")))
 
     def _local(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.audit import rebaseline
 from bot.cli.check import Check, run_checks, scope_check
 from bot.clock import FakeClock, SystemClock
 from bot.config import Settings, load_settings
@@ -15,6 +17,7 @@ from bot.lock import BookLease, account_identity, book_key
 from bot.sim.faults import WireFaultPlan
 from bot.store.db import make_engine, upgrade
 from bot.store.lease import LeaseStore
+from bot.store.ledger import Ledger
 from tests.support.sim_server_kit import KEY, NOW, PERP, SECRET, raw_get, running
 
 
@@ -145,6 +148,8 @@ async def test_check_warns_of_a_live_daemon_on_the_book_and_fails_another_hedgeb
             checks = _by_name(await run_checks(settings, FakeClock(NOW)))
     assert checks["daemon BTC"].status == "warn"
     assert "pid 4242 on box" in checks["daemon BTC"].detail
+    # no dry run beside a live daemon: it would read (and record) its orders mid-flight
+    assert checks["plan BTC"].detail == "not planned: the live daemon hedges it"
     assert checks["other hedgebots BTC"].status == "fail"
     assert other in checks["other hedgebots BTC"].detail
     assert "0badc0de" in checks["other hedgebots BTC"].detail
@@ -160,3 +165,23 @@ async def test_check_passes_a_book_whose_last_daemon_is_gone(tmp_path: Path) -> 
         checks = _by_name(await run_checks(settings, FakeClock(NOW)))
     assert checks["daemon BTC"] == Check("daemon BTC", "ok", "no live daemon holds this book")
     assert checks["other hedgebots BTC"].status == "ok"
+
+
+async def test_check_passes_another_hedgebots_trade_from_before_the_rebaseline_that_accepted_it(
+    tmp_path: Path,
+) -> None:
+    """The other hedgebot was stopped and `hedgebot db rebaseline` accepted what it left: the
+    daemon starts and trades (start-up looks at trades from the baseline on), so check must
+    not fail the account for the rest of the day saying the daemon would halt."""
+    other = Labels("hb", "0badc0de").make("0123456789abcdef", 1)
+    async with running() as sim:
+        settings = _settings(tmp_path, sim.url)
+        upgrade(settings.database.url)
+        order = {"instrument_name": PERP, "amount": 10, "type": "market", "label": other}
+        _, bought = await raw_get(sim, "private/buy", order)
+        assert bought["result"]["order"]["order_state"] == "filled"
+        later = NOW + timedelta(minutes=30)
+        rebaseline(Ledger(make_engine(settings.database.url)), PERP, 10.0, later)
+        sim.clock.advance(35 * 60)
+        checks = _by_name(await run_checks(settings, FakeClock(sim.clock.now())))
+    assert checks["other hedgebots BTC"].status == "ok", checks["other hedgebots BTC"]

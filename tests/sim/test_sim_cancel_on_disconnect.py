@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.sim.faults import WireFaultPlan
 from tests.support.sim_server_kit import KEY, PERP, SECRET, Sim, raw_get, running
 
 
@@ -107,3 +108,30 @@ async def test_scope_account_makes_every_later_connection_start_with_it() -> Non
         assert await open_order_ids(sim, set()) == set()
         _, state = await raw_get(sim, "private/get_order_state", {"order_id": placed})
         assert state["result"]["order_state"] == "cancelled"
+
+
+async def test_an_order_whose_reply_was_lost_with_the_connection_is_cancelled_with_it() -> None:
+    """Accepted, then the connection closed before the reply (the fault plan's lost reply):
+    the order was still created over that connection, so its cancel-on-disconnect takes it;
+    that is the case the feature exists for."""
+    async with running(fault_plan=WireFaultPlan(accept_then_drop=(1,))) as sim:
+        price = await resting_price(sim)
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(f"ws://127.0.0.1:{sim.port}/ws/api/v2")
+            auth = {"grant_type": "client_credentials", "client_id": KEY, "client_secret": SECRET}
+            await call(ws, 1, "public/auth", **auth)
+            await call(ws, 2, "private/enable_cancel_on_disconnect", scope="connection")
+            await ws.send_json(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 3,
+                    "method": "private/buy",
+                    "params": resting_params(price, "lost"),
+                }
+            )
+            closed = await asyncio.wait_for(ws.receive(), 5)  # no reply: the server closes
+            assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert await open_order_ids(sim, set()) == set()
+        placed = await sim.venue.order_by_label("BTC", "lost")
+        assert placed is not None
+        assert placed.status.value == "cancelled"

@@ -21,6 +21,7 @@ import contextlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import ccxt.pro as ccxtpro
@@ -144,14 +145,14 @@ class DeribitStreams:
         self.sessions = 0  # sessions opened
         self.drops = 0  # sessions that ended on an error or silence
         self.connected = asyncio.Event()  # set while a session is subscribed
+        self._up_since: datetime | None = None  # when the current session came up
 
     async def run(self, on_price: PriceCallback, stop: asyncio.Event) -> None:
         """Stream until ``stop``; never raises (the schedule goes on whatever happens here)."""
-        attempt = 0  # failed sessions since the last one that came up
+        attempt = 0  # failed sessions since the last one that stayed up
         while not stop.is_set():
             client = self._factory()
             self.sessions += 1
-            up = False
             try:
                 await self._until_stop(self._session(client, on_price, attempt), stop)
                 if stop.is_set():
@@ -162,11 +163,14 @@ class DeribitStreams:
                 self.drops += 1
                 log.warning("stream_down", error=f"{type(exc).__name__}: {exc}"[:300])
             finally:
-                up = self.connected.is_set()
+                lasted = self._lasted()
                 self.connected.clear()
                 with contextlib.suppress(Exception):
                     await client.close()
-            if up:  # it came up, then dropped: a fresh failure, not the n-th in a row
+            # A session that stayed up as long as the longest wait dropped afresh: not the n-th
+            # failure in a row. One that drops as soon as it is up (a flapping venue) keeps
+            # doubling, or the daemon would reconnect (and authenticate) twice a second.
+            if lasted is not None and lasted >= self._plan.reconnect_max_seconds:
                 attempt = 0
             wait = self._backoff(attempt)
             attempt += 1
@@ -240,8 +244,15 @@ class DeribitStreams:
     def _unanswered(self, what: str) -> StreamSilent:
         return StreamSilent(f"no answer to {what} in {self._plan.silence_seconds} s")
 
+    def _lasted(self) -> float | None:
+        """How long the session that just ended was up (seconds); None if it never came up."""
+        if not self.connected.is_set() or self._up_since is None:
+            return None
+        return (self._clock.now() - self._up_since).total_seconds()
+
     def _up(self, attempt: int) -> None:
         if not self.connected.is_set():
+            self._up_since = self._clock.now()
             self.connected.set()
             log.info("stream_connected", tickers=list(self._plan.tickers), reconnects=attempt)
 
