@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from bot.clock import Clock
-from bot.domain import Fill
+from bot.domain import Fill, OrderState
 from bot.intake import FillIntake
 from bot.labels import Labels
 from bot.store.ledger import Ledger
@@ -77,8 +77,7 @@ class AccountWatch:
         if lost:
             log.warning("lost_fills_recovered", labels=sorted({f.label for f in lost}))
             self._intake.ingest(lost)  # raises: halt
-        seen = [("order", o.label) for o in orders if self.foreign(o.label)]
-        seen += [("trade", f.label) for f in fills if self.foreign(f.label)]
+        seen = self.others(orders, fills)
         seen += [("copy's trade", f.label) for f in unknown if f.timestamp >= self.started]
         seen += [
             ("copy's order", o.label)
@@ -91,6 +90,12 @@ class AccountWatch:
         if not seen:
             return None
         return self._describe(currency, seen)
+
+    def others(self, orders: Sequence[OrderState], fills: Sequence[Fill]) -> list[tuple[str, str]]:
+        """Another hedgebot's open orders and trades among these, as (kind, label); reads and
+        records nothing (``hedgebot check`` asks this too)."""
+        seen = [("order", o.label) for o in orders if self.foreign(o.label)]
+        return seen + [("trade", f.label) for f in fills if self.foreign(f.label)]
 
     def _known(self, fill: Fill) -> bool:
         return self._ledger.order(fill.label) is not None

@@ -204,13 +204,7 @@ class Executor:
             return await self._settle_found(currency, row, state, cancel)
         working = [o for o in await self._venue.open_orders(currency) if o.label == label]
         if working:  # a label look-up can lag the list of open orders: it arrived
-            if not cancel:
-                return False
-            log.info("order_readopted", label=label, status="open", via="open_orders")
-            final = await self._cancel(currency, working[0])
-            await self.settle(currency, final, row.created_at)
-            fresh = self._ledger.order(label)
-            return fresh is not None and fresh.status.terminal
+            return await self._settle_found(currency, row, working[0], cancel)
         trades = await self._trades_of(currency, label, row.venue_order_id, row.created_at)
         if trades and not row.venue_order_id:
             # Its reply was lost, its trades name it: a label look-up and the open-order list

@@ -114,9 +114,16 @@ def _watched_from(ctx: CycleContext, hedge: str) -> datetime:
     """From when another hedgebot's trades count at start: since this ledger began watching
     the hedge (its position baseline), or from now on a first start; earlier trades are the
     account's history (a ledger that was replaced, say), explained by the baseline."""
+    since = baseline_watch_start(ctx, hedge)
+    return since if since is not None else ctx.clock.now() - ctx.executor.fill_lookback
+
+
+def baseline_watch_start(ctx: CycleContext, hedge: str) -> datetime | None:
+    """The hedge's position baseline less the fill lookback (None without a baseline): trades
+    before it were accepted by the baseline (``hedgebot db rebaseline``), never another
+    hedgebot's to halt on."""
     base = LedgerAccounts(ctx.ledger.engine).baseline(hedge)
-    start = base.ts if base is not None else ctx.clock.now()
-    return start - ctx.executor.fill_lookback
+    return base.ts - ctx.executor.fill_lookback if base is not None else None
 
 
 def _recovery_start(ctx: CycleContext, currency: str, hedge: str) -> datetime | None:

@@ -297,22 +297,23 @@ async def _others_check(app: Any, currency: str) -> Check:
     from before the hedge's position baseline (less the fill lookback) are left out, as
     start-up leaves them: ``hedgebot db rebaseline`` accepted them."""
     from bot.domain import DataError
-    from bot.store.accounting import LedgerAccounts
+    from bot.reconcile import baseline_watch_start
     from bot.venues.errors import VenueError
 
     watch = app.ctx.watch
     name = f"other hedgebots {currency}"
     since = app.clock.now() - OTHERS_LOOKBACK
-    base = LedgerAccounts(app.ledger.engine).baseline(app.settings.venue.facts[currency].perpetual)
-    if base is not None:
-        since = max(since, base.ts - app.ctx.executor.fill_lookback)
+    accepted = baseline_watch_start(app.ctx, app.settings.venue.facts[currency].perpetual)
+    if accepted is not None:
+        since = max(since, accepted)
     try:
         orders = await app.venue.open_orders(currency)
         fills = await app.venue.fills(currency, since=since)
     except (VenueError, DataError) as exc:
         return Check(name, "fail", f"{type(exc).__name__}: {exc}")
-    seen = sorted({o.label for o in orders if watch.foreign(o.label)})
-    seen += sorted({f.label for f in fills if watch.foreign(f.label)} - set(seen))
+    found = watch.others(orders, fills)
+    seen = sorted({label for kind, label in found if kind == "order"})
+    seen += sorted({label for kind, label in found if kind == "trade"} - set(seen))
     if not seen:
         return Check(name, "ok", "no other hedgebot's orders or trades on this account")
     ledgers = sorted({watch.labels.ledger_of(label) or "without an id" for label in seen})

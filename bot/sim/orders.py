@@ -295,14 +295,9 @@ class OrderDirectory:
         """Index an order the venue holds from before this server started, with the fills of
         it this server has already read (they were read while its owner was unknown)."""
         record = self.record_new(state, TimeInForce.GTC, state.timestamp)
-        part = record.live_part
         for trade in self._trade_list:
-            fill = trade.fill
-            if fill.venue_order_id == state.venue_order_id:
-                part.filled += fill.amount
-                part.paid += fill.price * fill.amount
-                part.fees += fill.fee
-                record.updated = max(record.updated, fill.timestamp)
+            if trade.fill.venue_order_id == state.venue_order_id:
+                self._count_fill(trade.fill)
         await self.refresh(currency)
         return record
 
